@@ -1,0 +1,63 @@
+//! # conex
+//!
+//! Python's "Concurrent Execution" chapter rebuilt as one async-first
+//! toolkit on tokio. Tasks replace threads, async locks and queues replace
+//! blocking ones, and every primitive also has a blocking facade
+//! (`.blocking()`), so plain OS threads use the very same object.
+//!
+//! Python's documented semantics are the specification wherever they are
+//! sound in Rust; where one cannot carry over (a dropped future cannot
+//! re-acquire a lock), the API makes the unsound state impossible and the
+//! docs say so.
+//!
+//! ## Where the Python names live
+//!
+//! | Python | conex |
+//! |---|---|
+//! | `threading` (and asyncio's `Lock`, `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`, `Barrier`) | [`threading`] |
+//! | `_thread` | [`_thread`] |
+//!
+//! ## Conventions
+//!
+//! - Every primitive is a cheap `Clone` handle (clones are the same object,
+//!   as Python references are), `Send + Sync + Debug`, and its futures are
+//!   `Send`.
+//! - Python's names in Rust case; `blocking=False` is `try_*`, `timeout=` is
+//!   a `*_timeout(Duration)` twin that returns what Python returns.
+//! - Errors are small types named after Python's exceptions
+//!   ([`threading::ReleaseError`], [`threading::BrokenBarrier`], ...).
+//! - Dropping a future is cancellation, and loses nothing: every async
+//!   method documents it under `# Cancel safety`.
+//!
+//! ```
+//! # #[tokio::main] async fn main() {
+//! use conex::threading::{Event, Semaphore, Thread};
+//!
+//! let limit = Semaphore::new(2);
+//! let stop = Event::new();
+//! let workers: Vec<_> = (0..4)
+//!     .map(|i| {
+//!         let (limit, stop) = (limit.clone(), stop.clone());
+//!         Thread::spawn(async move {
+//!             let _slot = limit.permit().await; // at most 2 at a time
+//!             stop.wait().await;
+//!             i
+//!         })
+//!     })
+//!     .collect();
+//! stop.set();
+//! let mut sum = 0;
+//! for w in workers {
+//!     sum += w.join().await.unwrap();
+//! }
+//! assert_eq!(sum, 6);
+//! # }
+//! ```
+
+#![warn(missing_debug_implementations)]
+
+mod shim;
+mod wait;
+
+pub mod _thread;
+pub mod threading;

@@ -1,0 +1,342 @@
+//! The registry of live Threads and the module functions that read it:
+//! `current_thread`, `main_thread`, `enumerate`, `active_count`,
+//! `get_ident`, `get_native_id`, `stack_size`, and the wait for non-daemon
+//! threads at exit.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{LazyLock, Mutex, OnceLock};
+use std::time::Duration;
+
+use super::StackSizeError;
+use super::thread::{Kind, Thread};
+
+tokio::task_local! {
+    /// The task-backed Thread being polled.
+    pub(crate) static CURRENT_TASK: Thread;
+}
+
+thread_local! {
+    /// The conex OS thread running here, if any.
+    static CURRENT_OS: RefCell<Option<Thread>> = const { RefCell::new(None) };
+    /// The dummy Thread of an OS thread conex did not start.
+    static DUMMY: DummyHolder = DummyHolder(create_dummy());
+}
+
+struct DummyHolder(Thread);
+
+impl Drop for DummyHolder {
+    fn drop(&mut self) {
+        // The main thread stays listed until the process ends.
+        if self.0.core.kind == Kind::Dummy {
+            unregister(&self.0);
+        }
+    }
+}
+
+static NEXT_IDENT: AtomicU64 = AtomicU64::new(1);
+static NEXT_DUMMY: AtomicU64 = AtomicU64::new(1);
+static REGISTRY: LazyLock<Mutex<HashMap<u64, Thread>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+static MAIN: OnceLock<Thread> = OnceLock::new();
+static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+fn registry() -> std::sync::MutexGuard<'static, HashMap<u64, Thread>> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn next_ident() -> u64 {
+    NEXT_IDENT.fetch_add(1, Relaxed)
+}
+
+pub(crate) fn register(t: &Thread) {
+    registry().insert(t.core.ident, t.clone());
+}
+
+pub(crate) fn unregister(t: &Thread) {
+    let removed = registry().remove(&t.core.ident);
+    drop(removed);
+}
+
+pub(crate) fn set_current_os(t: Option<Thread>) {
+    CURRENT_OS.with(|c| *c.borrow_mut() = t);
+}
+
+fn create_dummy() -> Thread {
+    if is_main_os_thread() {
+        return main_thread();
+    }
+    let n = NEXT_DUMMY.fetch_add(1, Relaxed);
+    let t = Thread::new_running(Kind::Dummy, format!("Dummy-{n}"), true, get_native_id());
+    register(&t);
+    t
+}
+
+/// Runs `f` with the current thread without cloning it.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
+    let mut f = Some(f);
+    if let Ok(r) = CURRENT_TASK.try_with(|t| (f.take().expect("called once"))(t)) {
+        return r;
+    }
+    let os = CURRENT_OS.with(|c| c.borrow().clone());
+    let f = f.take().expect("called once");
+    match os {
+        Some(t) => f(&t),
+        None => match DUMMY.try_with(|d| d.0.clone()) {
+            Ok(t) => f(&t),
+            // The thread is exiting (its locals are being destroyed).
+            Err(_) => f(&create_dummy()),
+        },
+    }
+}
+
+/// The Thread of the caller: the task-backed Thread being run, the conex
+/// OS thread, or, for code conex did not start (a plain OS thread, a raw
+/// tokio task), the "dummy" Thread of the OS thread it is running on (the
+/// main thread for `main`). Dummy threads are daemons and are listed by
+/// [`enumerate`] while their OS thread lives.
+///
+/// Python: `threading.current_thread()`.
+pub fn current_thread() -> Thread {
+    with_current(Thread::clone)
+}
+
+/// The Thread of the program's main OS thread.
+///
+/// Python: `threading.main_thread()`.
+pub fn main_thread() -> Thread {
+    MAIN.get_or_init(|| {
+        let t = Thread::new_running(Kind::Main, "MainThread".to_owned(), false, main_native_id());
+        register(&t);
+        t
+    })
+    .clone()
+}
+
+/// The main thread's OS id, whichever thread asks (0 if unknown).
+fn main_native_id() -> u64 {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        // The main thread's TID is the process id.
+        u64::from(std::process::id())
+    } else if is_main_os_thread() {
+        get_native_id()
+    } else {
+        0
+    }
+}
+
+/// Whether the calling OS thread is the process's main thread.
+fn is_main_os_thread() -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: plain syscalls without arguments that cannot fail.
+        unsafe { libc::syscall(libc::SYS_gettid) as i64 == i64::from(libc::getpid()) }
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    {
+        // SAFETY: no arguments, no failure mode.
+        unsafe { libc::pthread_main_np() == 1 }
+    }
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd"
+    )))]
+    {
+        std::thread::current().name() == Some("main")
+    }
+}
+
+/// The identifier of the current Thread (see [`current_thread`]): non-zero,
+/// never reused while the process lives.
+///
+/// Python: `threading.get_ident()`.
+pub fn get_ident() -> u64 {
+    with_current(|t| t.core.ident)
+}
+
+/// The OS id (TID) of the calling OS thread. Called from a task it is the
+/// worker thread running the task right now.
+///
+/// Python: `threading.get_native_id()`.
+pub fn get_native_id() -> u64 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: gettid takes no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_gettid) as u64 }
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    {
+        let mut id = 0u64;
+        // SAFETY: a null thread means the calling thread; `id` is valid.
+        unsafe { libc::pthread_threadid_np(0, &mut id) };
+        id
+    }
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios"
+    )))]
+    {
+        // No portable TID here: a per-thread number that is unique.
+        crate::wait::owner::current()
+    }
+}
+
+/// Every live Thread: started and not finished ones, the main thread and
+/// the dummy threads of foreign OS threads that asked who they are.
+///
+/// Python: `threading.enumerate()`.
+pub fn enumerate() -> Vec<Thread> {
+    main_thread();
+    let mut v: Vec<Thread> = registry().values().cloned().collect();
+    v.sort_by_key(|t| t.core.ident);
+    v
+}
+
+/// The number of live Threads (`enumerate().len()`).
+///
+/// Python: `threading.active_count()`.
+pub fn active_count() -> usize {
+    main_thread();
+    registry().len()
+}
+
+/// The daemon flag a new Thread inherits: its creator's, as in Python,
+/// except that code conex did not start (a raw tokio task, a foreign OS
+/// thread) creates non-daemon Threads. Python would make them daemons (its
+/// "dummy" threads are), which in a tokio program would make every Thread
+/// a daemon and `join_non_daemon` wait for nothing.
+pub(crate) fn current_daemon() -> bool {
+    with_current(|t| t.core.kind != Kind::Dummy && t.daemon())
+}
+
+/// The stack size used for OS-thread-backed Threads started afterwards
+/// (0: the platform's default).
+///
+/// Python: `threading.stack_size()`.
+pub fn stack_size() -> usize {
+    STACK_SIZE.load(Relaxed)
+}
+
+/// Sets the stack size for OS-thread-backed Threads started afterwards and
+/// returns the previous one. 0 means the platform's default.
+///
+/// Python: `threading.stack_size(size)`.
+///
+/// # Errors
+/// [`StackSizeError`] for a size from 1 to 32 KiB - 1.
+pub fn set_stack_size(size: usize) -> Result<usize, StackSizeError> {
+    if size != 0 && size < 32 * 1024 {
+        return Err(StackSizeError(size));
+    }
+    Ok(STACK_SIZE.swap(size, Relaxed))
+}
+
+pub(crate) fn default_stack_size() -> Option<usize> {
+    match stack_size() {
+        0 => None,
+        n => Some(n),
+    }
+}
+
+/// The largest timeout that is honoured as such: longer timeouts (as
+/// `Duration::MAX`) wait without a deadline.
+///
+/// Python: `threading.TIMEOUT_MAX` (the same value as CPython on Linux).
+pub const TIMEOUT_MAX: Duration = Duration::from_secs(9_223_372_036);
+
+/// The runtime task-backed Threads start on: the caller's, or one conex
+/// starts once for a process that has none.
+pub(crate) fn runtime_handle() -> tokio::runtime::Handle {
+    tokio::runtime::Handle::try_current().unwrap_or_else(|_| {
+        RUNTIME
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .thread_name("conex-worker")
+                    .enable_all()
+                    .build()
+                    .expect("conex: cannot start the runtime for task-backed Threads")
+            })
+            .handle()
+            .clone()
+    })
+}
+
+fn non_daemon_others() -> Vec<Thread> {
+    let me = get_ident();
+    registry()
+        .values()
+        .filter(|t| {
+            !t.daemon()
+                && t.core.ident != me
+                && matches!(t.core.kind, Kind::Task | Kind::Os)
+                && t.is_alive()
+        })
+        .cloned()
+        .collect()
+}
+
+/// Waits until every non-daemon Thread (other than the caller) has ended,
+/// including the ones they start meanwhile: what Python's interpreter does
+/// before it exits. Call it at the end of `main`; daemon threads are simply
+/// abandoned when `main` returns, as Python abandons them.
+///
+/// Python: the interpreter's `threading._shutdown()` at exit.
+///
+/// # Cancel safety
+/// Dropping the future loses nothing: the threads run on.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use conex::threading::{self, Thread};
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let done = Arc::new(AtomicBool::new(false));
+/// let d2 = done.clone();
+/// Thread::spawn(async move { d2.store(true, Ordering::SeqCst) });
+/// threading::join_non_daemon().await;
+/// assert!(done.load(Ordering::SeqCst));
+/// # }
+/// ```
+pub async fn join_non_daemon() {
+    loop {
+        let pending = non_daemon_others();
+        if pending.is_empty() {
+            return;
+        }
+        for t in pending {
+            let _ = t.join().await;
+        }
+    }
+}
+
+/// [`join_non_daemon`] for synchronous code: blocks the calling OS thread.
+pub fn join_non_daemon_blocking() {
+    loop {
+        let pending = non_daemon_others();
+        if pending.is_empty() {
+            return;
+        }
+        for t in pending {
+            let _ = t.blocking().join();
+        }
+    }
+}
+
+/// Calls `f` on every live Thread (the registry is not locked while `f`
+/// runs).
+pub(crate) fn for_each_live(mut f: impl FnMut(&Thread)) {
+    let all: Vec<Thread> = registry().values().cloned().collect();
+    for t in &all {
+        f(t);
+    }
+}

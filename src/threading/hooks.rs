@@ -1,0 +1,172 @@
+//! `excepthook`, `settrace` and `setprofile`: the hooks Python runs around
+//! its threads, for conex Threads.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use super::Thread;
+
+/// What the excepthook is called with when a Thread's target panics.
+///
+/// Python: `threading.ExceptHookArgs` (`exc_type`, `exc_value`,
+/// `exc_traceback`, `thread`); a Rust panic has a payload instead.
+pub struct ExceptHookArgs<'a> {
+    thread: &'a Thread,
+    payload: &'a (dyn Any + Send),
+}
+
+impl<'a> ExceptHookArgs<'a> {
+    pub(crate) fn new(thread: &'a Thread, payload: &'a (dyn Any + Send)) -> Self {
+        ExceptHookArgs { thread, payload }
+    }
+
+    /// The thread whose target panicked.
+    pub fn thread(&self) -> &Thread {
+        self.thread
+    }
+
+    /// The panic payload (usually a `&str` or a `String`).
+    pub fn payload(&self) -> &(dyn Any + Send) {
+        self.payload
+    }
+
+    /// The panic message, when the payload is a string.
+    pub fn message(&self) -> &str {
+        panic_message(self.payload)
+    }
+}
+
+impl fmt::Debug for ExceptHookArgs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExceptHookArgs")
+            .field("thread", self.thread)
+            .field("message", &self.message())
+            .finish()
+    }
+}
+
+/// The message of a panic payload, or a placeholder.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "<non-string panic payload>"
+    }
+}
+
+type ExceptHook = Arc<dyn Fn(&ExceptHookArgs<'_>) + Send + Sync>;
+
+/// A hook run in every new conex Thread before its target.
+///
+/// Python: the functions given to `threading.settrace` / `setprofile`
+/// (Rust has no per-line tracing: the hook runs once, at thread start).
+pub type StartHook = Arc<dyn Fn(&Thread) + Send + Sync>;
+
+static EXCEPTHOOK: RwLock<Option<ExceptHook>> = RwLock::new(None);
+static TRACE: RwLock<Option<StartHook>> = RwLock::new(None);
+static PROFILE: RwLock<Option<StartHook>> = RwLock::new(None);
+
+fn read<T: Clone>(l: &RwLock<Option<T>>) -> Option<T> {
+    l.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn write<T>(l: &RwLock<Option<T>>, v: Option<T>) -> Option<T> {
+    std::mem::replace(&mut *l.write().unwrap_or_else(|e| e.into_inner()), v)
+}
+
+/// Handles a panic in a Thread's target: calls the installed hook (see
+/// [`set_excepthook`]), or [`default_excepthook`].
+///
+/// Python: `threading.excepthook(args)`.
+pub fn excepthook(args: &ExceptHookArgs<'_>) {
+    match read(&EXCEPTHOOK) {
+        Some(hook) => {
+            // A hook that panics itself is reported the default way.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(args))).is_err() {
+                default_excepthook(args);
+            }
+        }
+        None => default_excepthook(args),
+    }
+}
+
+/// Prints `Exception in thread NAME: MESSAGE` to stderr.
+///
+/// Python: `threading.__excepthook__`.
+pub fn default_excepthook(args: &ExceptHookArgs<'_>) {
+    eprintln!(
+        "Exception in thread {}: {}",
+        args.thread().name(),
+        args.message()
+    );
+}
+
+/// Replaces the excepthook for every conex Thread whose target panics.
+///
+/// Python: assigning `threading.excepthook`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{set_excepthook, reset_excepthook, Thread};
+/// use std::sync::{Arc, Mutex};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let s2 = seen.clone();
+/// set_excepthook(move |args| s2.lock().unwrap().push(args.message().to_string()));
+/// let t = Thread::spawn_blocking(|| -> () { panic!("boom") });
+/// assert!(t.blocking().join().is_err());
+/// assert_eq!(seen.lock().unwrap().as_slice(), ["boom"]);
+/// reset_excepthook();
+/// ```
+pub fn set_excepthook(hook: impl Fn(&ExceptHookArgs<'_>) + Send + Sync + 'static) {
+    write(&EXCEPTHOOK, Some(Arc::new(hook)));
+}
+
+/// Puts the default excepthook back.
+pub fn reset_excepthook() {
+    write(&EXCEPTHOOK, None);
+}
+
+/// Installs (or, with `None`, removes) a hook run at the start of every
+/// conex Thread started afterwards, in that thread, before its target.
+///
+/// Python: `threading.settrace(func)`. Python's `settrace_all_threads` has
+/// no counterpart: a start hook cannot run in threads that already started.
+pub fn settrace(hook: Option<StartHook>) {
+    write(&TRACE, hook);
+}
+
+/// The hook installed by [`settrace`].
+///
+/// Python: `threading.gettrace()`.
+pub fn gettrace() -> Option<StartHook> {
+    read(&TRACE)
+}
+
+/// Installs (or removes) a second start hook, run after the trace hook.
+///
+/// Python: `threading.setprofile(func)`.
+pub fn setprofile(hook: Option<StartHook>) {
+    write(&PROFILE, hook);
+}
+
+/// The hook installed by [`setprofile`].
+///
+/// Python: `threading.getprofile()`.
+pub fn getprofile() -> Option<StartHook> {
+    read(&PROFILE)
+}
+
+/// Runs the start hooks for `thread` (in that thread).
+pub(crate) fn run_start_hooks(thread: &Thread) {
+    if let Some(h) = gettrace() {
+        h(thread);
+    }
+    if let Some(h) = getprofile() {
+        h(thread);
+    }
+}
