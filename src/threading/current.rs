@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::Duration;
@@ -22,6 +23,8 @@ thread_local! {
     static CURRENT_OS: RefCell<Option<Thread>> = const { RefCell::new(None) };
     /// The dummy Thread of an OS thread conex did not start.
     static DUMMY: DummyHolder = DummyHolder(create_dummy());
+    /// The ident of this OS thread's dummy once it exists (0 before).
+    static DUMMY_IDENT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 struct DummyHolder(Thread);
@@ -37,13 +40,34 @@ impl Drop for DummyHolder {
 
 static NEXT_IDENT: AtomicU64 = AtomicU64::new(1);
 static NEXT_DUMMY: AtomicU64 = AtomicU64::new(1);
-static REGISTRY: LazyLock<Mutex<HashMap<u64, Thread>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Idents are unique counters: they hash as themselves.
+#[derive(Default)]
+pub(crate) struct IdentHasher(u64);
+
+impl std::hash::Hasher for IdentHasher {
+    fn finish(&self) -> u64 {
+        // Spread the low bits over the high ones that hashbrown's control
+        // bytes read.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub(crate) type IdentMap<V> = HashMap<u64, V, BuildHasherDefault<IdentHasher>>;
+
+static REGISTRY: LazyLock<Mutex<IdentMap<Thread>>> = LazyLock::new(Mutex::default);
 static MAIN: OnceLock<Thread> = OnceLock::new();
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
 
-fn registry() -> std::sync::MutexGuard<'static, HashMap<u64, Thread>> {
+fn registry() -> std::sync::MutexGuard<'static, IdentMap<Thread>> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -65,12 +89,15 @@ pub(crate) fn set_current_os(t: Option<Thread>) {
 }
 
 fn create_dummy() -> Thread {
-    if is_main_os_thread() {
-        return main_thread();
-    }
-    let n = NEXT_DUMMY.fetch_add(1, Relaxed);
-    let t = Thread::new_running(Kind::Dummy, format!("Dummy-{n}"), true, get_native_id());
-    register(&t);
+    let t = if is_main_os_thread() {
+        main_thread()
+    } else {
+        let n = NEXT_DUMMY.fetch_add(1, Relaxed);
+        let t = Thread::new_running(Kind::Dummy, format!("Dummy-{n}"), true, get_native_id());
+        register(&t);
+        t
+    };
+    let _ = DUMMY_IDENT.try_with(|c| c.set(t.core.ident));
     t
 }
 
@@ -89,6 +116,23 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
             // The thread is exiting (its locals are being destroyed).
             Err(_) => f(&create_dummy()),
         },
+    }
+}
+
+/// Whether the caller runs as the Thread `ident` (no dummy is created for
+/// a foreign thread: it cannot be a started conex Thread).
+pub(crate) fn is_current(ident: u64) -> bool {
+    if let Ok(me) = CURRENT_TASK.try_with(|t| t.core.ident) {
+        return me == ident;
+    }
+    match CURRENT_OS.with(|c| c.borrow().as_ref().map(|t| t.core.ident)) {
+        Some(me) => me == ident,
+        None => {
+            DUMMY_IDENT.with(|c| c.get()) == ident
+                || MAIN
+                    .get()
+                    .is_some_and(|m| m.core.ident == ident && is_main_os_thread())
+        }
     }
 }
 

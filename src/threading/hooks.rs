@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::Thread;
@@ -68,6 +69,9 @@ pub type StartHook = Arc<dyn Fn(&Thread) + Send + Sync>;
 static EXCEPTHOOK: RwLock<Option<ExceptHook>> = RwLock::new(None);
 static TRACE: RwLock<Option<StartHook>> = RwLock::new(None);
 static PROFILE: RwLock<Option<StartHook>> = RwLock::new(None);
+/// Set once any start hook was ever installed: until then a thread start
+/// skips the two lock reads.
+static ANY_START_HOOK: AtomicBool = AtomicBool::new(false);
 
 fn read<T: Clone>(l: &RwLock<Option<T>>) -> Option<T> {
     l.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -137,6 +141,7 @@ pub fn reset_excepthook() {
 /// Python: `threading.settrace(func)`. Python's `settrace_all_threads` has
 /// no counterpart: a start hook cannot run in threads that already started.
 pub fn settrace(hook: Option<StartHook>) {
+    ANY_START_HOOK.store(true, Ordering::Release);
     write(&TRACE, hook);
 }
 
@@ -151,6 +156,7 @@ pub fn gettrace() -> Option<StartHook> {
 ///
 /// Python: `threading.setprofile(func)`.
 pub fn setprofile(hook: Option<StartHook>) {
+    ANY_START_HOOK.store(true, Ordering::Release);
     write(&PROFILE, hook);
 }
 
@@ -163,6 +169,9 @@ pub fn getprofile() -> Option<StartHook> {
 
 /// Runs the start hooks for `thread` (in that thread).
 pub(crate) fn run_start_hooks(thread: &Thread) {
+    if !ANY_START_HOOK.load(Ordering::Acquire) {
+        return;
+    }
     if let Some(h) = gettrace() {
         h(thread);
     }

@@ -2,26 +2,28 @@
 //! default) or by an OS thread (for blocking work), with one handle API.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::*};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::FutureExt;
 
-use super::current::{self, CURRENT_TASK};
+use super::current::{self, CURRENT_TASK, IdentMap};
 use super::hooks::{self, ExceptHookArgs};
 use super::{AlreadyStarted, JoinError, StartError};
 use crate::wait::flag::Flag;
-use crate::wait::{MapOp, WaitFuture, block_on, std_deadline};
+use crate::wait::{WaitFuture, block_on, std_deadline};
 
+// The thread's life, in one atomic: not started, alive, then how it ended.
 const NEW: u8 = 0;
 const ALIVE: u8 = 1;
-const FINISHED: u8 = 2;
+const RETURNED: u8 = 2;
+const PANICKED: u8 = 3;
+const CANCELLED: u8 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -35,9 +37,7 @@ pub(crate) enum Kind {
     Dummy,
 }
 
-#[derive(Debug, Clone)]
 enum Outcome {
-    Running,
     Returned,
     Panicked(String),
     Cancelled,
@@ -53,14 +53,14 @@ pub(crate) struct Core {
     state: AtomicU8,
     native_id: AtomicU64,
     done: Flag,
-    outcome: Mutex<Outcome>,
+    panic_message: OnceLock<String>,
     launcher: Mutex<Option<Launcher>>,
-    locals: Mutex<HashMap<u64, Box<dyn Any + Send>>>,
+    locals: Mutex<IdentMap<Box<dyn Any + Send>>>,
 }
 
 impl Core {
     /// This thread's `Local` values.
-    pub(crate) fn locals(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Box<dyn Any + Send>>> {
+    pub(crate) fn locals(&self) -> std::sync::MutexGuard<'_, IdentMap<Box<dyn Any + Send>>> {
         lock(&self.locals)
     }
 }
@@ -179,9 +179,9 @@ impl ThreadBuilder {
                 state: AtomicU8::new(NEW),
                 native_id: AtomicU64::new(0),
                 done: Flag::new(false),
-                outcome: Mutex::new(Outcome::Running),
+                panic_message: OnceLock::new(),
                 launcher: Mutex::new(None),
-                locals: Mutex::new(HashMap::new()),
+                locals: Mutex::new(IdentMap::default()),
             }),
         }
     }
@@ -197,10 +197,13 @@ impl ThreadBuilder {
         let slot = Arc::new(Mutex::new(None));
         let s2 = slot.clone();
         *lock(&thread.core.launcher) = Some(Box::new(move |t: Thread| {
-            launch_task(t, future, s2);
+            launch_task(t, future, Some(s2));
             Ok(())
         }));
-        JoinHandle { thread, slot }
+        JoinHandle {
+            thread,
+            out: Output::Slot(slot),
+        }
     }
 
     /// Starts a task-backed thread running `future`.
@@ -212,10 +215,12 @@ impl ThreadBuilder {
         F::Output: Send + 'static,
     {
         let thread = self.core(Kind::Task);
-        let slot = Arc::new(Mutex::new(None));
         thread.mark_started();
-        launch_task(thread.clone(), future, slot.clone());
-        JoinHandle { thread, slot }
+        let task = launch_task(thread.clone(), future, None);
+        JoinHandle {
+            thread,
+            out: Output::Task(task),
+        }
     }
 
     /// An OS-thread-backed thread running `f`, not started yet.
@@ -229,7 +234,10 @@ impl ThreadBuilder {
         let slot = Arc::new(Mutex::new(None));
         let s2 = slot.clone();
         *lock(&thread.core.launcher) = Some(Box::new(move |t: Thread| launch_os(t, stack, f, s2)));
-        JoinHandle { thread, slot }
+        JoinHandle {
+            thread,
+            out: Output::Slot(slot),
+        }
     }
 
     /// Starts an OS-thread-backed thread running `f`: a dedicated thread
@@ -254,7 +262,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 type Slot<T> = Arc<Mutex<Option<T>>>;
 
-fn launch_task<F>(thread: Thread, future: F, slot: Slot<F::Output>)
+/// Where a JoinHandle finds the target's value.
+enum Output<T> {
+    /// A task spawned at once: the value comes back through tokio's handle
+    /// (`None` if the target panicked).
+    Task(tokio::task::JoinHandle<Option<T>>),
+    /// A deferred start or an OS thread: the target stores it here.
+    Slot(Slot<T>),
+}
+
+/// Spawns the task of a task-backed thread. With a `slot` the value goes
+/// there, otherwise it is the task's output.
+fn launch_task<F>(
+    thread: Thread,
+    future: F,
+    slot: Option<Slot<F::Output>>,
+) -> tokio::task::JoinHandle<Option<F::Output>>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -272,16 +295,20 @@ where
                 .await
             })
             .await;
-        let outcome = match result {
-            Ok(v) => {
-                *lock(&slot) = Some(v);
-                Outcome::Returned
-            }
-            Err(payload) => report_panic(&t2, payload),
+        let (outcome, value) = match result {
+            Ok(v) => match &slot {
+                Some(slot) => {
+                    *lock(slot) = Some(v);
+                    (Outcome::Returned, None)
+                }
+                None => (Outcome::Returned, Some(v)),
+            },
+            Err(payload) => (report_panic(&t2, payload), None),
         };
         finish.finish(outcome);
+        value
     };
-    current::runtime_handle().spawn(body);
+    current::runtime_handle().spawn(body)
 }
 
 fn launch_os<F, T>(thread: Thread, stack: Option<usize>, f: F, slot: Slot<T>) -> std::io::Result<()>
@@ -421,8 +448,15 @@ impl Thread {
     }
 
     fn finish(&self, outcome: Outcome) {
-        *lock(&self.core.outcome) = outcome;
-        self.core.state.store(FINISHED, Release);
+        let state = match outcome {
+            Outcome::Returned => RETURNED,
+            Outcome::Panicked(msg) => {
+                let _ = self.core.panic_message.set(msg);
+                PANICKED
+            }
+            Outcome::Cancelled => CANCELLED,
+        };
+        self.core.state.store(state, Release);
         current::unregister(self);
         // Python deletes a thread's local data when it ends.
         let locals = std::mem::take(&mut *self.core.locals());
@@ -505,7 +539,7 @@ impl Thread {
         if self.core.state.load(Acquire) == NEW {
             return Err(JoinError::NotStarted);
         }
-        if current::get_ident() == self.core.ident && self.is_alive() {
+        if self.is_alive() && current::is_current(self.core.ident) {
             return Err(JoinError::CurrentThread);
         }
         Ok(())
@@ -515,11 +549,13 @@ impl Thread {
         if !finished {
             return Err(JoinError::Timeout);
         }
-        match &*lock(&self.core.outcome) {
-            Outcome::Returned => Ok(()),
-            Outcome::Panicked(msg) => Err(JoinError::Panicked(msg.clone())),
-            Outcome::Cancelled => Err(JoinError::Cancelled),
-            Outcome::Running => unreachable!("finished thread without an outcome"),
+        match self.core.state.load(Acquire) {
+            RETURNED => Ok(()),
+            PANICKED => Err(JoinError::Panicked(
+                self.core.panic_message.get().cloned().unwrap_or_default(),
+            )),
+            CANCELLED => Err(JoinError::Cancelled),
+            _ => unreachable!("a finished thread has an outcome"),
         }
     }
 
@@ -626,7 +662,7 @@ impl BlockingThread<'_> {
 /// this is what a Rust user expects from `spawn`.
 pub struct JoinHandle<T> {
     thread: Thread,
-    slot: Slot<T>,
+    out: Output<T>,
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
@@ -649,11 +685,21 @@ impl<T: Send + 'static> JoinHandle<T> {
         &self.thread
     }
 
-    fn take(&self) -> Result<T, JoinError> {
+    /// The value of a thread known to have finished.
+    fn take(self) -> Result<T, JoinError> {
         self.thread.outcome(true)?;
-        Ok(lock(&self.slot)
-            .take()
-            .expect("a returned thread stores its value"))
+        let value = match self.out {
+            Output::Slot(slot) => lock(&slot).take(),
+            Output::Task(mut task) => loop {
+                // The task completes in the very poll that marked the thread
+                // finished: this waits for the end of that poll at most.
+                match (&mut task).now_or_never() {
+                    Some(v) => break v.ok().flatten(),
+                    None => std::thread::yield_now(),
+                }
+            },
+        };
+        Ok(value.expect("a returned thread stores its value"))
     }
 
     /// Waits until the thread ends and returns its target's value.
@@ -668,8 +714,17 @@ impl<T: Send + 'static> JoinHandle<T> {
         let checked = self.thread.check_join();
         async move {
             checked?;
-            WaitFuture::new(MapOp::new(self.thread.core.done.wait(), |_| ())).await;
-            self.take()
+            match self.out {
+                Output::Task(task) => match task.await {
+                    Ok(Some(v)) => Ok(v),
+                    // Panicked (the outcome says so) or dropped.
+                    _ => self.thread.outcome(true).and(Err(JoinError::Cancelled)),
+                },
+                Output::Slot(_) => {
+                    WaitFuture::new(self.thread.core.done.wait()).await;
+                    self.take()
+                }
+            }
         }
     }
 
@@ -679,7 +734,9 @@ impl<T: Send + 'static> JoinHandle<T> {
     }
 }
 
-/// The blocking facade of a [`JoinHandle`].
+/// The blocking facade of a [`JoinHandle`]. To wait with a timeout, use
+/// [`thread`](Self::thread)`().blocking().join_timeout(..)` first: the
+/// value stays here until [`join`](Self::join).
 #[derive(Debug)]
 pub struct BlockingJoinHandle<T> {
     handle: JoinHandle<T>,
@@ -693,18 +750,6 @@ impl<T: Send + 'static> BlockingJoinHandle<T> {
     pub fn join(self) -> Result<T, JoinError> {
         self.handle.thread.blocking().join()?;
         self.handle.take()
-    }
-
-    /// Blocks at most `timeout`; on timeout the handle is given back inside
-    /// the error so the value can still be joined later.
-    ///
-    /// # Errors
-    /// As [`Thread::join_timeout`].
-    pub fn join_timeout(self, timeout: Duration) -> Result<T, (JoinError, JoinHandle<T>)> {
-        match self.handle.thread.blocking().join_timeout(timeout) {
-            Ok(()) => self.handle.take().map_err(|e| (e, self.handle)),
-            Err(e) => Err((e, self.handle)),
-        }
     }
 
     /// The thread.
