@@ -7,20 +7,16 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::{LazyLock, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::StackSizeError;
 use super::thread::{Kind, Thread};
 
-tokio::task_local! {
-    /// The task-backed Thread being polled.
-    pub(crate) static CURRENT_TASK: Thread;
-}
-
 thread_local! {
-    /// The conex OS thread running here, if any.
-    static CURRENT_OS: RefCell<Option<Thread>> = const { RefCell::new(None) };
+    /// The conex Thread running here: an OS-thread-backed Thread for its
+    /// whole life, a task-backed one during each poll of its target.
+    static CURRENT: RefCell<Option<Thread>> = const { RefCell::new(None) };
     /// The dummy Thread of an OS thread conex did not start.
     static DUMMY: DummyHolder = DummyHolder(create_dummy());
     /// The ident of this OS thread's dummy once it exists (0 before).
@@ -38,8 +34,6 @@ impl Drop for DummyHolder {
     }
 }
 
-static NEXT_IDENT: AtomicU64 = AtomicU64::new(1);
-static NEXT_DUMMY: AtomicU64 = AtomicU64::new(1);
 /// Idents are unique counters: they hash as themselves.
 #[derive(Default)]
 pub(crate) struct IdentHasher(u64);
@@ -60,14 +54,29 @@ impl std::hash::Hasher for IdentHasher {
     }
 }
 
+/// A map keyed by idents (Local ids, ...).
 pub(crate) type IdentMap<V> = HashMap<u64, V, BuildHasherDefault<IdentHasher>>;
 
-static REGISTRY: LazyLock<Mutex<IdentMap<Thread>>> = LazyLock::new(Mutex::default);
+/// The live Threads: a slab (each Thread knows its slot), so registering
+/// and leaving cost no hashing and a million threads cost 8 bytes each.
+struct Registry {
+    slots: Vec<Option<Thread>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    slots: Vec::new(),
+    free: Vec::new(),
+    len: 0,
+});
+static NEXT_IDENT: AtomicU64 = AtomicU64::new(1);
+static NEXT_DUMMY: AtomicU64 = AtomicU64::new(1);
 static MAIN: OnceLock<Thread> = OnceLock::new();
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
 
-fn registry() -> std::sync::MutexGuard<'static, IdentMap<Thread>> {
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -76,16 +85,50 @@ pub(crate) fn next_ident() -> u64 {
 }
 
 pub(crate) fn register(t: &Thread) {
-    registry().insert(t.core.ident, t.clone());
+    let mut r = registry();
+    let i = match r.free.pop() {
+        Some(i) => i,
+        None => {
+            r.slots.push(None);
+            u32::try_from(r.slots.len() - 1).expect("more than 4 billion live threads")
+        }
+    };
+    r.slots[i as usize] = Some(t.clone());
+    r.len += 1;
+    t.core.reg_slot.store(i, Relaxed);
 }
 
 pub(crate) fn unregister(t: &Thread) {
-    let removed = registry().remove(&t.core.ident);
+    let i = t.core.reg_slot.swap(u32::MAX, Relaxed);
+    if i == u32::MAX {
+        return;
+    }
+    let removed = {
+        let mut r = registry();
+        r.free.push(i);
+        r.len -= 1;
+        r.slots[i as usize].take()
+    };
     drop(removed);
 }
 
-pub(crate) fn set_current_os(t: Option<Thread>) {
-    CURRENT_OS.with(|c| *c.borrow_mut() = t);
+fn live() -> Vec<Thread> {
+    registry().slots.iter().flatten().cloned().collect()
+}
+
+/// Makes the Thread in `slot` the current one while `f` runs (moving it
+/// into the thread-local and back, no clone), restoring whatever was
+/// current before.
+pub(crate) fn with_lent<R>(slot: &mut Option<Thread>, f: impl FnOnce() -> R) -> R {
+    struct Lend<'a>(&'a mut Option<Thread>);
+    impl Drop for Lend<'_> {
+        fn drop(&mut self) {
+            let _ = CURRENT.try_with(|c| std::mem::swap(&mut *c.borrow_mut(), self.0));
+        }
+    }
+    let _ = CURRENT.try_with(|c| std::mem::swap(&mut *c.borrow_mut(), slot));
+    let _lend = Lend(slot);
+    f()
 }
 
 fn create_dummy() -> Thread {
@@ -101,15 +144,9 @@ fn create_dummy() -> Thread {
     t
 }
 
-/// Runs `f` with the current thread without cloning it.
+/// Runs `f` with the current thread.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
-    let mut f = Some(f);
-    if let Ok(r) = CURRENT_TASK.try_with(|t| (f.take().expect("called once"))(t)) {
-        return r;
-    }
-    let os = CURRENT_OS.with(|c| c.borrow().clone());
-    let f = f.take().expect("called once");
-    match os {
+    match CURRENT.try_with(|c| c.borrow().clone()).ok().flatten() {
         Some(t) => f(&t),
         None => match DUMMY.try_with(|d| d.0.clone()) {
             Ok(t) => f(&t),
@@ -122,10 +159,11 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
 /// Whether the caller runs as the Thread `ident` (no dummy is created for
 /// a foreign thread: it cannot be a started conex Thread).
 pub(crate) fn is_current(ident: u64) -> bool {
-    if let Ok(me) = CURRENT_TASK.try_with(|t| t.core.ident) {
-        return me == ident;
-    }
-    match CURRENT_OS.with(|c| c.borrow().as_ref().map(|t| t.core.ident)) {
+    match CURRENT
+        .try_with(|c| c.borrow().as_ref().map(|t| t.core.ident))
+        .ok()
+        .flatten()
+    {
         Some(me) => me == ident,
         None => {
             DUMMY_IDENT.with(|c| c.get()) == ident
@@ -238,7 +276,7 @@ pub fn get_native_id() -> u64 {
 /// Python: `threading.enumerate()`.
 pub fn enumerate() -> Vec<Thread> {
     main_thread();
-    let mut v: Vec<Thread> = registry().values().cloned().collect();
+    let mut v = live();
     v.sort_by_key(|t| t.core.ident);
     v
 }
@@ -248,7 +286,7 @@ pub fn enumerate() -> Vec<Thread> {
 /// Python: `threading.active_count()`.
 pub fn active_count() -> usize {
     main_thread();
-    registry().len()
+    registry().len
 }
 
 /// The daemon flag a new Thread inherits: its creator's, as in Python,
@@ -314,15 +352,14 @@ pub(crate) fn runtime_handle() -> tokio::runtime::Handle {
 
 fn non_daemon_others() -> Vec<Thread> {
     let me = get_ident();
-    registry()
-        .values()
+    live()
+        .into_iter()
         .filter(|t| {
             !t.daemon()
                 && t.core.ident != me
                 && matches!(t.core.kind, Kind::Task | Kind::Os)
                 && t.is_alive()
         })
-        .cloned()
         .collect()
 }
 
@@ -379,8 +416,7 @@ pub fn join_non_daemon_blocking() {
 /// Calls `f` on every live Thread (the registry is not locked while `f`
 /// runs).
 pub(crate) fn for_each_live(mut f: impl FnMut(&Thread)) {
-    let all: Vec<Thread> = registry().values().cloned().collect();
-    for t in &all {
+    for t in &live() {
         f(t);
     }
 }

@@ -167,15 +167,16 @@ pub fn getprofile() -> Option<StartHook> {
     read(&PROFILE)
 }
 
-/// Runs the start hooks for `thread` (in that thread).
-pub(crate) fn run_start_hooks(thread: &Thread) {
+/// Runs the start hooks in a Thread that is starting (and current).
+pub(crate) fn run_start_hooks() {
     if !ANY_START_HOOK.load(Ordering::Acquire) {
         return;
     }
+    let thread = super::current_thread();
     if let Some(h) = gettrace() {
-        h(thread);
+        h(&thread);
     }
     if let Some(h) = getprofile() {
-        h(thread);
+        h(&thread);
     }
 }

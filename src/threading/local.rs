@@ -50,8 +50,7 @@ impl<T> Drop for LocalInner<T> {
         // Python drops a local's per-thread values with the local.
         let id = self.id;
         current::for_each_live(|t| {
-            let removed = t.core.locals().remove(&id);
-            drop(removed);
+            drop(t.core.take_local(id));
         });
     }
 }
@@ -99,14 +98,13 @@ impl<T: Send + 'static> Local<T> {
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         current::with_current(|t| {
             let id = self.inner.id;
-            let stored = t.core.locals().remove(&id);
+            let stored = t.core.take_local(id);
             let mut value = match stored.map(|b| b.downcast::<T>()) {
                 Some(Ok(v)) => v,
                 _ => Box::new((self.inner.init)()),
             };
             let r = f(&mut value);
-            let displaced = t.core.locals().insert(id, value);
-            drop(displaced);
+            drop(t.core.put_local(id, value));
             r
         })
     }
@@ -130,7 +128,7 @@ impl<T: Send + 'static> Local<T> {
     /// Python: `del local.attr`.
     pub fn remove(&self) -> Option<T> {
         current::with_current(|t| {
-            let stored = t.core.locals().remove(&self.inner.id);
+            let stored = t.core.take_local(self.inner.id);
             stored.and_then(|b| b.downcast::<T>().ok()).map(|b| *b)
         })
     }

@@ -48,9 +48,11 @@ mod current;
 mod errors;
 mod event;
 mod hooks;
+mod join_handle;
 mod local;
 mod lock;
 mod rlock;
+mod run;
 mod semaphore;
 mod thread;
 mod timer;
@@ -69,9 +71,10 @@ pub use hooks::{
     ExceptHookArgs, StartHook, default_excepthook, excepthook, getprofile, gettrace,
     reset_excepthook, set_excepthook, setprofile, settrace,
 };
+pub use join_handle::{BlockingJoinHandle, JoinHandle};
 pub use local::Local;
 pub use lock::{BlockingLock, Lock, LockGuard};
 pub use rlock::{BlockingRLock, RLock, RLockGuard};
 pub use semaphore::{BlockingSemaphore, BoundedSemaphore, Semaphore, SemaphorePermit};
-pub use thread::{BlockingJoinHandle, BlockingThread, JoinHandle, Thread, ThreadBuilder};
+pub use thread::{BlockingThread, Thread, ThreadBuilder};
 pub use timer::Timer;

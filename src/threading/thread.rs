@@ -1,19 +1,17 @@
 //! `Thread`: Python's `threading.Thread`, backed by a tokio task (the
 //! default) or by an OS thread (for blocking work), with one handle API.
+//! How a thread runs is in `run.rs`, its owner's handle in `join_handle.rs`.
 
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::ops::Deref;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::*};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::FutureExt;
-
-use super::current::{self, CURRENT_TASK, IdentMap};
-use super::hooks::{self, ExceptHookArgs};
+use super::current::{self, IdentMap};
+use super::join_handle::{JoinHandle, Output};
+use super::run::{self, Outcome};
 use super::{AlreadyStarted, JoinError, StartError};
 use crate::wait::flag::Flag;
 use crate::wait::{WaitFuture, block_on, std_deadline};
@@ -37,31 +35,59 @@ pub(crate) enum Kind {
     Dummy,
 }
 
-enum Outcome {
-    Returned,
-    Panicked(String),
-    Cancelled,
-}
+pub(crate) type Launcher = Box<dyn FnOnce(Thread) -> std::io::Result<()> + Send>;
 
-type Launcher = Box<dyn FnOnce(Thread) -> std::io::Result<()> + Send>;
-
+/// A thread's shared state, kept small: a million task-backed threads are
+/// a million of these.
 pub(crate) struct Core {
     pub(crate) ident: u64,
+    native_id: AtomicU64,
+    /// The thread's place in the registry (`u32::MAX`: not registered).
+    pub(crate) reg_slot: AtomicU32,
     pub(crate) kind: Kind,
-    name: Mutex<Option<String>>,
     daemon: AtomicBool,
     state: AtomicU8,
-    native_id: AtomicU64,
     done: Flag,
-    panic_message: OnceLock<String>,
-    launcher: Mutex<Option<Launcher>>,
-    locals: Mutex<IdentMap<Box<dyn Any + Send>>>,
+    extra: Mutex<Extra>,
+}
+
+/// What most threads never use.
+#[derive(Default)]
+struct Extra {
+    name: Option<Box<str>>,
+    launcher: Option<Launcher>,
+    panic_message: Option<Box<str>>,
+    locals: Option<Box<IdentMap<Box<dyn Any + Send>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Core {
-    /// This thread's `Local` values.
-    pub(crate) fn locals(&self) -> std::sync::MutexGuard<'_, IdentMap<Box<dyn Any + Send>>> {
-        lock(&self.locals)
+    fn extra(&self) -> MutexGuard<'_, Extra> {
+        lock(&self.extra)
+    }
+
+    /// Takes this thread's value of the `Local` with id `id` out.
+    pub(crate) fn take_local(&self, id: u64) -> Option<Box<dyn Any + Send>> {
+        self.extra().locals.as_mut()?.remove(&id)
+    }
+
+    /// Stores a `Local` value; returns the one it displaced.
+    pub(crate) fn put_local(&self, id: u64, v: Box<dyn Any + Send>) -> Option<Box<dyn Any + Send>> {
+        self.extra()
+            .locals
+            .get_or_insert_with(Default::default)
+            .insert(id, v)
+    }
+
+    pub(crate) fn set_native_id(&self, id: u64) {
+        self.native_id.store(id, Release);
+    }
+
+    pub(crate) fn native_id_known(&self) -> bool {
+        self.native_id.load(Acquire) != 0
     }
 }
 
@@ -168,20 +194,20 @@ impl ThreadBuilder {
         self
     }
 
-    fn core(&self, kind: Kind) -> Thread {
-        let ident = current::next_ident();
+    fn core(self, kind: Kind) -> Thread {
         Thread {
             core: Arc::new(Core {
-                ident,
+                ident: current::next_ident(),
+                native_id: AtomicU64::new(0),
+                reg_slot: AtomicU32::new(u32::MAX),
                 kind,
-                name: Mutex::new(self.name.clone()),
                 daemon: AtomicBool::new(self.daemon.unwrap_or_else(current::current_daemon)),
                 state: AtomicU8::new(NEW),
-                native_id: AtomicU64::new(0),
                 done: Flag::new(false),
-                panic_message: OnceLock::new(),
-                launcher: Mutex::new(None),
-                locals: Mutex::new(IdentMap::default()),
+                extra: Mutex::new(Extra {
+                    name: self.name.map(String::into_boxed_str),
+                    ..Extra::default()
+                }),
             }),
         }
     }
@@ -196,14 +222,11 @@ impl ThreadBuilder {
         let thread = self.core(Kind::Task);
         let slot = Arc::new(Mutex::new(None));
         let s2 = slot.clone();
-        *lock(&thread.core.launcher) = Some(Box::new(move |t: Thread| {
-            launch_task(t, future, Some(s2));
+        thread.core.extra().launcher = Some(Box::new(move |t: Thread| {
+            run::launch_task(t, future, Some(s2));
             Ok(())
         }));
-        JoinHandle {
-            thread,
-            out: Output::Slot(slot),
-        }
+        JoinHandle::new(thread, Output::Slot(slot))
     }
 
     /// Starts a task-backed thread running `future`.
@@ -216,11 +239,8 @@ impl ThreadBuilder {
     {
         let thread = self.core(Kind::Task);
         thread.mark_started();
-        let task = launch_task(thread.clone(), future, None);
-        JoinHandle {
-            thread,
-            out: Output::Task(task),
-        }
+        let task = run::launch_task(thread.clone(), future, None);
+        JoinHandle::new(thread, Output::Task(task))
     }
 
     /// An OS-thread-backed thread running `f`, not started yet.
@@ -233,11 +253,9 @@ impl ThreadBuilder {
         let thread = self.core(Kind::Os);
         let slot = Arc::new(Mutex::new(None));
         let s2 = slot.clone();
-        *lock(&thread.core.launcher) = Some(Box::new(move |t: Thread| launch_os(t, stack, f, s2)));
-        JoinHandle {
-            thread,
-            out: Output::Slot(slot),
-        }
+        thread.core.extra().launcher =
+            Some(Box::new(move |t: Thread| run::launch_os(t, stack, f, s2)));
+        JoinHandle::new(thread, Output::Slot(slot))
     }
 
     /// Starts an OS-thread-backed thread running `f`: a dedicated thread
@@ -253,125 +271,6 @@ impl ThreadBuilder {
         let handle = self.build_blocking(f);
         handle.start()?;
         Ok(handle)
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-type Slot<T> = Arc<Mutex<Option<T>>>;
-
-/// Where a JoinHandle finds the target's value.
-enum Output<T> {
-    /// A task spawned at once: the value comes back through tokio's handle
-    /// (`None` if the target panicked).
-    Task(tokio::task::JoinHandle<Option<T>>),
-    /// A deferred start or an OS thread: the target stores it here.
-    Slot(Slot<T>),
-}
-
-/// Spawns the task of a task-backed thread. With a `slot` the value goes
-/// there, otherwise it is the task's output.
-fn launch_task<F>(
-    thread: Thread,
-    future: F,
-    slot: Option<Slot<F::Output>>,
-) -> tokio::task::JoinHandle<Option<F::Output>>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let t2 = thread.clone();
-    let body = async move {
-        let mut finish = FinishGuard(Some(t2.clone()));
-        let result = CURRENT_TASK
-            .scope(t2.clone(), async {
-                AssertUnwindSafe(async {
-                    hooks::run_start_hooks(&t2);
-                    future.await
-                })
-                .catch_unwind()
-                .await
-            })
-            .await;
-        let (outcome, value) = match result {
-            Ok(v) => match &slot {
-                Some(slot) => {
-                    *lock(slot) = Some(v);
-                    (Outcome::Returned, None)
-                }
-                None => (Outcome::Returned, Some(v)),
-            },
-            Err(payload) => (report_panic(&t2, payload), None),
-        };
-        finish.finish(outcome);
-        value
-    };
-    current::runtime_handle().spawn(body)
-}
-
-fn launch_os<F, T>(thread: Thread, stack: Option<usize>, f: F, slot: Slot<T>) -> std::io::Result<()>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let mut b = std::thread::Builder::new().name(thread.name());
-    if let Some(size) = stack.or_else(current::default_stack_size) {
-        b = b.stack_size(size);
-    }
-    // Tasks spawned from the thread land on the runtime it was started from.
-    let rt = tokio::runtime::Handle::try_current().ok();
-    let t2 = thread.clone();
-    let starter = std::thread::current();
-    b.spawn(move || {
-        let _rt = rt.as_ref().map(|h| h.enter());
-        t2.core.native_id.store(current::get_native_id(), Release);
-        starter.unpark();
-        let mut finish = FinishGuard(Some(t2.clone()));
-        current::set_current_os(Some(t2.clone()));
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            hooks::run_start_hooks(&t2);
-            f()
-        }));
-        let outcome = match result {
-            Ok(v) => {
-                *lock(&slot) = Some(v);
-                Outcome::Returned
-            }
-            Err(payload) => report_panic(&t2, payload),
-        };
-        finish.finish(outcome);
-        current::set_current_os(None);
-    })?;
-    // As Python's start(), return once the thread runs (its native id is
-    // known then).
-    while thread.core.native_id.load(Acquire) == 0 {
-        std::thread::park();
-    }
-    Ok(())
-}
-
-fn report_panic(thread: &Thread, payload: Box<dyn Any + Send>) -> Outcome {
-    hooks::excepthook(&ExceptHookArgs::new(thread, &*payload));
-    Outcome::Panicked(hooks::panic_message(&*payload).to_owned())
-}
-
-/// Marks the thread finished when its body ends, or when its task is
-/// dropped before that (runtime shutdown, abort).
-struct FinishGuard(Option<Thread>);
-
-impl FinishGuard {
-    fn finish(&mut self, outcome: Outcome) {
-        if let Some(t) = self.0.take() {
-            t.finish(outcome);
-        }
-    }
-}
-
-impl Drop for FinishGuard {
-    fn drop(&mut self) {
-        self.finish(Outcome::Cancelled);
     }
 }
 
@@ -418,7 +317,7 @@ impl Thread {
         }
         .core(kind);
         thread.core.state.store(ALIVE, Release);
-        thread.core.native_id.store(native_id, Release);
+        thread.core.set_native_id(native_id);
         thread
     }
 
@@ -437,7 +336,10 @@ impl Thread {
     /// [`StartError::Spawn`] if the operating system refuses a thread (the
     /// thread then counts as finished, with [`JoinError::Cancelled`]).
     pub fn start(&self) -> Result<(), StartError> {
-        let launcher = lock(&self.core.launcher)
+        let launcher = self
+            .core
+            .extra()
+            .launcher
             .take()
             .ok_or(StartError::AlreadyStarted)?;
         self.mark_started();
@@ -447,20 +349,23 @@ impl Thread {
         })
     }
 
-    fn finish(&self, outcome: Outcome) {
-        let state = match outcome {
-            Outcome::Returned => RETURNED,
-            Outcome::Panicked(msg) => {
-                let _ = self.core.panic_message.set(msg);
-                PANICKED
-            }
-            Outcome::Cancelled => CANCELLED,
+    /// Records how the target ended and releases the joiners.
+    pub(crate) fn finish(&self, outcome: Outcome) {
+        let (state, message) = match outcome {
+            Outcome::Returned => (RETURNED, None),
+            Outcome::Panicked(msg) => (PANICKED, Some(msg.into_boxed_str())),
+            Outcome::Cancelled => (CANCELLED, None),
         };
+        // Python deletes a thread's local data when it ends: drop the values
+        // outside the lock (their destructors are user code).
+        let locals = {
+            let mut extra = self.core.extra();
+            extra.panic_message = message;
+            extra.locals.take()
+        };
+        drop(locals);
         self.core.state.store(state, Release);
         current::unregister(self);
-        // Python deletes a thread's local data when it ends.
-        let locals = std::mem::take(&mut *self.core.locals());
-        drop(locals);
         self.core.done.set();
     }
 
@@ -468,8 +373,8 @@ impl Thread {
     ///
     /// Python: `Thread.name`.
     pub fn name(&self) -> String {
-        match &*lock(&self.core.name) {
-            Some(n) => n.clone(),
+        match &self.core.extra().name {
+            Some(n) => n.to_string(),
             None => format!("Thread-{}", self.core.ident),
         }
     }
@@ -479,7 +384,7 @@ impl Thread {
     ///
     /// Python: assigning `Thread.name`.
     pub fn set_name(&self, name: impl Into<String>) {
-        *lock(&self.core.name) = Some(name.into());
+        self.core.extra().name = Some(name.into().into_boxed_str());
     }
 
     /// The thread's identifier once started (`None` before): a non-zero
@@ -535,7 +440,7 @@ impl Thread {
         self.core.kind == Kind::Task
     }
 
-    fn check_join(&self) -> Result<(), JoinError> {
+    pub(crate) fn check_join(&self) -> Result<(), JoinError> {
         if self.core.state.load(Acquire) == NEW {
             return Err(JoinError::NotStarted);
         }
@@ -545,14 +450,17 @@ impl Thread {
         Ok(())
     }
 
-    fn outcome(&self, finished: bool) -> Result<(), JoinError> {
-        if !finished {
-            return Err(JoinError::Timeout);
-        }
+    /// How a finished thread ended.
+    pub(crate) fn outcome(&self) -> Result<(), JoinError> {
         match self.core.state.load(Acquire) {
             RETURNED => Ok(()),
             PANICKED => Err(JoinError::Panicked(
-                self.core.panic_message.get().cloned().unwrap_or_default(),
+                self.core
+                    .extra()
+                    .panic_message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_owned(),
             )),
             CANCELLED => Err(JoinError::Cancelled),
             _ => unreachable!("a finished thread has an outcome"),
@@ -574,9 +482,14 @@ impl Thread {
         let checked = self.check_join();
         async move {
             checked?;
-            WaitFuture::new(self.core.done.wait()).await;
-            self.outcome(true)
+            self.wait_done().await;
+            self.outcome()
         }
+    }
+
+    /// Waits for the end of the thread (no checks).
+    pub(crate) fn wait_done(&self) -> impl Future<Output = bool> + Send + '_ {
+        WaitFuture::new(self.core.done.wait())
     }
 
     /// Waits at most `timeout` (tokio's clock) for the thread to end.
@@ -596,8 +509,11 @@ impl Thread {
         let checked = self.check_join();
         async move {
             checked?;
-            let finished = WaitFuture::timeout(self.core.done.wait(), timeout).await;
-            self.outcome(finished)
+            if WaitFuture::timeout(self.core.done.wait(), timeout).await {
+                self.outcome()
+            } else {
+                Err(JoinError::Timeout)
+            }
         }
     }
 
@@ -628,7 +544,7 @@ impl BlockingThread<'_> {
     pub fn join(&self) -> Result<(), JoinError> {
         self.thread.check_join()?;
         block_on(self.thread.core.done.wait(), None);
-        self.thread.outcome(true)
+        self.thread.outcome()
     }
 
     /// Blocks at most `timeout` for the thread to end.
@@ -637,8 +553,11 @@ impl BlockingThread<'_> {
     /// As [`Thread::join_timeout`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinError> {
         self.thread.check_join()?;
-        let finished = block_on(self.thread.core.done.wait(), std_deadline(timeout));
-        self.thread.outcome(finished)
+        if block_on(self.thread.core.done.wait(), std_deadline(timeout)) {
+            self.thread.outcome()
+        } else {
+            Err(JoinError::Timeout)
+        }
     }
 
     /// Starts the thread.
@@ -652,108 +571,5 @@ impl BlockingThread<'_> {
     /// Whether the thread is alive.
     pub fn is_alive(&self) -> bool {
         self.thread.is_alive()
-    }
-}
-
-/// The owner's handle of a [`Thread`] it spawned: the thread (through
-/// `Deref`) plus the target's return value.
-///
-/// Python has no such object (a `Thread` discards its target's result);
-/// this is what a Rust user expects from `spawn`.
-pub struct JoinHandle<T> {
-    thread: Thread,
-    out: Output<T>,
-}
-
-impl<T> fmt::Debug for JoinHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("JoinHandle").field(&self.thread).finish()
-    }
-}
-
-impl<T> Deref for JoinHandle<T> {
-    type Target = Thread;
-
-    fn deref(&self) -> &Thread {
-        &self.thread
-    }
-}
-
-impl<T: Send + 'static> JoinHandle<T> {
-    /// The thread.
-    pub fn thread(&self) -> &Thread {
-        &self.thread
-    }
-
-    /// The value of a thread known to have finished.
-    fn take(self) -> Result<T, JoinError> {
-        self.thread.outcome(true)?;
-        let value = match self.out {
-            Output::Slot(slot) => lock(&slot).take(),
-            Output::Task(mut task) => loop {
-                // The task completes in the very poll that marked the thread
-                // finished: this waits for the end of that poll at most.
-                match (&mut task).now_or_never() {
-                    Some(v) => break v.ok().flatten(),
-                    None => std::thread::yield_now(),
-                }
-            },
-        };
-        Ok(value.expect("a returned thread stores its value"))
-    }
-
-    /// Waits until the thread ends and returns its target's value.
-    ///
-    /// # Errors
-    /// As [`Thread::join`].
-    ///
-    /// # Cancel safety
-    /// Dropping the future drops the handle (the value is then discarded
-    /// when the thread ends, as a detached thread's is); the thread runs on.
-    pub fn join(self) -> impl Future<Output = Result<T, JoinError>> + Send {
-        let checked = self.thread.check_join();
-        async move {
-            checked?;
-            match self.out {
-                Output::Task(task) => match task.await {
-                    Ok(Some(v)) => Ok(v),
-                    // Panicked (the outcome says so) or dropped.
-                    _ => self.thread.outcome(true).and(Err(JoinError::Cancelled)),
-                },
-                Output::Slot(_) => {
-                    WaitFuture::new(self.thread.core.done.wait()).await;
-                    self.take()
-                }
-            }
-        }
-    }
-
-    /// The blocking facade: join from an OS thread and get the value.
-    pub fn blocking(self) -> BlockingJoinHandle<T> {
-        BlockingJoinHandle { handle: self }
-    }
-}
-
-/// The blocking facade of a [`JoinHandle`]. To wait with a timeout, use
-/// [`thread`](Self::thread)`().blocking().join_timeout(..)` first: the
-/// value stays here until [`join`](Self::join).
-#[derive(Debug)]
-pub struct BlockingJoinHandle<T> {
-    handle: JoinHandle<T>,
-}
-
-impl<T: Send + 'static> BlockingJoinHandle<T> {
-    /// Blocks until the thread ends and returns its target's value.
-    ///
-    /// # Errors
-    /// As [`Thread::join`].
-    pub fn join(self) -> Result<T, JoinError> {
-        self.handle.thread.blocking().join()?;
-        self.handle.take()
-    }
-
-    /// The thread.
-    pub fn thread(&self) -> &Thread {
-        &self.handle.thread
     }
 }
