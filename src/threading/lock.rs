@@ -136,7 +136,7 @@ impl Lock {
 
     /// A guard if the lock is free right now.
     pub fn try_lock(&self) -> Option<LockGuard<'_>> {
-        self.try_acquire().then_some(LockGuard { lock: self })
+        self.try_acquire().then(|| LockGuard { lock: self })
     }
 
     /// A guard, waiting at most `timeout` (tokio's clock).
@@ -149,7 +149,7 @@ impl Lock {
     ) -> impl Future<Output = Option<LockGuard<'_>>> + Send + '_ {
         WaitFuture::timeout(
             MapOp::new(self.permits.acquire(), move |ok: bool| {
-                ok.then_some(LockGuard { lock: self })
+                ok.then(|| LockGuard { lock: self })
             }),
             timeout,
         )
@@ -285,6 +285,6 @@ impl<'a> BlockingLock<'a> {
     /// A guard, blocking at most `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'a>> {
         self.acquire_timeout(timeout)
-            .then_some(LockGuard { lock: self.lock })
+            .then(|| LockGuard { lock: self.lock })
     }
 }

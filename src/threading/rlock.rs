@@ -255,7 +255,7 @@ impl RLock {
 
     /// A guard if no waiting is needed.
     pub fn try_lock(&self) -> Option<RLockGuard<'_>> {
-        self.try_acquire().then_some(RLockGuard { rlock: self })
+        self.try_acquire().then(|| RLockGuard { rlock: self })
     }
 
     /// A guard, waiting at most `timeout` (tokio's clock).
@@ -268,7 +268,7 @@ impl RLock {
     ) -> impl Future<Output = Option<RLockGuard<'_>>> + Send + '_ {
         WaitFuture::timeout(
             MapOp::new(self.op(), move |ok: bool| {
-                ok.then_some(RLockGuard { rlock: self })
+                ok.then(|| RLockGuard { rlock: self })
             }),
             timeout,
         )
@@ -381,6 +381,6 @@ impl<'a> BlockingRLock<'a> {
     /// A guard, blocking at most `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<RLockGuard<'a>> {
         self.acquire_timeout(timeout)
-            .then_some(RLockGuard { rlock: self.rlock })
+            .then(|| RLockGuard { rlock: self.rlock })
     }
 }

@@ -152,7 +152,7 @@ impl Semaphore {
 
     /// A permit guard if a permit is free right now.
     pub fn try_permit(&self) -> Option<SemaphorePermit<'_>> {
-        self.try_acquire().then_some(SemaphorePermit { sem: self })
+        self.try_acquire().then(|| SemaphorePermit { sem: self })
     }
 
     /// A permit guard, waiting at most `timeout` (tokio's clock).
@@ -165,7 +165,7 @@ impl Semaphore {
     ) -> impl Future<Output = Option<SemaphorePermit<'_>>> + Send + '_ {
         WaitFuture::timeout(
             MapOp::new(self.permits.acquire(), move |ok: bool| {
-                ok.then_some(SemaphorePermit { sem: self })
+                ok.then(|| SemaphorePermit { sem: self })
             }),
             timeout,
         )
@@ -357,6 +357,6 @@ impl<'a> BlockingSemaphore<'a> {
     /// A permit guard, blocking at most `timeout`.
     pub fn permit_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'a>> {
         self.acquire_timeout(timeout)
-            .then_some(SemaphorePermit { sem: self.sem })
+            .then(|| SemaphorePermit { sem: self.sem })
     }
 }

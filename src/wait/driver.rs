@@ -186,20 +186,22 @@ impl Backoff {
 /// The blocking driver: runs `op` on the calling OS thread until it
 /// completes, treating `deadline` (std clock) as its timeout.
 pub(crate) fn block_on<O: WaitOp>(mut op: O, deadline: Option<std::time::Instant>) -> O::Output {
-    let mut backoff = Backoff::new();
-    while O::SPIN {
-        if let Poll::Ready(v) = op.poll_op(&mut WaitCx::new(Waiter::Never, false)) {
-            return v;
-        }
-        if backoff.is_completed() {
-            break;
-        }
-        if let Some(d) = deadline {
-            if std::time::Instant::now() >= d {
+    if O::SPIN {
+        let mut backoff = Backoff::new();
+        loop {
+            if let Poll::Ready(v) = op.poll_op(&mut WaitCx::new(Waiter::Never, false)) {
+                return v;
+            }
+            if backoff.is_completed() {
                 break;
             }
+            if let Some(d) = deadline {
+                if std::time::Instant::now() >= d {
+                    break;
+                }
+            }
+            backoff.snooze();
         }
-        backoff.snooze();
     }
     may_block(move || park_loop(op, deadline))
 }

@@ -623,3 +623,37 @@ pub async fn bounded_release_unacquired<F: Face>() {
     sem.release(2).unwrap();
     assert_eq!(sem.value(), 3);
 }
+
+// A try or a timed guard that fails holds nothing, so dropping it releases
+// nothing (it must not release somebody else's hold).
+pub async fn failed_guard_attempts_release_nothing<F: Face>() {
+    let lock = Lock::new();
+    F::acquire(&lock).await;
+    assert!(lock.try_lock().is_none());
+    assert!(lock.blocking().lock_timeout(Duration::from_millis(5)).is_none());
+    assert!(lock.locked(), "a failed attempt released the holder's lock");
+    lock.release().unwrap();
+
+    let rl = RLock::new();
+    let (held, release) = (Event::new(), Event::new());
+    let (r2, h2, x2) = (rl.clone(), held.clone(), release.clone());
+    let w = F::spawn(async move {
+        F::racquire(&r2).await;
+        h2.set();
+        F::ev_wait(&x2).await;
+        r2.release().unwrap();
+    });
+    F::ev_wait(&held).await;
+    assert!(rl.try_lock().is_none());
+    assert!(rl.blocking().lock_timeout(Duration::from_millis(5)).is_none());
+    assert!(rl.locked());
+    release.set();
+    w.await;
+    assert!(!rl.locked());
+
+    let sem = Semaphore::new(1);
+    F::sem_acquire(&sem).await;
+    assert!(sem.try_permit().is_none());
+    assert!(sem.blocking().permit_timeout(Duration::from_millis(5)).is_none());
+    assert_eq!(sem.value(), 0, "a failed attempt made up a permit");
+}

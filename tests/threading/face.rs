@@ -199,8 +199,8 @@ impl Face for Async {
 
 /// Wraps a synchronous (blocking) call as a future that completes in its
 /// first poll.
-fn now<T>(f: impl FnOnce() -> T) -> impl Future<Output = T> {
-    async move { f() }
+async fn now<T>(f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 impl Face for Blocking {

@@ -48,6 +48,7 @@ macro_rules! conformance {
                 conf_locks::sem_with,
                 conf_locks::sem_release_unacquired,
                 conf_locks::bounded_release_unacquired,
+                conf_locks::failed_guard_attempts_release_nothing,
                 conf_signals::event_is_set,
                 conf_signals::event_notify,
                 conf_signals::event_timeout,

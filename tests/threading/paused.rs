@@ -18,6 +18,7 @@ async fn acquire_timeouts_expire_exactly() {
     assert!(!lock.acquire_timeout(T).await);
     assert_eq!(start.elapsed(), T);
     assert!(lock.lock_timeout(T).await.is_none());
+    assert!(lock.locked(), "a timed-out guard attempt releases nothing");
     assert_eq!(lock.__waiters(), 0);
 
     let rl = RLock::new();
@@ -33,6 +34,7 @@ async fn acquire_timeouts_expire_exactly() {
     let start = Instant::now();
     assert!(!sem.acquire_timeout(T).await);
     assert!(sem.permit_timeout(T).await.is_none());
+    assert_eq!(sem.value(), 0, "a timed-out permit attempt makes up nothing");
     assert_eq!(start.elapsed(), 2 * T);
     assert_eq!(sem.__waiters(), 0);
 }

@@ -122,7 +122,7 @@ fn daemon_flag() {
     assert_eq!(t.set_daemon(true), Err(AlreadyStarted));
     // Inherited from the creating thread: the main thread is not a daemon,
     // a dummy (foreign) thread is.
-    assert!(main_thread().daemon() == false);
+    assert!(!main_thread().daemon());
     let from_daemon = Thread::builder()
         .daemon(true)
         .spawn_blocking(|| Thread::builder().build(async {}).daemon())
@@ -160,7 +160,7 @@ fn current_main_and_dummy_threads() {
         "a dummy leaves with its thread"
     );
     // Inside a conex Thread, current_thread is that Thread.
-    let t = Thread::spawn_blocking(|| current_thread());
+    let t = Thread::spawn_blocking(current_thread);
     let name = t.name();
     let me = t.blocking().join().unwrap();
     assert_eq!(me.name(), name);
