@@ -77,6 +77,25 @@ impl Permits {
         }
     }
 
+    /// [`try_acquire`](Self::try_acquire) for callers that are likely to
+    /// fail (waiters polling, spinners): it reads before it writes, so a
+    /// spinning waiter does not steal the cache line from the holder.
+    fn try_acquire_contended(&self) -> bool {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s < ONE {
+                return false;
+            }
+            match self
+                .state
+                .compare_exchange_weak(s, s - ONE, Acquire, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
     /// Gives `n` permits back, refusing if the count would exceed `bound`.
     #[inline]
     pub(crate) fn release(&self, n: usize, bound: usize) -> Result<(), AboveBound> {
@@ -170,7 +189,14 @@ impl WaitOp for Acquire<'_> {
     fn poll_op(&mut self, cx: &mut WaitCx<'_>) -> Poll<bool> {
         let p = self.permits;
         if self.key.is_none() {
-            if p.try_acquire() {
+            // An async caller's first poll is the fast path (one speculative
+            // CAS); the blocking driver's spin polls read first.
+            let got = if cx.can_wait() {
+                p.try_acquire()
+            } else {
+                p.try_acquire_contended()
+            };
+            if got {
                 return Poll::Ready(true);
             }
             if cx.timed_out() {
@@ -187,7 +213,7 @@ impl WaitOp for Acquire<'_> {
         let mut l = p.waiters.lock();
         match l.poll(&self.key, cx.waiter()) {
             Some(_) => {
-                if p.try_acquire() {
+                if p.try_acquire_contended() {
                     l.remove(&mut self.key);
                     p.settle(&mut l);
                     return Poll::Ready(true);

@@ -630,7 +630,11 @@ pub async fn failed_guard_attempts_release_nothing<F: Face>() {
     let lock = Lock::new();
     F::acquire(&lock).await;
     assert!(lock.try_lock().is_none());
-    assert!(lock.blocking().lock_timeout(Duration::from_millis(5)).is_none());
+    assert!(
+        lock.blocking()
+            .lock_timeout(Duration::from_millis(5))
+            .is_none()
+    );
     assert!(lock.locked(), "a failed attempt released the holder's lock");
     lock.release().unwrap();
 
@@ -645,7 +649,11 @@ pub async fn failed_guard_attempts_release_nothing<F: Face>() {
     });
     F::ev_wait(&held).await;
     assert!(rl.try_lock().is_none());
-    assert!(rl.blocking().lock_timeout(Duration::from_millis(5)).is_none());
+    assert!(
+        rl.blocking()
+            .lock_timeout(Duration::from_millis(5))
+            .is_none()
+    );
     assert!(rl.locked());
     release.set();
     w.await;
@@ -654,6 +662,10 @@ pub async fn failed_guard_attempts_release_nothing<F: Face>() {
     let sem = Semaphore::new(1);
     F::sem_acquire(&sem).await;
     assert!(sem.try_permit().is_none());
-    assert!(sem.blocking().permit_timeout(Duration::from_millis(5)).is_none());
+    assert!(
+        sem.blocking()
+            .permit_timeout(Duration::from_millis(5))
+            .is_none()
+    );
     assert_eq!(sem.value(), 0, "a failed attempt made up a permit");
 }

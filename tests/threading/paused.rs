@@ -34,7 +34,11 @@ async fn acquire_timeouts_expire_exactly() {
     let start = Instant::now();
     assert!(!sem.acquire_timeout(T).await);
     assert!(sem.permit_timeout(T).await.is_none());
-    assert_eq!(sem.value(), 0, "a timed-out permit attempt makes up nothing");
+    assert_eq!(
+        sem.value(),
+        0,
+        "a timed-out permit attempt makes up nothing"
+    );
     assert_eq!(start.elapsed(), 2 * T);
     assert_eq!(sem.__waiters(), 0);
 }
