@@ -27,7 +27,7 @@ const BUFFER: usize = 32;
 
 /// The generated site: page `id` links to a few pages of the next level.
 fn links(id: u64) -> Vec<u64> {
-    let fanout = 2 + (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61) as u64;
+    let fanout = 2 + (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61);
     (0..fanout).map(|k| id * 4 + 1 + k).collect()
 }
 
@@ -62,10 +62,13 @@ fn page_text(id: u64) -> String {
 
 /// A bounded buffer in Python's style: the data is guarded by the
 /// condition's lock (the std Mutex inside is never contended).
+/// A crawled page (`None` ends the stream).
+type Page = Option<(u64, String)>;
+
 #[derive(Clone)]
 struct Buffer {
     cond: Condition<Lock>,
-    items: Arc<Mutex<VecDeque<Option<(u64, String)>>>>,
+    items: Arc<Mutex<VecDeque<Page>>>,
 }
 
 impl Buffer {
@@ -77,7 +80,7 @@ impl Buffer {
     }
 
     /// From the crawler tasks (async).
-    async fn put(&self, item: Option<(u64, String)>) {
+    async fn put(&self, item: Page) {
         let items = self.items.clone();
         let g = self.cond.lock().await;
         let _g = self
@@ -89,7 +92,7 @@ impl Buffer {
     }
 
     /// From the indexer's OS thread (blocking facade).
-    fn get_blocking(&self) -> Option<(u64, String)> {
+    fn get_blocking(&self) -> Page {
         let items = self.items.clone();
         let cond = self.cond.blocking();
         let g = cond.lock();
@@ -167,7 +170,6 @@ async fn threading_tour() {
             stop.clone(),
             stats.clone(),
         );
-        let t0 = t0;
         Barrier::builder(WORKERS)
             .action(move || {
                 let d = depth.fetch_add(1, SeqCst);
