@@ -41,45 +41,27 @@ fn lock_uncontended(c: &mut Criterion) {
     let rt = rt_multi();
     let mut g = config(c, "lock_uncontended_async");
     g.throughput(criterion::Throughput::Elements(1));
-    let lock = conex::threading::Lock::new();
-    g.bench_function("conex::Lock", |b| {
-        b.iter_custom(|n| {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..n {
-                    let guard = lock.lock().await;
-                    black_box(&guard);
-                }
-                t.elapsed()
-            })
-        })
-    });
-    let m = async_lock::Mutex::new(());
-    g.bench_function("async_lock::Mutex", |b| {
-        b.iter_custom(|n| {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..n {
-                    let guard = m.lock().await;
-                    black_box(&guard);
-                }
-                t.elapsed()
-            })
-        })
-    });
-    let m = tokio::sync::Mutex::new(());
-    g.bench_function("tokio::Mutex", |b| {
-        b.iter_custom(|n| {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..n {
-                    let guard = m.lock().await;
-                    black_box(&guard);
-                }
-                t.elapsed()
-            })
-        })
-    });
+
+    macro_rules! uncontended {
+        ($name:expr, $lock:expr) => {
+            let lock = $lock;
+            g.bench_function($name, |b| {
+                b.iter_custom(|n| {
+                    rt.block_on(async {
+                        let t = Instant::now();
+                        for _ in 0..n {
+                            let guard = lock.lock().await;
+                            black_box(&guard);
+                        }
+                        t.elapsed()
+                    })
+                })
+            });
+        };
+    }
+    uncontended!("conex::Lock", conex::threading::Lock::new());
+    uncontended!("async_lock::Mutex", async_lock::Mutex::new(()));
+    uncontended!("tokio::Mutex", tokio::sync::Mutex::new(()));
     g.finish();
 }
 

@@ -48,6 +48,15 @@ pub fn start_new_thread(function: impl FnOnce() + Send + 'static) -> Result<u64,
 /// A new, unlocked [`Lock`].
 ///
 /// Python: `_thread.allocate_lock()`.
+///
+/// # Examples
+///
+/// ```
+/// let lock = conex::_thread::allocate_lock();
+/// assert!(lock.try_acquire());
+/// assert!(lock.locked());
+/// lock.release().unwrap();
+/// ```
 pub fn allocate_lock() -> Lock {
     Lock::new()
 }
@@ -81,6 +90,14 @@ impl std::error::Error for InterruptError {}
 ///
 /// # Errors
 /// As [`interrupt_main_signal`].
+///
+/// # Examples
+///
+/// ```
+/// // Nothing handles SIGINT here: like Python, this does nothing (and the
+/// // process is not killed).
+/// conex::_thread::interrupt_main().unwrap();
+/// ```
 pub fn interrupt_main() -> Result<(), InterruptError> {
     #[cfg(unix)]
     {
@@ -103,6 +120,14 @@ pub fn interrupt_main() -> Result<(), InterruptError> {
 /// # Errors
 /// [`InterruptError::InvalidSignal`] for an unknown signal number;
 /// [`InterruptError::Unsupported`] off Unix.
+///
+/// # Examples
+///
+/// ```
+/// use conex::_thread::{interrupt_main_signal, InterruptError};
+///
+/// assert_eq!(interrupt_main_signal(-1), Err(InterruptError::InvalidSignal(-1)));
+/// ```
 pub fn interrupt_main_signal(signum: i32) -> Result<(), InterruptError> {
     #[cfg(unix)]
     {

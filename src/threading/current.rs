@@ -181,6 +181,17 @@ pub(crate) fn is_current(ident: u64) -> bool {
 /// [`enumerate`] while their OS thread lives.
 ///
 /// Python: `threading.current_thread()`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use conex::threading::{current_thread, Thread};
+///
+/// let t = Thread::builder().name("worker").spawn(async { current_thread().name() });
+/// assert_eq!(t.join().await.unwrap(), "worker");
+/// # }
+/// ```
 pub fn current_thread() -> Thread {
     with_current(Thread::clone)
 }
@@ -188,6 +199,17 @@ pub fn current_thread() -> Thread {
 /// The Thread of the program's main OS thread.
 ///
 /// Python: `threading.main_thread()`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{current_thread, main_thread};
+///
+/// assert_eq!(main_thread().name(), "MainThread");
+/// assert!(!main_thread().daemon());
+/// let other = std::thread::spawn(|| current_thread() == main_thread());
+/// assert!(!other.join().unwrap());
+/// ```
 pub fn main_thread() -> Thread {
     MAIN.get_or_init(|| {
         let t = Thread::new_running(Kind::Main, "MainThread".to_owned(), false, main_native_id());
@@ -237,6 +259,16 @@ fn is_main_os_thread() -> bool {
 /// never reused while the process lives.
 ///
 /// Python: `threading.get_ident()`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{get_ident, Thread};
+///
+/// let t = Thread::spawn_blocking(get_ident);
+/// let ident = t.ident();
+/// assert_eq!(Some(t.blocking().join().unwrap()), ident);
+/// ```
 pub fn get_ident() -> u64 {
     with_current(|t| t.core.ident)
 }
@@ -245,6 +277,16 @@ pub fn get_ident() -> u64 {
 /// worker thread running the task right now.
 ///
 /// Python: `threading.get_native_id()`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{get_native_id, Thread};
+///
+/// let t = Thread::spawn_blocking(get_native_id);
+/// let native = t.native_id();
+/// assert_eq!(Some(t.blocking().join().unwrap()), native);
+/// ```
 pub fn get_native_id() -> u64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
@@ -274,6 +316,21 @@ pub fn get_native_id() -> u64 {
 /// the dummy threads of foreign OS threads that asked who they are.
 ///
 /// Python: `threading.enumerate()`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{enumerate, main_thread, Event, Thread};
+///
+/// let stop = Event::new();
+/// let s2 = stop.clone();
+/// let t = Thread::spawn_blocking(move || s2.blocking().wait());
+/// let live = enumerate();
+/// assert!(live.contains(&t) && live.contains(&main_thread()));
+/// stop.set();
+/// t.thread().blocking().join().unwrap();
+/// assert!(!enumerate().contains(&t));
+/// ```
 pub fn enumerate() -> Vec<Thread> {
     main_thread();
     let mut v = live();
@@ -284,6 +341,15 @@ pub fn enumerate() -> Vec<Thread> {
 /// The number of live Threads (`enumerate().len()`).
 ///
 /// Python: `threading.active_count()`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{active_count, enumerate};
+///
+/// assert!(active_count() >= 1); // the main thread, at least
+/// # let _ = enumerate();
+/// ```
 pub fn active_count() -> usize {
     main_thread();
     registry().len
@@ -302,6 +368,17 @@ pub(crate) fn current_daemon() -> bool {
 /// (0: the platform's default).
 ///
 /// Python: `threading.stack_size()`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{set_stack_size, stack_size, StackSizeError};
+///
+/// let old = set_stack_size(1 << 20).unwrap();
+/// assert_eq!(stack_size(), 1 << 20);
+/// assert_eq!(set_stack_size(1000), Err(StackSizeError(1000)));
+/// set_stack_size(old).unwrap();
+/// ```
 pub fn stack_size() -> usize {
     STACK_SIZE.load(Relaxed)
 }
@@ -331,6 +408,15 @@ pub(crate) fn default_stack_size() -> Option<usize> {
 /// `Duration::MAX`) wait without a deadline.
 ///
 /// Python: `threading.TIMEOUT_MAX` (the same value as CPython on Linux).
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{Lock, TIMEOUT_MAX};
+///
+/// let lock = Lock::new();
+/// assert!(lock.blocking().acquire_timeout(TIMEOUT_MAX)); // free: at once
+/// ```
 pub const TIMEOUT_MAX: Duration = Duration::from_secs(9_223_372_036);
 
 /// The runtime task-backed Threads start on: the caller's, or one conex
@@ -401,6 +487,20 @@ pub async fn join_non_daemon() {
 }
 
 /// [`join_non_daemon`] for synchronous code: blocks the calling OS thread.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{join_non_daemon_blocking, Thread};
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let done = Arc::new(AtomicBool::new(false));
+/// let d2 = done.clone();
+/// Thread::builder().daemon(false).spawn_blocking(move || d2.store(true, Ordering::SeqCst)).unwrap();
+/// join_non_daemon_blocking(); // as Python's interpreter does at exit
+/// assert!(done.load(Ordering::SeqCst));
+/// ```
 pub fn join_non_daemon_blocking() {
     loop {
         let pending = non_daemon_others();

@@ -89,6 +89,9 @@ pub enum JoinError {
     /// The target never finished: its task was dropped (its runtime shut
     /// down, or it was aborted).
     Cancelled,
+    /// A dummy Thread (an OS thread conex did not start) cannot be joined
+    /// (Python: `AssertionError: cannot join a dummy thread`).
+    DummyThread,
 }
 
 impl fmt::Display for JoinError {
@@ -101,6 +104,7 @@ impl fmt::Display for JoinError {
             JoinError::Cancelled => {
                 f.write_str("the thread's task was cancelled before it finished")
             }
+            JoinError::DummyThread => f.write_str("cannot join a dummy thread"),
         }
     }
 }

@@ -85,6 +85,19 @@ fn write<T>(l: &RwLock<Option<T>>, v: Option<T>) -> Option<T> {
 /// [`set_excepthook`]), or [`default_excepthook`].
 ///
 /// Python: `threading.excepthook(args)`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{excepthook, set_excepthook, reset_excepthook, Thread};
+///
+/// // A hook that forwards to Python's default one (it prints to stderr).
+/// set_excepthook(|args| conex::threading::default_excepthook(args));
+/// let t = Thread::spawn_blocking(|| -> () { panic!("reported") });
+/// assert!(t.thread().blocking().join().is_err());
+/// reset_excepthook();
+/// # let _ = excepthook;
+/// ```
 pub fn excepthook(args: &ExceptHookArgs<'_>) {
     match read(&EXCEPTHOOK) {
         Some(hook) => {
@@ -100,6 +113,18 @@ pub fn excepthook(args: &ExceptHookArgs<'_>) {
 /// Prints `Exception in thread NAME: MESSAGE` to stderr.
 ///
 /// Python: `threading.__excepthook__`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{default_excepthook, set_excepthook, reset_excepthook};
+///
+/// set_excepthook(|args| {
+///     eprintln!("custom prefix");
+///     default_excepthook(args);
+/// });
+/// reset_excepthook();
+/// ```
 pub fn default_excepthook(args: &ExceptHookArgs<'_>) {
     eprintln!(
         "Exception in thread {}: {}",
@@ -131,6 +156,13 @@ pub fn set_excepthook(hook: impl Fn(&ExceptHookArgs<'_>) + Send + Sync + 'static
 }
 
 /// Puts the default excepthook back.
+///
+/// # Examples
+///
+/// ```
+/// conex::threading::set_excepthook(|_| ());
+/// conex::threading::reset_excepthook(); // back to printing to stderr
+/// ```
 pub fn reset_excepthook() {
     write(&EXCEPTHOOK, None);
 }
@@ -140,6 +172,22 @@ pub fn reset_excepthook() {
 ///
 /// Python: `threading.settrace(func)`. Python's `settrace_all_threads` has
 /// no counterpart: a start hook cannot run in threads that already started.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{settrace, gettrace, Thread};
+/// use std::sync::{Arc, Mutex};
+///
+/// let started = Arc::new(Mutex::new(Vec::new()));
+/// let s2 = started.clone();
+/// settrace(Some(Arc::new(move |t: &Thread| s2.lock().unwrap().push(t.name()))));
+/// assert!(gettrace().is_some());
+/// let t = Thread::builder().name("traced").spawn_blocking(|| ()).unwrap();
+/// t.blocking().join().unwrap();
+/// settrace(None);
+/// assert!(started.lock().unwrap().contains(&"traced".to_string()));
+/// ```
 pub fn settrace(hook: Option<StartHook>) {
     ANY_START_HOOK.store(true, Ordering::Release);
     write(&TRACE, hook);
@@ -148,6 +196,12 @@ pub fn settrace(hook: Option<StartHook>) {
 /// The hook installed by [`settrace`].
 ///
 /// Python: `threading.gettrace()`.
+///
+/// # Examples
+///
+/// ```
+/// assert!(conex::threading::gettrace().is_none() || true);
+/// ```
 pub fn gettrace() -> Option<StartHook> {
     read(&TRACE)
 }
@@ -155,6 +209,18 @@ pub fn gettrace() -> Option<StartHook> {
 /// Installs (or removes) a second start hook, run after the trace hook.
 ///
 /// Python: `threading.setprofile(func)`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::threading::{getprofile, setprofile};
+/// use std::sync::Arc;
+///
+/// setprofile(Some(Arc::new(|t: &conex::threading::Thread| eprintln!("start {}", t.name()))));
+/// assert!(getprofile().is_some());
+/// setprofile(None);
+/// assert!(getprofile().is_none());
+/// ```
 pub fn setprofile(hook: Option<StartHook>) {
     ANY_START_HOOK.store(true, Ordering::Release);
     write(&PROFILE, hook);

@@ -445,6 +445,9 @@ impl Thread {
         if self.core.state.load(Acquire) == NEW {
             return Err(JoinError::NotStarted);
         }
+        if self.core.kind == Kind::Dummy {
+            return Err(JoinError::DummyThread);
+        }
         if self.is_alive() && current::is_current(self.core.ident) {
             return Err(JoinError::CurrentThread);
         }
@@ -473,9 +476,9 @@ impl Thread {
     /// Python: `Thread.join()`.
     ///
     /// # Errors
-    /// [`JoinError::NotStarted`], [`JoinError::CurrentThread`] (checked at
-    /// once), [`JoinError::Panicked`] and [`JoinError::Cancelled`] for how
-    /// the target ended.
+    /// [`JoinError::NotStarted`], [`JoinError::CurrentThread`],
+    /// [`JoinError::DummyThread`] (checked at once), [`JoinError::Panicked`]
+    /// and [`JoinError::Cancelled`] for how the target ended.
     ///
     /// # Cancel safety
     /// Dropping the future loses nothing: the thread runs on.

@@ -59,21 +59,9 @@ impl Permits {
     #[inline]
     pub(crate) fn try_acquire(&self) -> bool {
         // The common uncontended case of a lock: exactly one permit, no flag.
-        let mut s = match self.state.compare_exchange(ONE, 0, Acquire, Relaxed) {
-            Ok(_) => return true,
-            Err(s) => s,
-        };
-        loop {
-            if s < ONE {
-                return false;
-            }
-            match self
-                .state
-                .compare_exchange_weak(s, s - ONE, Acquire, Relaxed)
-            {
-                Ok(_) => return true,
-                Err(actual) => s = actual,
-            }
+        match self.state.compare_exchange(ONE, 0, Acquire, Relaxed) {
+            Ok(_) => true,
+            Err(s) => self.take_one(s),
         }
     }
 
@@ -81,7 +69,11 @@ impl Permits {
     /// fail (waiters polling, spinners): it reads before it writes, so a
     /// spinning waiter does not steal the cache line from the holder.
     fn try_acquire_contended(&self) -> bool {
-        let mut s = self.state.load(Relaxed);
+        self.take_one(self.state.load(Relaxed))
+    }
+
+    /// Takes a permit starting from the observed state `s`.
+    fn take_one(&self, mut s: usize) -> bool {
         loop {
             if s < ONE {
                 return false;

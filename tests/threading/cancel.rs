@@ -397,4 +397,22 @@ async fn join_futures_lose_nothing() {
     assert!(t.is_alive(), "the thread runs on");
     release.set();
     assert_eq!(t.join().await, Ok(5));
+
+    // A JoinHandle's join dropped mid-wait: the thread runs on (its value
+    // is discarded, as a detached thread's).
+    let release = Event::new();
+    let (r2, ran) = (release.clone(), Arc::new(AtomicBool::new(false)));
+    let ran2 = ran.clone();
+    let h = Thread::spawn(async move {
+        r2.wait().await;
+        ran2.store(true, SeqCst);
+        String::from("discarded")
+    });
+    let thread = h.thread().clone();
+    let mut j = Probe::new(Box::pin(h.join()));
+    j.pending();
+    drop(j);
+    release.set();
+    thread.join().await.unwrap();
+    assert!(ran.load(SeqCst));
 }

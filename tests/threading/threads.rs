@@ -17,8 +17,9 @@ use crate::face::{Face, assert_timeout};
 pub async fn join_semantics<F: Face>() {
     let unstarted = Thread::builder().build(async {});
     assert_eq!(F::join(&unstarted).await, Err(JoinError::NotStarted));
+    // The test's own thread is a dummy (conex did not start it).
     let me = current_thread();
-    assert_eq!(F::join(&me).await, Err(JoinError::CurrentThread));
+    assert_eq!(F::join(&me).await, Err(JoinError::DummyThread));
 
     let hits = Arc::new(AtomicUsize::new(0));
     let (h1, h2) = (hits.clone(), hits.clone());
@@ -153,6 +154,8 @@ fn current_main_and_dummy_threads() {
     assert!(dummy.daemon());
     assert!(enumerate().contains(&dummy));
     assert_ne!(dummy, main);
+    // _DummyThread.join: "cannot join a dummy thread".
+    assert_eq!(dummy.blocking().join(), Err(JoinError::DummyThread));
     done_tx.send(()).unwrap();
     h.join().unwrap();
     assert!(
@@ -507,5 +510,46 @@ fn facade_inside_runtimes() {
         tokio::time::sleep(Duration::from_millis(10)).await;
         lock.release().unwrap();
         assert!(w.await.unwrap());
+    });
+}
+
+// _thread: start_new_thread runs a daemon OS thread and returns its ident;
+// interrupt_main simulates a signal only where the program handles it.
+#[test]
+fn thread_module_low_level() {
+    use conex::_thread;
+    let lock = _thread::allocate_lock();
+    assert!(lock.try_acquire());
+    let (l2, seen) = (lock.clone(), Arc::new(AtomicUsize::new(0)));
+    let s2 = seen.clone();
+    let ident = _thread::start_new_thread(move || {
+        s2.store(get_ident() as usize, SeqCst);
+        l2.release().unwrap();
+    })
+    .unwrap();
+    lock.blocking().acquire();
+    assert_eq!(seen.load(SeqCst) as u64, ident);
+    assert_eq!(
+        _thread::interrupt_main_signal(-5),
+        Err(_thread::InterruptError::InvalidSignal(-5))
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupt_main_simulates_handled_signals_only() {
+    use conex::_thread;
+    // SIGUSR2 keeps its default disposition (terminate): like Python,
+    // interrupt_main does nothing then, and this process survives.
+    _thread::interrupt_main_signal(libc::SIGUSR2).unwrap();
+    // A handled signal is delivered to its handler.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut usr1 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).unwrap();
+        _thread::interrupt_main_signal(libc::SIGUSR1).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), usr1.recv())
+            .await
+            .expect("the handler saw the simulated signal");
     });
 }
