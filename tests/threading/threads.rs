@@ -553,3 +553,61 @@ fn interrupt_main_simulates_handled_signals_only() {
             .expect("the handler saw the simulated signal");
     });
 }
+
+// The conventions of DESIGN.md section 3: every handle is Clone + Send +
+// Sync + Debug, every future is Send (checked at compile time).
+#[test]
+fn handles_and_futures_are_send_sync_debug() {
+    fn handle<T: Clone + Send + Sync + std::fmt::Debug + 'static>() {}
+    fn fut<F: std::future::Future + Send>(_: F) {}
+    handle::<Lock>();
+    handle::<RLock>();
+    handle::<Condition>();
+    handle::<Condition<Lock>>();
+    handle::<Semaphore>();
+    handle::<BoundedSemaphore>();
+    handle::<Event>();
+    handle::<Barrier>();
+    handle::<Timer>();
+    handle::<Thread>();
+    handle::<Local<u8>>();
+    let (l, r, c, s, e, b, t) = (
+        Lock::new(),
+        RLock::new(),
+        Condition::new(),
+        Semaphore::new(1),
+        Event::new(),
+        Barrier::new(1),
+        Thread::builder().build(async {}),
+    );
+    let d = Duration::from_secs(1);
+    fut(l.acquire());
+    fut(l.acquire_timeout(d));
+    fut(l.lock());
+    fut(l.lock_timeout(d));
+    fut(r.acquire());
+    fut(r.lock());
+    fut(r.acquire_timeout(d));
+    fut(r.lock_timeout(d));
+    fut(c.acquire());
+    fut(c.lock());
+    fut(async {
+        let g = c.lock().await;
+        let g = c.wait(g).await;
+        let (g, _) = c.wait_timeout(g, d).await;
+        let g = c.wait_for(g, || true).await;
+        let _ = c.wait_for_timeout(g, d, || true).await;
+    });
+    fut(s.acquire());
+    fut(s.permit());
+    fut(s.acquire_timeout(d));
+    fut(s.permit_timeout(d));
+    fut(e.wait());
+    fut(e.wait_timeout(d));
+    fut(b.wait());
+    fut(b.wait_timeout(d));
+    fut(t.thread().join());
+    fut(t.thread().join_timeout(d));
+    fut(join_non_daemon());
+    fut(t.join());
+}
