@@ -16,6 +16,10 @@
 //! |---|---|
 //! | `threading` (and asyncio's `Lock`, `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`, `Barrier`) | [`threading`] |
 //! | `_thread` | [`_thread`] |
+//! | `queue` (and asyncio's `Queue`, `LifoQueue`, `PriorityQueue`) | [`queue`] |
+//! | `contextvars` | [`contextvars`] |
+//! | `sched` | [`sched`] |
+//! | asyncio's task tools (`create_task`, `TaskGroup`, `timeout`, `gather`, `wait`, `to_thread`, `Runner`, ...) | [`tasks`] |
 //!
 //! ## Conventions
 //!
@@ -60,4 +64,8 @@ mod shim;
 mod wait;
 
 pub mod _thread;
+pub mod contextvars;
+pub mod queue;
+pub mod sched;
+pub mod tasks;
 pub mod threading;

@@ -59,6 +59,7 @@ mod timer;
 
 pub use barrier::{Barrier, BarrierBuilder, BlockingBarrier};
 pub use condition::{BlockingCondition, Condition, ConditionLock};
+pub(crate) use current::runtime_handle;
 pub use current::{
     TIMEOUT_MAX, active_count, current_thread, enumerate, get_ident, get_native_id,
     join_non_daemon, join_non_daemon_blocking, main_thread, set_stack_size, stack_size,

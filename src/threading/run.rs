@@ -15,6 +15,7 @@ use pin_project_lite::pin_project;
 use super::current;
 use super::hooks::{self, ExceptHookArgs};
 use super::thread::Thread;
+use crate::contextvars::TaskContext;
 
 pub(crate) enum Outcome {
     Returned,
@@ -50,10 +51,13 @@ impl Drop for Finish {
 }
 
 pin_project! {
-    /// The tokio task of a task-backed Thread.
+    /// The tokio task of a task-backed Thread: around each poll of the
+    /// target, the Thread is current and so is its context (a copy of the
+    /// one it was started from).
     struct ThreadTask<F: Future> {
         #[pin]
         target: F,
+        ctx: TaskContext,
         finish: Finish,
         slot: Option<Slot<F::Output>>,
         started: bool,
@@ -68,14 +72,17 @@ impl<F: Future> Future for ThreadTask<F> {
         let this = self.project();
         let target = this.target;
         let started = this.started;
-        let result = current::with_lent(&mut this.finish.0, || {
-            catch_unwind(AssertUnwindSafe(|| {
-                if !*started {
-                    *started = true;
-                    hooks::run_start_hooks();
-                }
-                target.poll(cx)
-            }))
+        let lent = &mut this.finish.0;
+        let result = this.ctx.enter(|| {
+            current::with_lent(lent, || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    if !*started {
+                        *started = true;
+                        hooks::run_start_hooks();
+                    }
+                    target.poll(cx)
+                }))
+            })
         });
         let thread = this
             .finish
@@ -111,6 +118,7 @@ where
 {
     let task = ThreadTask {
         target,
+        ctx: TaskContext::copy_current(),
         finish: Finish(Some(thread)),
         slot,
         started: false,
@@ -139,16 +147,20 @@ where
     let rt = tokio::runtime::Handle::try_current().ok();
     let starter = std::thread::current();
     let t2 = thread.clone();
+    let mut ctx = TaskContext::copy_current();
     b.spawn(move || {
         let _rt = rt.as_ref().map(|h| h.enter());
         t2.core.set_native_id(current::get_native_id());
         starter.unpark();
         let mut finish = Finish(Some(t2));
-        let result = current::with_lent(&mut finish.0, || {
-            catch_unwind(AssertUnwindSafe(|| {
-                hooks::run_start_hooks();
-                f()
-            }))
+        let lent = &mut finish.0;
+        let result = ctx.enter(|| {
+            current::with_lent(lent, || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    hooks::run_start_hooks();
+                    f()
+                }))
+            })
         });
         let thread = finish.0.as_ref().expect("the thread is back after the run");
         let outcome = match result {

@@ -238,7 +238,7 @@ pub(crate) const BLOCKING_IN_RUNTIME: &str = "conex: a blocking facade had to wa
 /// runtime; through `block_in_place` on a multi-thread runtime (the worker's
 /// other tasks move to another thread); refused with [`BLOCKING_IN_RUNTIME`]
 /// where tokio cannot step aside.
-fn may_block<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn may_block<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(conex_loom)]
     {
         f()

@@ -320,54 +320,58 @@ impl List {
     }
 }
 
-/// A primitive's state `S` and its wait queue, behind one mutex.
-pub(crate) struct WaitList<S = ()> {
-    inner: Mutex<Inner<S>>,
+/// A primitive's state `S` and its `N` wait queues (one for most
+/// primitives; a queue has getters, putters and joiners), behind one mutex.
+pub(crate) struct WaitList<S = (), const N: usize = 1> {
+    inner: Mutex<Inner<S, N>>,
 }
 
-struct Inner<S> {
+struct Inner<S, const N: usize> {
     state: S,
-    list: List,
+    lists: [List; N],
 }
 
-impl<S> WaitList<S> {
-    pub(crate) fn new(state: S) -> WaitList<S> {
+impl<S, const N: usize> WaitList<S, N> {
+    pub(crate) fn new(state: S) -> WaitList<S, N> {
         WaitList {
             inner: Mutex::new(Inner {
                 state,
-                list: List::new(),
+                lists: std::array::from_fn(|_| List::new()),
             }),
         }
     }
 
-    /// Locks the state and the queue. Wakers of entries notified through the
-    /// returned guard are woken when it is dropped, after the unlock.
-    pub(crate) fn lock(&self) -> Locked<'_, S> {
+    /// Locks the state and the queues. Wakers of entries notified through
+    /// the returned guard are woken when it is dropped, after the unlock.
+    pub(crate) fn lock(&self) -> Locked<'_, S, N> {
         Locked {
             guard: shim::lock(&self.inner),
             wakes: WakeBuf::default(),
         }
     }
 
-    /// How many entries are registered (waiting or notified but not yet
-    /// consumed).
-    pub(crate) fn len(&self) -> usize {
-        let l = self.lock();
-        l.waiting() + l.notified()
+    /// How many entries of queue `i` are registered (waiting or notified
+    /// but not yet consumed).
+    pub(crate) fn len_of(&self, i: usize) -> usize {
+        let mut l = self.lock();
+        let q = l.queue(i);
+        q.waiting() + q.notified()
     }
 
-    /// Notifies every entry registered before this call, in batches, so that
-    /// a million waiters are woken without holding the lock for all of them
-    /// and without a million-entry buffer. Entries registered while this runs
-    /// are left waiting. Returns how many were notified.
-    pub(crate) fn notify_all(&self, tag: Tag) -> usize {
+    /// Notifies every entry of queue `i` registered before this call, in
+    /// batches, so that a million waiters are woken without holding the lock
+    /// for all of them and without a million-entry buffer. Entries
+    /// registered while this runs are left waiting. Returns how many were
+    /// notified.
+    pub(crate) fn notify_all_of(&self, i: usize, tag: Tag) -> usize {
         const BATCH: usize = 64;
         let mut total = 0;
         let mut limit = None;
         loop {
             let mut l = self.lock();
-            let lim = *limit.get_or_insert(l.guard.list.next_seq);
-            let n = l.notify_before(BATCH, lim, tag);
+            let mut q = l.queue(i);
+            let lim = *limit.get_or_insert(q.next_seq());
+            let n = q.notify_before(BATCH, lim, tag);
             total += n;
             if n < BATCH {
                 return total;
@@ -377,28 +381,128 @@ impl<S> WaitList<S> {
     }
 }
 
-/// The locked state and queue of a [`WaitList`].
-pub(crate) struct Locked<'a, S> {
+impl<S> WaitList<S, 1> {
+    /// [`WaitList::len_of`] the only queue.
+    pub(crate) fn len(&self) -> usize {
+        self.len_of(0)
+    }
+
+    /// [`WaitList::notify_all_of`] the only queue.
+    pub(crate) fn notify_all(&self, tag: Tag) -> usize {
+        self.notify_all_of(0, tag)
+    }
+}
+
+/// The locked state and queues of a [`WaitList`].
+pub(crate) struct Locked<'a, S, const N: usize = 1> {
     // Field order matters: the mutex guard drops (unlocks) before the wakers
     // in `wakes` are woken.
-    guard: MutexGuard<'a, Inner<S>>,
+    guard: MutexGuard<'a, Inner<S, N>>,
     wakes: WakeBuf,
 }
 
-impl<S> Locked<'_, S> {
+impl<S, const N: usize> Locked<'_, S, N> {
     /// The primitive's own state.
     pub(crate) fn state(&mut self) -> &mut S {
         &mut self.guard.state
     }
 
+    /// Queue `i`, to register in or notify.
+    pub(crate) fn queue(&mut self, i: usize) -> Queue<'_> {
+        let Locked { guard, wakes } = self;
+        Queue {
+            list: &mut guard.lists[i],
+            wakes,
+        }
+    }
+
+    /// The state and queue `i` at once.
+    pub(crate) fn split(&mut self, i: usize) -> (&mut S, Queue<'_>) {
+        let Locked { guard, wakes } = self;
+        let inner = &mut **guard;
+        (
+            &mut inner.state,
+            Queue {
+                list: &mut inner.lists[i],
+                wakes,
+            },
+        )
+    }
+}
+
+/// The single-queue shorthand most primitives use.
+impl<S> Locked<'_, S, 1> {
     /// How many entries are waiting (not yet notified).
     pub(crate) fn waiting(&self) -> usize {
-        self.guard.list.waiting
+        self.guard.lists[0].waiting
     }
 
     /// How many entries were notified and have not been consumed yet.
     pub(crate) fn notified(&self) -> usize {
-        self.guard.list.notified
+        self.guard.lists[0].notified
+    }
+
+    /// [`Queue::insert`] on the only queue.
+    pub(crate) fn insert(&mut self, key: &mut Option<Key>, w: &Waiter<'_>, front: bool) {
+        self.queue(0).insert(key, w, front)
+    }
+
+    /// [`Queue::poll`] on the only queue.
+    pub(crate) fn poll(&mut self, key: &Option<Key>, w: &Waiter<'_>) -> Option<Tag> {
+        self.queue(0).poll(key, w)
+    }
+
+    /// [`Queue::remove`] on the only queue.
+    pub(crate) fn remove(&mut self, key: &mut Option<Key>) -> Option<EntryState> {
+        self.queue(0).remove(key)
+    }
+
+    /// [`Queue::cancel`] on the only queue.
+    pub(crate) fn cancel(&mut self, key: &mut Option<Key>, pass_on: bool) -> Option<Tag> {
+        self.queue(0).cancel(key, pass_on)
+    }
+
+    /// [`Queue::rearm`] on the only queue.
+    pub(crate) fn rearm(&mut self, key: &Option<Key>, w: &Waiter<'_>) {
+        self.queue(0).rearm(key, w)
+    }
+
+    /// [`Queue::notify`] on the only queue.
+    pub(crate) fn notify(&mut self, n: usize, tag: Tag) -> usize {
+        self.queue(0).notify(n, tag)
+    }
+
+    /// [`Queue::notify_with`] on the only queue.
+    pub(crate) fn notify_with(
+        &mut self,
+        n: usize,
+        limit: u64,
+        tag: &mut dyn FnMut() -> Tag,
+    ) -> usize {
+        self.queue(0).notify_with(n, limit, tag)
+    }
+
+    /// [`Queue::next_seq`] of the only queue.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.guard.lists[0].next_seq
+    }
+}
+
+/// One queue of a locked [`WaitList`].
+pub(crate) struct Queue<'a> {
+    list: &'a mut List,
+    wakes: &'a mut WakeBuf,
+}
+
+impl Queue<'_> {
+    /// How many entries are waiting (not yet notified).
+    pub(crate) fn waiting(&self) -> usize {
+        self.list.waiting
+    }
+
+    /// How many entries were notified and have not been consumed yet.
+    pub(crate) fn notified(&self) -> usize {
+        self.list.notified
     }
 
     /// Registers a new waiting entry. `front` puts it ahead of every waiting
@@ -413,15 +517,15 @@ impl<S> Locked<'_, S> {
             !matches!(w, Waiter::Never),
             "wait list: registering a non-waiting caller"
         );
-        *key = Some(self.guard.list.insert(w, front));
+        *key = Some(self.list.insert(w, front));
     }
 
     /// Looks at a registered entry: `Some(tag)` if it was notified (the entry
-    /// stays registered: [`Locked::remove`] consumes it), otherwise refreshes
+    /// stays registered: [`Queue::remove`] consumes it), otherwise refreshes
     /// its waker and returns `None`.
     pub(crate) fn poll(&mut self, key: &Option<Key>, w: &Waiter<'_>) -> Option<Tag> {
         let k = key.as_ref()?;
-        let e = self.guard.list.entry_mut(k.0);
+        let e = self.list.entry_mut(k.0);
         match e.state {
             EntryState::Notified(tag) => Some(tag),
             EntryState::Waiting => {
@@ -435,7 +539,7 @@ impl<S> Locked<'_, S> {
     /// returns the state it was in.
     pub(crate) fn remove(&mut self, key: &mut Option<Key>) -> Option<EntryState> {
         let k = key.take()?;
-        Some(self.guard.list.remove(k))
+        Some(self.list.remove(k))
     }
 
     /// Removes an entry whose owner gives up (dropped, timed out). If it had
@@ -460,7 +564,7 @@ impl<S> Locked<'_, S> {
             .as_ref()
             .expect("wait list: rearm of an unregistered entry");
         let i = k.0;
-        let list = &mut self.guard.list;
+        let list = &mut *self.list;
         if list.entry(i).state == EntryState::Waiting {
             Wake::update(&mut list.entry_mut(i).wake, w);
             return;
@@ -482,28 +586,26 @@ impl<S> Locked<'_, S> {
         self.notify_with(n, u64::MAX, &mut || tag)
     }
 
-    /// Like [`Locked::notify_before`], with a tag computed per entry in
-    /// FIFO order.
+    /// Like [`Queue::notify_before`], with a tag computed per entry in FIFO
+    /// order.
     pub(crate) fn notify_with(
         &mut self,
         n: usize,
         limit: u64,
         tag: &mut dyn FnMut() -> Tag,
     ) -> usize {
-        let Locked { guard, wakes } = self;
-        guard.list.notify(n, limit, tag, wakes)
+        self.list.notify(n, limit, tag, self.wakes)
     }
 
     /// Notifies up to `n` waiting entries registered before sequence number
-    /// `limit` (see [`Locked::next_seq`]).
+    /// `limit` (see [`Queue::next_seq`]).
     pub(crate) fn notify_before(&mut self, n: usize, limit: u64, tag: Tag) -> usize {
-        let Locked { guard, wakes } = self;
-        guard.list.notify(n, limit, &mut || tag, wakes)
+        self.list.notify(n, limit, &mut || tag, self.wakes)
     }
 
     /// The sequence number the next registered entry will get: entries
     /// registered from now on compare `>=` to it.
     pub(crate) fn next_seq(&self) -> u64 {
-        self.guard.list.next_seq
+        self.list.next_seq
     }
 }

@@ -5,6 +5,8 @@
 mod cancel;
 mod conf_locks;
 mod conf_signals;
+#[path = "../common/face.rs"]
+#[allow(dead_code)]
 mod face;
 mod paused;
 mod threads;

@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use conex::queue::{BaseQueue, GetError, Order, PutError, ShutDown};
 use conex::threading::*;
 use futures::future::BoxFuture;
 
@@ -77,6 +78,26 @@ pub trait Face: Send + Sync + 'static {
         t: &Thread,
         d: Duration,
     ) -> impl Future<Output = Result<(), JoinError>> + Send + '_;
+
+    fn q_put<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+        item: T,
+    ) -> impl Future<Output = Result<(), ShutDown<T>>> + Send + '_;
+    fn q_put_timeout<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+        item: T,
+        d: Duration,
+    ) -> impl Future<Output = Result<(), PutError<T>>> + Send + '_;
+    fn q_get<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+    ) -> impl Future<Output = Result<T, ShutDown>> + Send + '_;
+    fn q_get_timeout<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+        d: Duration,
+    ) -> impl Future<Output = Result<T, GetError>> + Send + '_;
+    fn q_join<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+    ) -> impl Future<Output = ()> + Send + '_;
 }
 
 pub struct Async;
@@ -195,6 +216,36 @@ impl Face for Async {
     ) -> impl Future<Output = Result<(), JoinError>> + Send + '_ {
         t.join_timeout(d)
     }
+
+    fn q_put<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+        item: T,
+    ) -> impl Future<Output = Result<(), ShutDown<T>>> + Send + '_ {
+        q.put(item)
+    }
+    fn q_put_timeout<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+        item: T,
+        d: Duration,
+    ) -> impl Future<Output = Result<(), PutError<T>>> + Send + '_ {
+        q.put_timeout(item, d)
+    }
+    fn q_get<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+    ) -> impl Future<Output = Result<T, ShutDown>> + Send + '_ {
+        q.get()
+    }
+    fn q_get_timeout<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+        d: Duration,
+    ) -> impl Future<Output = Result<T, GetError>> + Send + '_ {
+        q.get_timeout(d)
+    }
+    fn q_join<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        q.join()
+    }
 }
 
 /// Wraps a synchronous (blocking) call as a future that completes in its
@@ -312,6 +363,36 @@ impl Face for Blocking {
         d: Duration,
     ) -> impl Future<Output = Result<(), JoinError>> + Send + '_ {
         now(move || t.blocking().join_timeout(d))
+    }
+
+    fn q_put<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+        item: T,
+    ) -> impl Future<Output = Result<(), ShutDown<T>>> + Send + '_ {
+        now(move || q.blocking().put(item))
+    }
+    fn q_put_timeout<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+        item: T,
+        d: Duration,
+    ) -> impl Future<Output = Result<(), PutError<T>>> + Send + '_ {
+        now(move || q.blocking().put_timeout(item, d))
+    }
+    fn q_get<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+    ) -> impl Future<Output = Result<T, ShutDown>> + Send + '_ {
+        now(move || q.blocking().get())
+    }
+    fn q_get_timeout<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+        d: Duration,
+    ) -> impl Future<Output = Result<T, GetError>> + Send + '_ {
+        now(move || q.blocking().get_timeout(d))
+    }
+    fn q_join<T: Send + 'static, O: Order<T>>(
+        q: &BaseQueue<T, O>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        now(move || q.blocking().join())
     }
 }
 

@@ -1,0 +1,706 @@
+//! Python's `contextvars`: context-local state that follows tasks and
+//! threads, as asyncio makes it follow tasks.
+//!
+//! | Python | conex |
+//! |---|---|
+//! | `ContextVar(name, default=...)` | [`ContextVar::new`], [`ContextVar::with_default`] |
+//! | `var.get()`, `var.get(default)` | [`ContextVar::get`] (`Err(LookupError)` without a value), [`ContextVar::get_or`] |
+//! | `var.set(v)` → `Token`, `var.reset(token)` | [`ContextVar::set`], [`ContextVar::reset`] |
+//! | `Token.var`, `Token.old_value`, `Token.MISSING` | [`Token::var`], [`Token::old_value`] (`None` is `MISSING`) |
+//! | `copy_context()` | [`copy_context`] (O(1): a persistent map, as CPython's HAMT) |
+//! | `Context()`, `ctx.run(f)`, `ctx.copy()`, `ctx[var]`, `var in ctx`, `len(ctx)`, iteration | [`Context::new`], [`Context::run`], [`Context::copy`], [`Context::get`], [`Context::contains`], [`Context::len`], [`Context::items`] |
+//!
+//! # Where a context lives
+//! Every OS thread has its own current context. A task gets one only from
+//! whoever spawns it: every task and Thread started through conex
+//! (`Thread::spawn`, `Thread::spawn_blocking`, `tasks::spawn`, a
+//! `TaskGroup`, `to_thread`, executor submissions, scheduled actions) runs
+//! in a *copy* of its spawner's context, as asyncio's tasks do; what it sets
+//! stays inside. A future can also be run in a given context with
+//! [`Context::scope`]. Code in a raw `tokio::spawn` task shares its worker
+//! thread's context (tokio knows nothing of contexts): spawn through conex
+//! to isolate it.
+
+mod hamt;
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskCx, Poll};
+
+use hamt::Hamt;
+
+/// The map behind a context: variable id -> (name, value).
+pub(crate) type Map = Hamt<Arc<str>>;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Relaxed)
+}
+
+/// The context current on this OS thread (or lent to it by a task for the
+/// duration of a poll).
+struct Active {
+    id: u64,
+    map: Map,
+    /// The public `Context` this is, when entered through `run`/`scope`:
+    /// its stored map is kept up to date (write-through).
+    entered: Option<Context>,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Active> = RefCell::new(Active {
+        id: next_id(),
+        map: Map::default(),
+        entered: None,
+    });
+}
+
+fn with_active<R>(f: impl FnOnce(&mut Active) -> R) -> R {
+    ACTIVE.with(|a| f(&mut a.borrow_mut()))
+}
+
+/// Swaps `slot` with the thread's current context while `f` runs.
+fn swap_in<R>(slot: &mut Active, f: impl FnOnce() -> R) -> R {
+    struct Back<'a>(&'a mut Active);
+    impl Drop for Back<'_> {
+        fn drop(&mut self) {
+            let _ = ACTIVE.try_with(|a| std::mem::swap(&mut *a.borrow_mut(), self.0));
+        }
+    }
+    let _ = ACTIVE.try_with(|a| std::mem::swap(&mut *a.borrow_mut(), slot));
+    let _back = Back(slot);
+    f()
+}
+
+/// The current context's map (an O(1) snapshot), for spawners.
+pub(crate) fn capture() -> Map {
+    with_active(|a| a.map.clone())
+}
+
+/// The private context of a task or thread spawned through conex: a copy of
+/// its spawner's, lent to the thread that runs it.
+pub(crate) struct TaskContext(Active);
+
+impl TaskContext {
+    /// A context holding `map` (usually [`capture`]d from the spawner).
+    pub(crate) fn new(map: Map) -> TaskContext {
+        TaskContext(Active {
+            id: next_id(),
+            map,
+            entered: None,
+        })
+    }
+
+    /// A copy of the caller's current context.
+    pub(crate) fn copy_current() -> TaskContext {
+        TaskContext::new(capture())
+    }
+
+    /// Runs `f` with this context current.
+    pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        swap_in(&mut self.0, f)
+    }
+}
+
+impl fmt::Debug for TaskContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskContext")
+            .field("vars", &self.0.map.len())
+            .finish()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future that runs in its own context (a copy of its creator's), for
+    /// every conex spawner.
+    pub(crate) struct InContext<F> {
+        ctx: TaskContext,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future> InContext<F> {
+    /// `fut`, to run in a copy of the caller's current context.
+    pub(crate) fn copy_current(fut: F) -> InContext<F> {
+        Self::new(TaskContext::copy_current(), fut)
+    }
+
+    /// `fut`, to run in `ctx`.
+    pub(crate) fn new(ctx: TaskContext, fut: F) -> InContext<F> {
+        InContext { ctx, fut }
+    }
+}
+
+impl<F: Future> Future for InContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let fut = this.fut;
+        this.ctx.enter(|| fut.poll(cx))
+    }
+}
+
+// ------------------------------------------------------------------ errors
+
+/// A variable has no value in the current context and no default.
+///
+/// Python: `LookupError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupError {
+    name: Arc<str>,
+}
+
+impl LookupError {
+    /// The variable's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<ContextVar name={:?}> has no value", &*self.name)
+    }
+}
+
+impl std::error::Error for LookupError {}
+
+/// Why a [`Token`] could not reset its variable.
+///
+/// Python: the `RuntimeError` and `ValueError`s of `ContextVar.reset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ResetError {
+    /// The token was already used (Python: `RuntimeError: <Token> has
+    /// already been used once`).
+    AlreadyUsed,
+    /// The token was created by another variable (Python: `ValueError`).
+    DifferentVar,
+    /// The token was created in another context (Python: `ValueError`).
+    DifferentContext,
+}
+
+impl fmt::Display for ResetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResetError::AlreadyUsed => "<Token> has already been used once",
+            ResetError::DifferentVar => "<Token> was created by a different ContextVar",
+            ResetError::DifferentContext => "<Token> was created in a different Context",
+        })
+    }
+}
+
+impl std::error::Error for ResetError {}
+
+/// The context is already entered (by `run` or `scope`, here or on another
+/// thread).
+///
+/// Python: `RuntimeError: cannot enter context: ... is already entered`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AlreadyEntered;
+
+impl fmt::Display for AlreadyEntered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("cannot enter context: it is already entered")
+    }
+}
+
+impl std::error::Error for AlreadyEntered {}
+
+// -------------------------------------------------------------- ContextVar
+
+/// A context variable: each context sees its own value.
+///
+/// Python: `contextvars.ContextVar`. A cheap handle: clones are the same
+/// variable. Values are cloned out on [`get`](ContextVar::get) (use an
+/// `Arc` for large ones).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use conex::contextvars::ContextVar;
+/// use conex::threading::Thread;
+///
+/// let request_id = ContextVar::new("request_id");
+/// request_id.set(7u32);
+/// let rid = request_id.clone();
+/// let seen = Thread::spawn(async move {
+///     let inherited = rid.get().unwrap(); // a copy of the spawner's context
+///     rid.set(99);                        // stays inside this task
+///     inherited
+/// });
+/// assert_eq!(seen.join().await.unwrap(), 7);
+/// assert_eq!(request_id.get().unwrap(), 7);
+/// # }
+/// ```
+pub struct ContextVar<T> {
+    inner: Arc<VarInner<T>>,
+}
+
+struct VarInner<T> {
+    id: u64,
+    name: Arc<str>,
+    default: Option<T>,
+}
+
+impl<T> Clone for ContextVar<T> {
+    fn clone(&self) -> Self {
+        ContextVar {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for ContextVar<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextVar")
+            .field("name", &&*self.inner.name)
+            .field("id", &self.inner.id)
+            .finish()
+    }
+}
+
+impl<T> PartialEq for ContextVar<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.id == other.inner.id
+    }
+}
+
+impl<T> Eq for ContextVar<T> {}
+
+impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
+    /// A new variable with no default.
+    ///
+    /// Python: `ContextVar(name)`.
+    pub fn new(name: &str) -> ContextVar<T> {
+        Self::build(name, None)
+    }
+
+    /// A new variable whose [`get`](ContextVar::get) falls back to `default`.
+    ///
+    /// Python: `ContextVar(name, default=default)`.
+    pub fn with_default(name: &str, default: T) -> ContextVar<T> {
+        Self::build(name, Some(default))
+    }
+
+    fn build(name: &str, default: Option<T>) -> ContextVar<T> {
+        ContextVar {
+            inner: Arc::new(VarInner {
+                id: next_id(),
+                name: name.into(),
+                default,
+            }),
+        }
+    }
+
+    /// The variable's name.
+    ///
+    /// Python: `ContextVar.name`.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn lookup(&self, map: &Map) -> Option<T> {
+        map.get(self.inner.id)
+            .and_then(|(_, v)| v.downcast_ref::<T>().cloned())
+    }
+
+    /// The value in the current context, else the variable's default.
+    ///
+    /// Python: `ContextVar.get()`.
+    ///
+    /// # Errors
+    /// [`LookupError`] if there is neither.
+    pub fn get(&self) -> Result<T, LookupError> {
+        with_active(|a| self.lookup(&a.map))
+            .or_else(|| self.inner.default.clone())
+            .ok_or_else(|| LookupError {
+                name: self.inner.name.clone(),
+            })
+    }
+
+    /// The value in the current context, else `default` (even if the
+    /// variable has its own default).
+    ///
+    /// Python: `ContextVar.get(default)`.
+    pub fn get_or(&self, default: T) -> T {
+        with_active(|a| self.lookup(&a.map)).unwrap_or(default)
+    }
+
+    /// Sets the value in the current context; the token can undo it.
+    ///
+    /// Python: `ContextVar.set(value)`.
+    pub fn set(&self, value: T) -> Token<T> {
+        with_active(|a| {
+            let old = self.lookup(&a.map);
+            let value: hamt::Value = Arc::new(value);
+            a.map = a.map.insert(self.inner.id, self.inner.name.clone(), value);
+            write_through(a);
+            Token {
+                var: self.clone(),
+                old,
+                ctx_id: a.id,
+                used: AtomicBool::new(false),
+            }
+        })
+    }
+
+    /// Puts the variable back to what it was before the `set` that made
+    /// `token` (unset, if it had no value).
+    ///
+    /// Python: `ContextVar.reset(token)`.
+    ///
+    /// # Errors
+    /// [`ResetError`]: the token was used already, made by another variable,
+    /// or made in another context. Nothing changes then.
+    pub fn reset(&self, token: &Token<T>) -> Result<(), ResetError> {
+        if token.var.inner.id != self.inner.id {
+            return Err(ResetError::DifferentVar);
+        }
+        with_active(|a| {
+            if token.ctx_id != a.id {
+                return Err(ResetError::DifferentContext);
+            }
+            if token.used.swap(true, AcqRel) {
+                return Err(ResetError::AlreadyUsed);
+            }
+            a.map = match &token.old {
+                Some(v) => {
+                    let value: hamt::Value = Arc::new(v.clone());
+                    a.map.insert(self.inner.id, self.inner.name.clone(), value)
+                }
+                None => a.map.remove(self.inner.id),
+            };
+            write_through(a);
+            Ok(())
+        })
+    }
+}
+
+fn write_through(a: &Active) {
+    if let Some(ctx) = &a.entered {
+        *ctx.inner.lock() = a.map.clone();
+    }
+}
+
+/// What [`ContextVar::set`] returns: the way back to the previous value.
+///
+/// Python: `contextvars.Token`.
+pub struct Token<T> {
+    var: ContextVar<T>,
+    old: Option<T>,
+    ctx_id: u64,
+    used: AtomicBool,
+}
+
+impl<T> fmt::Debug for Token<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("var", &self.var)
+            .field("old_value_missing", &self.old.is_none())
+            .field("used", &self.used.load(Relaxed))
+            .finish()
+    }
+}
+
+impl<T> Token<T> {
+    /// The variable that made this token.
+    ///
+    /// Python: `Token.var`.
+    pub fn var(&self) -> &ContextVar<T> {
+        &self.var
+    }
+
+    /// The value before the `set`; `None` is Python's `Token.MISSING` (the
+    /// variable had no value).
+    ///
+    /// Python: `Token.old_value`.
+    pub fn old_value(&self) -> Option<&T> {
+        self.old.as_ref()
+    }
+}
+
+// ----------------------------------------------------------------- Context
+
+/// A mapping of context variables to values, which code can run in.
+///
+/// Python: `contextvars.Context`. A handle: clones are the same context (as
+/// Python references are); [`copy`](Context::copy) makes an independent one
+/// in O(1).
+///
+/// # Examples
+///
+/// ```
+/// use conex::contextvars::{copy_context, ContextVar};
+///
+/// let var = ContextVar::new("var");
+/// var.set("outer");
+/// let ctx = copy_context();
+/// ctx.run(|| {
+///     assert_eq!(var.get().unwrap(), "outer");
+///     var.set("inner");
+/// })
+/// .unwrap();
+/// assert_eq!(var.get().unwrap(), "outer");    // unchanged here
+/// assert_eq!(ctx.get(&var), Some("inner"));   // kept in the context
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<CtxInner>,
+}
+
+struct CtxInner {
+    id: u64,
+    entered: AtomicBool,
+    map: Mutex<Map>,
+}
+
+impl CtxInner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("id", &self.inner.id)
+            .field("vars", &self.len())
+            .field("entered", &self.inner.entered.load(Relaxed))
+            .finish()
+    }
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context::new()
+    }
+}
+
+/// A copy of the current context (O(1)).
+///
+/// Python: `contextvars.copy_context()`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::contextvars::{copy_context, ContextVar};
+///
+/// let v = ContextVar::new("v");
+/// v.set(1);
+/// let snapshot = copy_context();
+/// v.set(2);
+/// assert_eq!(snapshot.get(&v), Some(1));
+/// ```
+pub fn copy_context() -> Context {
+    Context::from_map(capture())
+}
+
+/// One binding of a [`Context`], as its iteration yields it.
+#[derive(Clone)]
+pub struct ContextItem {
+    id: u64,
+    name: Arc<str>,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+impl ContextItem {
+    /// The variable's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether this binding is of `var`.
+    pub fn is<T>(&self, var: &ContextVar<T>) -> bool {
+        self.id == var.inner.id
+    }
+
+    /// The value, if it is a `T`.
+    pub fn value<T: 'static>(&self) -> Option<&T> {
+        self.value.downcast_ref()
+    }
+}
+
+impl fmt::Debug for ContextItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextItem")
+            .field("name", &&*self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// An empty context.
+    ///
+    /// Python: `contextvars.Context()`.
+    pub fn new() -> Context {
+        Context::from_map(Map::default())
+    }
+
+    fn from_map(map: Map) -> Context {
+        Context {
+            inner: Arc::new(CtxInner {
+                id: next_id(),
+                entered: AtomicBool::new(false),
+                map: Mutex::new(map),
+            }),
+        }
+    }
+
+    fn snapshot(&self) -> Map {
+        self.inner.lock().clone()
+    }
+
+    /// An independent copy (O(1)).
+    ///
+    /// Python: `Context.copy()`.
+    pub fn copy(&self) -> Context {
+        Context::from_map(self.snapshot())
+    }
+
+    /// The value of `var` in this context (no default applies).
+    ///
+    /// Python: `ctx.get(var)` / `ctx[var]`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Option<T> {
+        var.lookup(&self.snapshot())
+    }
+
+    /// Whether `var` has a value in this context.
+    ///
+    /// Python: `var in ctx`.
+    pub fn contains<T>(&self, var: &ContextVar<T>) -> bool {
+        self.inner.lock().get(var.inner.id).is_some()
+    }
+
+    /// The number of variables with a value.
+    ///
+    /// Python: `len(ctx)`.
+    pub fn len(&self) -> usize {
+        self.inner.lock().len()
+    }
+
+    /// Whether no variable has a value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every binding (in no particular order).
+    ///
+    /// Python: `ctx.items()` (and `keys()`, `values()`, iteration).
+    pub fn items(&self) -> Vec<ContextItem> {
+        self.snapshot()
+            .iter()
+            .map(|(id, name, value)| ContextItem {
+                id,
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    }
+
+    fn enter(&self) -> Result<Active, AlreadyEntered> {
+        if self.inner.entered.swap(true, AcqRel) {
+            return Err(AlreadyEntered);
+        }
+        Ok(Active {
+            id: self.inner.id,
+            map: self.snapshot(),
+            entered: Some(self.clone()),
+        })
+    }
+
+    /// Runs `f` with this context current; what `f` sets stays in this
+    /// context.
+    ///
+    /// Python: `Context.run(callable)`.
+    ///
+    /// # Errors
+    /// [`AlreadyEntered`] if the context is being run (here or on another
+    /// thread).
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> Result<R, AlreadyEntered> {
+        let mut active = self.enter()?;
+        let _exit = Exit(&self.inner);
+        Ok(swap_in(&mut active, f))
+    }
+
+    /// Runs `fut` with this context current during each of its polls (the
+    /// context counts as entered from the first poll until `fut` ends or is
+    /// dropped).
+    ///
+    /// Python: `asyncio.create_task(coro, context=ctx)`'s effect on one
+    /// future.
+    ///
+    /// # Errors
+    /// The future yields `Err(AlreadyEntered)` at its first poll if the
+    /// context is already entered.
+    ///
+    /// # Cancel safety
+    /// Dropping the future drops `fut` and leaves the context (what `fut`
+    /// had set stays in it).
+    pub fn scope<F: Future>(
+        &self,
+        fut: F,
+    ) -> impl Future<Output = Result<F::Output, AlreadyEntered>> + use<F> {
+        Scope {
+            ctx: self.clone(),
+            active: None,
+            fut: Box::pin(fut),
+        }
+    }
+}
+
+/// Leaves a context entered by `run`/`scope`, also on unwinding.
+struct Exit<'a>(&'a CtxInner);
+
+impl Drop for Exit<'_> {
+    fn drop(&mut self) {
+        self.0.entered.store(false, Release);
+    }
+}
+
+struct Scope<F> {
+    ctx: Context,
+    active: Option<Active>,
+    fut: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Scope<F> {
+    type Output = Result<F::Output, AlreadyEntered>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.active.is_none() {
+            match this.ctx.enter() {
+                Ok(a) => this.active = Some(a),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        let active = this.active.as_mut().expect("entered above");
+        let fut = this.fut.as_mut();
+        match swap_in(active, || fut.poll(cx)) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(v) => {
+                this.active = None;
+                this.ctx.inner.entered.store(false, Release);
+                Poll::Ready(Ok(v))
+            }
+        }
+    }
+}
+
+impl<F> Drop for Scope<F> {
+    fn drop(&mut self) {
+        if self.active.take().is_some() {
+            self.ctx.inner.entered.store(false, Release);
+        }
+    }
+}

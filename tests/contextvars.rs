@@ -1,0 +1,258 @@
+//! contextvars behaviours from CPython's Lib/test/test_context.py, and the
+//! propagation into everything conex starts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+use conex::contextvars::*;
+use conex::threading::Thread;
+
+// ContextTest.test_context_var_new_1 / _2, test_context_var_repr
+#[test]
+fn var_new_name_default() {
+    let v: ContextVar<i32> = ContextVar::new("a");
+    assert_eq!(v.name(), "a");
+    assert!(format!("{v:?}").contains("\"a\""));
+    let err = v.get().unwrap_err();
+    assert_eq!(err.name(), "a");
+    assert_eq!(v.get_or(5), 5);
+    let d = ContextVar::with_default("b", 10);
+    assert_eq!(d.get(), Ok(10));
+    assert_eq!(
+        d.get_or(3),
+        3,
+        "an explicit default wins over the variable's"
+    );
+    assert_ne!(
+        ContextVar::<i32>::new("a"),
+        v,
+        "each ContextVar is a new variable"
+    );
+    assert_eq!(v.clone(), v);
+}
+
+// ContextTest.test_context_getset_1: set, token old values, reset.
+#[test]
+fn getset_and_tokens() {
+    Context::new()
+        .run(|| {
+            let c = ContextVar::new("c");
+            let t1 = c.set(42);
+            assert_eq!(t1.old_value(), None, "MISSING");
+            assert_eq!(t1.var(), &c);
+            assert_eq!(c.get(), Ok(42));
+            let t2 = c.set(43);
+            assert_eq!(t2.old_value(), Some(&42));
+            c.reset(&t2).unwrap();
+            assert_eq!(c.get(), Ok(42));
+            c.reset(&t1).unwrap();
+            assert!(c.get().is_err(), "reset back to no value");
+        })
+        .unwrap();
+}
+
+// ContextTest.test_context_getset_2 / _3 / _4: a token used twice, from
+// another variable, from another context.
+#[test]
+fn reset_errors() {
+    let a = ContextVar::new("a");
+    let b = ContextVar::new("b");
+    let t = a.set(1);
+    assert_eq!(b.reset(&t), Err(ResetError::DifferentVar));
+    a.reset(&t).unwrap();
+    assert_eq!(a.reset(&t), Err(ResetError::AlreadyUsed));
+
+    let ctx = Context::new();
+    let t = ctx.run(|| a.set(2)).unwrap();
+    assert_eq!(a.reset(&t), Err(ResetError::DifferentContext));
+    ctx.run(|| a.reset(&t)).unwrap().unwrap();
+    assert_eq!(ctx.get(&a), None);
+    assert_eq!(
+        ResetError::AlreadyUsed.to_string(),
+        "<Token> has already been used once"
+    );
+}
+
+// ContextTest.test_context_run_1..5: run keeps changes in the context, not
+// in the caller.
+#[test]
+fn run_keeps_changes_inside() {
+    let var = ContextVar::new("var");
+    var.set("outer");
+    let ctx = copy_context();
+    let inner = ctx
+        .run(|| {
+            assert_eq!(var.get(), Ok("outer"));
+            var.set("inner");
+            var.get().unwrap()
+        })
+        .unwrap();
+    assert_eq!(inner, "inner");
+    assert_eq!(var.get(), Ok("outer"));
+    assert_eq!(ctx.get(&var), Some("inner"));
+    // A second run sees what the first left.
+    assert_eq!(ctx.run(|| var.get().unwrap()).unwrap(), "inner");
+    assert!(ctx.contains(&var) && !ctx.is_empty());
+}
+
+// ContextTest.test_context_run_6 / _7: a context cannot be entered twice
+// (here: nested; and from another thread while it runs).
+#[test]
+fn reentering_is_refused() {
+    let ctx = Context::new();
+    let nested = ctx.run(|| ctx.run(|| ()));
+    assert_eq!(nested, Ok(Err(AlreadyEntered)));
+    let (ready, release) = (
+        conex::threading::Event::new(),
+        conex::threading::Event::new(),
+    );
+    let (c2, r2, x2) = (ctx.clone(), ready.clone(), release.clone());
+    let t = std::thread::spawn(move || {
+        c2.run(|| {
+            r2.set();
+            x2.blocking().wait();
+        })
+        .unwrap()
+    });
+    ready.blocking().wait();
+    assert_eq!(ctx.run(|| ()), Err(AlreadyEntered));
+    release.set();
+    t.join().unwrap();
+    assert_eq!(ctx.run(|| 1), Ok(1), "usable again once left");
+    // A panic inside run leaves the context too.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ctx.run(|| panic!("inside")).unwrap()
+    }));
+    assert!(r.is_err());
+    assert_eq!(ctx.run(|| 2), Ok(2));
+}
+
+// ContextTest.test_context_copy_1, test_context_new_1: copies are
+// independent; items, len, contains.
+#[test]
+fn copy_and_mapping() {
+    let a = ContextVar::new("a");
+    let b = ContextVar::new("b");
+    let ctx = Context::new();
+    assert!(ctx.is_empty());
+    ctx.run(|| {
+        a.set(1u8);
+        b.set(2u8);
+    })
+    .unwrap();
+    let copy = ctx.copy();
+    ctx.run(|| a.set(10)).unwrap();
+    assert_eq!(copy.get(&a), Some(1));
+    assert_eq!(ctx.get(&a), Some(10));
+    let mut items: Vec<(String, u8)> = copy
+        .items()
+        .iter()
+        .map(|i| (i.name().to_owned(), *i.value::<u8>().unwrap()))
+        .collect();
+    items.sort();
+    assert_eq!(items, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+    assert!(copy.items().iter().any(|i| i.is(&b)));
+    assert_eq!(copy.len(), 2);
+}
+
+// copy_context is O(1): a context of 10,000 variables copies (and stays
+// independent) like a small one.
+#[test]
+fn large_contexts_copy_independently() {
+    let vars: Vec<ContextVar<usize>> = (0..10_000)
+        .map(|i| ContextVar::new(&format!("v{i}")))
+        .collect();
+    Context::new()
+        .run(|| {
+            for (i, v) in vars.iter().enumerate() {
+                v.set(i);
+            }
+            let snap = copy_context();
+            vars[5000].set(0);
+            assert_eq!(snap.get(&vars[5000]), Some(5000));
+            assert_eq!(snap.len(), 10_000);
+            assert_eq!(vars[9999].get(), Ok(9999));
+        })
+        .unwrap();
+}
+
+// ContextTest.test_context_threads_1: each OS thread starts from its own
+// context (a std thread, not started through conex, starts empty).
+#[test]
+fn plain_threads_have_their_own_context() {
+    let v = ContextVar::new("v");
+    v.set(1);
+    let seen = std::thread::spawn({
+        let v = v.clone();
+        move || {
+            let before = v.get().ok();
+            v.set(2);
+            before
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(seen, None);
+    assert_eq!(v.get(), Ok(1));
+}
+
+// Propagation as asyncio has it: every Thread conex starts, task-backed or
+// OS-thread-backed, runs in a copy of its spawner's context; what it sets
+// stays inside.
+#[test]
+fn threads_inherit_a_copy() {
+    let rid = ContextVar::new("request_id");
+    rid.set(7);
+    let (r1, r2) = (rid.clone(), rid.clone());
+    let task = Thread::spawn(async move {
+        let seen = r1.get().unwrap();
+        r1.set(100);
+        tokio::task::yield_now().await;
+        (seen, r1.get().unwrap())
+    });
+    let os = Thread::spawn_blocking(move || {
+        let seen = r2.get().unwrap();
+        r2.set(200);
+        seen
+    });
+    assert_eq!(
+        task.blocking().join().unwrap(),
+        (7, 100),
+        "a task keeps its own changes across awaits"
+    );
+    assert_eq!(os.blocking().join().unwrap(), 7);
+    assert_eq!(rid.get(), Ok(7), "nothing leaked out");
+}
+
+// Context::scope runs a future in a given context, across its awaits,
+// isolated from other tasks on the same worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scope_isolates_futures() {
+    let v = ContextVar::new("v");
+    let ctx = Context::new();
+    let v2 = v.clone();
+    let r = ctx
+        .scope(async move {
+            v2.set(1);
+            tokio::task::yield_now().await;
+            v2.get().unwrap()
+        })
+        .await;
+    assert_eq!(r, Ok(1));
+    assert_eq!(ctx.get(&v), Some(1));
+    // While a scope runs, the context is entered: a second scope is refused.
+    let stop = Arc::new(AtomicBool::new(false));
+    let inside = conex::threading::Event::new();
+    let (s2, in2) = (stop.clone(), inside.clone());
+    let busy = tokio::spawn(ctx.scope(async move {
+        in2.set();
+        while !s2.load(SeqCst) {
+            tokio::task::yield_now().await;
+        }
+    }));
+    inside.wait().await;
+    assert_eq!(ctx.run(|| ()), Err(AlreadyEntered));
+    assert_eq!(ctx.scope(async {}).await, Err(AlreadyEntered));
+    stop.store(true, SeqCst);
+    busy.await.unwrap().unwrap();
+}
