@@ -7,7 +7,9 @@
 //! to `--cfg loom` itself.
 
 #[cfg(not(conex_loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use parking_lot::{Mutex, MutexGuard};
+#[cfg(not(conex_loom))]
+pub(crate) use std::sync::Arc;
 
 #[cfg(conex_loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
@@ -48,12 +50,19 @@ pub(crate) mod thread {
     }
 }
 
-/// Locks a std (or loom) mutex, ignoring poisoning: no user code runs while
-/// one of our internal mutexes is held, so a poisoned mutex still guards a
-/// consistent state.
+/// Locks an internal mutex (parking_lot's: no poisoning; loom's under
+/// loom, where a poisoned lock is taken over: no user code runs while one
+/// of these is held, so the state it guards stays consistent).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
+    #[cfg(not(conex_loom))]
+    {
+        m.lock()
+    }
+    #[cfg(conex_loom)]
+    {
+        match m.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }

@@ -13,25 +13,48 @@ use std::sync::Arc;
 /// What a leaf holds: the variable's identity (for iteration) and its value.
 pub(crate) type Value = Arc<dyn Any + Send + Sync>;
 
-#[derive(Clone)]
+/// One binding, shared by every version of the map that holds it (cloning a
+/// leaf while copying a path is one reference count).
+struct Leaf<M> {
+    key: u64,
+    meta: M,
+    value: Value,
+}
+
 enum Node<M> {
-    Leaf {
-        key: u64,
-        meta: M,
-        value: Value,
-    },
+    Leaf(Arc<Leaf<M>>),
     Branch {
         bitmap: u32,
         children: Arc<[Node<M>]>,
     },
 }
 
+impl<M> Clone for Node<M> {
+    fn clone(&self) -> Self {
+        match self {
+            Node::Leaf(l) => Node::Leaf(l.clone()),
+            Node::Branch { bitmap, children } => Node::Branch {
+                bitmap: *bitmap,
+                children: children.clone(),
+            },
+        }
+    }
+}
+
 /// The map. `M` is per-key metadata kept beside the value (the variable's
 /// name for iteration).
-#[derive(Clone)]
 pub(crate) struct Hamt<M> {
     root: Option<Node<M>>,
     len: usize,
+}
+
+impl<M> Clone for Hamt<M> {
+    fn clone(&self) -> Self {
+        Hamt {
+            root: self.root.clone(),
+            len: self.len,
+        }
+    }
 }
 
 impl<M> Default for Hamt<M> {
@@ -56,7 +79,7 @@ fn index(bitmap: u32, bit: u32) -> usize {
     (bitmap & (bit - 1)).count_ones() as usize
 }
 
-impl<M: Clone> Hamt<M> {
+impl<M> Hamt<M> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -67,12 +90,8 @@ impl<M: Clone> Hamt<M> {
         let mut shift = 0;
         loop {
             match node {
-                Node::Leaf {
-                    key: k,
-                    meta,
-                    value,
-                } => {
-                    return (*k == key).then_some((meta, value));
+                Node::Leaf(leaf) => {
+                    return (leaf.key == key).then_some((&leaf.meta, &leaf.value));
                 }
                 Node::Branch { bitmap, children } => {
                     let bit = 1 << slot(hash, shift);
@@ -88,7 +107,7 @@ impl<M: Clone> Hamt<M> {
 
     /// A new map with `key` bound to `value` (this one is unchanged).
     pub(crate) fn insert(&self, key: u64, meta: M, value: Value) -> Hamt<M> {
-        let leaf = Node::Leaf { key, meta, value };
+        let leaf = Node::Leaf(Arc::new(Leaf { key, meta, value }));
         match &self.root {
             None => Hamt {
                 root: Some(leaf),
@@ -125,7 +144,7 @@ impl<M: Clone> Hamt<M> {
         std::iter::from_fn(move || {
             while let Some(node) = stack.pop() {
                 match node {
-                    Node::Leaf { key, meta, value } => return Some((*key, meta, value)),
+                    Node::Leaf(l) => return Some((l.key, &l.meta, &l.value)),
                     Node::Branch { children, .. } => stack.extend(children.iter()),
                 }
             }
@@ -136,52 +155,62 @@ impl<M: Clone> Hamt<M> {
 
 fn hash_of<M>(n: &Node<M>) -> u64 {
     match n {
-        Node::Leaf { key, .. } => mix(*key),
+        Node::Leaf(l) => mix(l.key),
         Node::Branch { .. } => unreachable!("only leaves are rehashed"),
     }
 }
 
 /// Inserts `leaf` (whose key hashes to `hash`) below `node` at `shift`.
 /// Returns the new node and whether a key was added (not replaced).
-fn insert<M: Clone>(
-    node: &Node<M>,
-    hash: u64,
-    shift: u32,
-    key: u64,
-    leaf: Node<M>,
-) -> (Node<M>, bool) {
+fn insert<M>(node: &Node<M>, hash: u64, shift: u32, key: u64, leaf: Node<M>) -> (Node<M>, bool) {
     match node {
-        Node::Leaf { key: k, .. } if *k == key => (leaf, false),
-        Node::Leaf { .. } => (merge(node.clone(), hash_of(node), leaf, hash, shift), true),
+        Node::Leaf(l) if l.key == key => (leaf, false),
+        Node::Leaf(_) => (merge(node.clone(), hash_of(node), leaf, hash, shift), true),
         Node::Branch { bitmap, children } => {
             let bit = 1 << slot(hash, shift);
             let i = index(*bitmap, bit);
             if bitmap & bit != 0 {
                 let (child, added) = insert(&children[i], hash, shift + 5, key, leaf);
-                let mut v = children.to_vec();
-                v[i] = child;
                 (
                     Node::Branch {
                         bitmap: *bitmap,
-                        children: v.into(),
+                        children: replaced(children, i, child),
                     },
                     added,
                 )
             } else {
-                let mut v = Vec::with_capacity(children.len() + 1);
-                v.extend_from_slice(&children[..i]);
-                v.push(leaf);
-                v.extend_from_slice(&children[i..]);
+                let children = children[..i]
+                    .iter()
+                    .cloned()
+                    .chain(std::iter::once(leaf))
+                    .chain(children[i..].iter().cloned())
+                    .collect();
                 (
                     Node::Branch {
                         bitmap: bitmap | bit,
-                        children: v.into(),
+                        children,
                     },
                     true,
                 )
             }
         }
     }
+}
+
+/// `children` with the one at `i` replaced (one allocation, exact size).
+fn replaced<M>(children: &[Node<M>], i: usize, child: Node<M>) -> Arc<[Node<M>]> {
+    let mut child = Some(child);
+    children
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            if j == i {
+                child.take().expect("once")
+            } else {
+                c.clone()
+            }
+        })
+        .collect()
 }
 
 /// A branch holding two leaves whose hashes agree below `shift`.
@@ -207,10 +236,10 @@ enum Removed<M> {
     Node(Node<M>),
 }
 
-fn remove<M: Clone>(node: &Node<M>, hash: u64, shift: u32, key: u64) -> Removed<M> {
+fn remove<M>(node: &Node<M>, hash: u64, shift: u32, key: u64) -> Removed<M> {
     match node {
-        Node::Leaf { key: k, .. } => {
-            if *k == key {
+        Node::Leaf(l) => {
+            if l.key == key {
                 Removed::Empty
             } else {
                 Removed::NotFound
@@ -234,7 +263,7 @@ fn remove<M: Clone>(node: &Node<M>, hash: u64, shift: u32, key: u64) -> Removed<
                     match rest.as_slice() {
                         [] => Removed::Empty,
                         // A branch left with a single leaf collapses into it.
-                        [only @ Node::Leaf { .. }] => Removed::Node(only.clone()),
+                        [only @ Node::Leaf(_)] => Removed::Node(only.clone()),
                         _ => Removed::Node(Node::Branch {
                             bitmap: bitmap & !bit,
                             children: rest.into(),
@@ -242,15 +271,13 @@ fn remove<M: Clone>(node: &Node<M>, hash: u64, shift: u32, key: u64) -> Removed<
                     }
                 }
                 Removed::Node(child) => {
-                    let single_leaf = children.len() == 1 && matches!(child, Node::Leaf { .. });
+                    let single_leaf = children.len() == 1 && matches!(child, Node::Leaf(_));
                     if single_leaf {
                         return Removed::Node(child);
                     }
-                    let mut v = children.to_vec();
-                    v[i] = child;
                     Removed::Node(Node::Branch {
                         bitmap: *bitmap,
-                        children: v.into(),
+                        children: replaced(children, i, child),
                     })
                 }
             }
