@@ -19,6 +19,7 @@
 //! | `queue` (and asyncio's `Queue`, `LifoQueue`, `PriorityQueue`) | [`queue`] |
 //! | `contextvars` | [`contextvars`] |
 //! | `sched` | [`sched`] |
+//! | `concurrent.futures` | [`futures`] |
 //! | asyncio's task tools (`create_task`, `TaskGroup`, `timeout`, `gather`, `wait`, `to_thread`, `Runner`, ...) | [`tasks`] |
 //!
 //! ## Conventions
@@ -63,8 +64,21 @@
 mod shim;
 mod wait;
 
+/// The message of a panic payload (a `&str` or a `String`), or a
+/// placeholder.
+pub(crate) fn panic_str(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "<non-string panic payload>"
+    }
+}
+
 pub mod _thread;
 pub mod contextvars;
+pub mod futures;
 pub mod queue;
 pub mod sched;
 pub mod tasks;

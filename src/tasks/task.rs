@@ -41,14 +41,8 @@ impl fmt::Display for TaskError {
 
 impl std::error::Error for TaskError {}
 
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
-    }
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    crate::panic_str(payload).to_owned()
 }
 
 pub(crate) type Output<T> = Result<T, TaskError>;
@@ -312,4 +306,50 @@ where
 /// Dropping it only stops waiting.
 pub fn sleep(duration: std::time::Duration) -> impl Future<Output = ()> + Send {
     tokio::time::sleep(duration)
+}
+
+/// Runs `fut` on the runtime of `rt` from any thread (typically one that is
+/// not in that runtime), in a copy of the caller's context, and answers
+/// with a [`Future`](crate::futures::Future) the caller can block on or
+/// await. Cancelling that future (while it is not done) aborts the task.
+///
+/// Python: `asyncio.run_coroutine_threadsafe(coro, loop)`.
+///
+/// # Examples
+///
+/// ```
+/// use conex::tasks::run_coroutine_threadsafe;
+/// use std::time::Duration;
+///
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let fut = run_coroutine_threadsafe(
+///     async { tokio::time::sleep(Duration::from_millis(5)).await; "done" },
+///     rt.handle(),
+/// );
+/// assert_eq!(fut.blocking().result(), Ok("done")); // from this plain thread
+/// ```
+pub fn run_coroutine_threadsafe<F>(
+    fut: F,
+    rt: &tokio::runtime::Handle,
+) -> crate::futures::Future<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let answer = crate::futures::Future::new();
+    let a2 = answer.clone();
+    let task = rt.spawn(InContext::copy_current(async move {
+        // A cancelled answer refuses the value: nothing else to do.
+        let _ = match AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(v) => a2.set_result(v),
+            Err(p) => a2.set_exception(crate::futures::WorkError::from_panic(&*p)),
+        };
+    }));
+    let abort = task.abort_handle();
+    answer.add_done_callback(move |f| {
+        if f.cancelled() {
+            abort.abort();
+        }
+    });
+    answer
 }

@@ -34,7 +34,7 @@ impl<'a> ExceptHookArgs<'a> {
 
     /// The panic message, when the payload is a string.
     pub fn message(&self) -> &str {
-        panic_message(self.payload)
+        crate::panic_str(self.payload)
     }
 }
 
@@ -44,17 +44,6 @@ impl fmt::Debug for ExceptHookArgs<'_> {
             .field("thread", self.thread)
             .field("message", &self.message())
             .finish()
-    }
-}
-
-/// The message of a panic payload, or a placeholder.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "<non-string panic payload>"
     }
 }
 

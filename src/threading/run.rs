@@ -180,5 +180,5 @@ where
 
 fn report_panic(thread: &Thread, payload: Box<dyn Any + Send>) -> Outcome {
     hooks::excepthook(&ExceptHookArgs::new(thread, &*payload));
-    Outcome::Panicked(hooks::panic_message(&*payload).to_owned())
+    Outcome::Panicked(crate::panic_str(&*payload).to_owned())
 }

@@ -1,0 +1,256 @@
+//! The `Executor` trait and its `map`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::{Duration, Instant};
+
+use super::errors::{FutureError, SubmitError, WorkError};
+use super::future::Future;
+
+/// What runs submitted work and hands back [`Future`]s.
+///
+/// Python: `concurrent.futures.Executor`. The unit of work is Python's
+/// `submit(fn, arg)`: a plain function and its argument. That is the one
+/// shape every executor can run, worker processes included (a plain `fn`
+/// is found again in a re-executed binary; a closure cannot be), so code
+/// written against this trait runs on threads, tasks or processes
+/// unchanged. Executors also have inherent methods for closures and
+/// futures where they can run them.
+///
+/// Dropping an executor's last handle shuts it down and waits for the work
+/// it holds (Python's `with executor:`).
+pub trait Executor<A, R>: Send + Sync {
+    /// Schedules `f(arg)` and returns its future.
+    ///
+    /// Python: `Executor.submit(fn, *args)`.
+    ///
+    /// # Errors
+    /// [`SubmitError::Shutdown`] after [`shutdown`](Executor::shutdown);
+    /// [`SubmitError::Broken`] once the executor is broken.
+    fn submit(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>, SubmitError>;
+
+    /// Schedules `f(arg)` where `f` can fail: an `Err` becomes the future's
+    /// error ([`FutureError::Failed`]), keeping its type name and message,
+    /// as a Python exception raised by the callable does.
+    ///
+    /// # Errors
+    /// As [`submit`](Executor::submit).
+    fn submit_fallible<E>(
+        &self,
+        f: fn(A) -> Result<R, E>,
+        arg: A,
+    ) -> Result<Future<R>, SubmitError>
+    where
+        E: std::error::Error + Send + Sync + 'static;
+
+    /// Stops taking work. With `cancel_futures`, the work not started yet is
+    /// cancelled (running work completes either way); with `wait`, blocks
+    /// until every started work has finished and the workers are gone.
+    ///
+    /// Python: `Executor.shutdown(wait=True, *, cancel_futures=False)`.
+    fn shutdown(&self, wait: bool, cancel_futures: bool);
+
+    /// `f` over `args`, results in input order.
+    ///
+    /// Python: `Executor.map(fn, *iterables, timeout=None, chunksize=1,
+    /// buffersize=None)` (3.14's `buffersize` included: with it, only that
+    /// many calls are in flight and `args` is read as results are taken, so
+    /// an endless input is fine).
+    ///
+    /// # Errors
+    /// As [`submit`](Executor::submit), for the first submissions.
+    fn map<I>(
+        &self,
+        f: fn(A) -> R,
+        args: I,
+        options: MapOptions,
+    ) -> Result<MapResults<A, R, I::IntoIter, Self>, SubmitError>
+    where
+        Self: Sized + Clone,
+        R: Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        MapResults::start(self.clone(), f, args.into_iter(), options)
+    }
+}
+
+/// Options of [`Executor::map`].
+#[derive(Debug, Clone, Default)]
+pub struct MapOptions {
+    timeout: Option<Duration>,
+    buffersize: Option<NonZeroUsize>,
+    chunksize: Option<NonZeroUsize>,
+}
+
+impl MapOptions {
+    /// No timeout, every call submitted at once (Python's defaults).
+    pub fn new() -> MapOptions {
+        MapOptions::default()
+    }
+
+    /// A timeout on the whole map, counted from the call: the result that
+    /// is not ready by then is an error (Python's `timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// At most `n` calls in flight; `args` is read as results are taken
+    /// (Python 3.14's `buffersize`).
+    pub fn buffersize(mut self, n: NonZeroUsize) -> Self {
+        self.buffersize = Some(n);
+        self
+    }
+
+    /// Items sent to a worker process at a time (Python's `chunksize`;
+    /// process pools only, ignored by the others).
+    pub fn chunksize(mut self, n: NonZeroUsize) -> Self {
+        self.chunksize = Some(n);
+        self
+    }
+
+    /// The chunk size (1 unless set).
+    pub fn get_chunksize(&self) -> usize {
+        self.chunksize.map_or(1, NonZeroUsize::get)
+    }
+}
+
+/// The results of [`Executor::map`], in input order: an `Iterator` that
+/// blocks the thread, or [`next_result`](MapResults::next_result) for async
+/// code. The first error ends it; dropping it cancels the calls not started.
+pub struct MapResults<A, R, I, E> {
+    executor: E,
+    f: fn(A) -> R,
+    args: Option<I>,
+    buffersize: Option<usize>,
+    deadline: Option<Instant>,
+    in_flight: VecDeque<Future<R>>,
+    failed: bool,
+}
+
+impl<A, R, I, E> fmt::Debug for MapResults<A, R, I, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapResults")
+            .field("in_flight", &self.in_flight.len())
+            .field("input_left", &self.args.is_some())
+            .finish()
+    }
+}
+
+impl<A, R, I, E> MapResults<A, R, I, E>
+where
+    R: Send + 'static,
+    I: Iterator<Item = A>,
+    E: Executor<A, R>,
+{
+    fn start(
+        executor: E,
+        f: fn(A) -> R,
+        args: I,
+        options: MapOptions,
+    ) -> Result<Self, SubmitError> {
+        let mut m = MapResults {
+            executor,
+            f,
+            args: Some(args),
+            buffersize: options.buffersize.map(NonZeroUsize::get),
+            deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
+            in_flight: VecDeque::new(),
+            failed: false,
+        };
+        m.fill()?;
+        Ok(m)
+    }
+
+    /// Submits calls until the look-ahead is full or the input ends.
+    fn fill(&mut self) -> Result<(), SubmitError> {
+        while self.buffersize.is_none_or(|b| self.in_flight.len() < b) {
+            let Some(args) = &mut self.args else { break };
+            match args.next() {
+                Some(a) => self.in_flight.push_back(self.executor.submit(self.f, a)?),
+                None => self.args = None,
+            }
+        }
+        Ok(())
+    }
+
+    fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The result of the head call, now that it has been waited for.
+    fn pop(&mut self, finished: bool) -> Result<R, FutureError> {
+        let head = self.in_flight.pop_front().expect("a call in flight");
+        let out = if finished {
+            head.blocking().take_result()
+        } else {
+            Err(FutureError::Timeout)
+        };
+        if out.is_err() {
+            self.failed = true;
+            self.cancel_rest();
+        } else if let Err(e) = self.fill() {
+            self.failed = true;
+            self.cancel_rest();
+            return Err(FutureError::Failed(WorkError::new(
+                "RuntimeError",
+                e.to_string(),
+            )));
+        }
+        out
+    }
+
+    fn cancel_rest(&mut self) {
+        for f in self.in_flight.drain(..) {
+            f.cancel();
+        }
+        self.args = None;
+    }
+
+    /// The next result, for async code (`None` at the end).
+    ///
+    /// # Cancel safety
+    /// Dropping the future loses nothing: the result stays for the next
+    /// call.
+    pub async fn next_result(&mut self) -> Option<Result<R, FutureError>> {
+        if self.failed {
+            return None;
+        }
+        let head = self.in_flight.front()?.clone();
+        let finished = match self.remaining() {
+            None => head.wait_done().await,
+            Some(left) => tokio::time::timeout(left, head.wait_done()).await.is_ok(),
+        };
+        Some(self.pop(finished))
+    }
+}
+
+impl<A, R, I, E> Iterator for MapResults<A, R, I, E>
+where
+    R: Send + 'static,
+    I: Iterator<Item = A>,
+    E: Executor<A, R>,
+{
+    type Item = Result<R, FutureError>;
+
+    /// Blocks the thread for the next result in input order.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let head = self.in_flight.front()?.clone();
+        let finished = head.blocking().wait(self.remaining());
+        Some(self.pop(finished))
+    }
+}
+
+impl<A, R, I, E> Drop for MapResults<A, R, I, E> {
+    fn drop(&mut self) {
+        for f in self.in_flight.drain(..) {
+            // Python's map generator cancels what is left when it is closed.
+            f.cancel();
+        }
+    }
+}

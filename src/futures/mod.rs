@@ -1,0 +1,40 @@
+//! Python's `concurrent.futures`: futures that tasks await and threads
+//! block on, executors that run work and hand them out, and waiting on
+//! many at once.
+//!
+//! | Python | conex |
+//! |---|---|
+//! | `Future`: `cancel`, `cancelled`, `running`, `done`, `result(timeout)`, `exception(timeout)`, `add_done_callback` | [`Future`] (async methods, and [`Future::blocking`]) |
+//! | `Future.set_running_or_notify_cancel`, `set_result`, `set_exception` | same names |
+//! | `Executor`: `submit(fn, *args)`, `map`, `shutdown(wait, cancel_futures)` | [`Executor`], [`MapOptions`] (`timeout`, `buffersize`, `chunksize`) |
+//! | `ThreadPoolExecutor(max_workers, thread_name_prefix, initializer)` | [`ThreadPoolExecutor`], [`ThreadPoolBuilder`] |
+//! | (asyncio's side) | [`TaskExecutor`]: async work as tasks, same `Future`, same trait |
+//! | `ProcessPoolExecutor` | the process pool (its own module) |
+//! | `wait(fs, timeout, return_when)`, `FIRST_COMPLETED`, `FIRST_EXCEPTION`, `ALL_COMPLETED` | [`wait`], [`wait_blocking`], [`ReturnWhen`] |
+//! | `as_completed(fs, timeout)` | [`as_completed`] (a `Stream`), [`as_completed_blocking`] (an `Iterator`) |
+//! | `CancelledError`, `TimeoutError`, `InvalidStateError`, `BrokenExecutor`, the work's exception | [`FutureError`], [`InvalidState`], [`SubmitError`], [`WorkError`] |
+//!
+//! # How to choose
+//! Blocking work (CPU loops, blocking I/O): [`ThreadPoolExecutor`]. Async
+//! work with a concurrency limit: [`TaskExecutor`]. Code generic over
+//! [`Executor`] runs on either (and on the process pool) unchanged.
+//!
+//! Work runs in a copy of the submitter's context (contextvars); an `Err`
+//! from fallible work and a panic both become the future's error, keeping
+//! the type name and message.
+
+mod errors;
+mod executor;
+mod future;
+mod task_pool;
+mod thread_pool;
+mod waiting;
+
+pub use errors::{FutureError, InvalidState, SubmitError, Timeout, WorkError, ZeroWorkers};
+pub use executor::{Executor, MapOptions, MapResults};
+pub use future::{BlockingFuture, Future};
+pub use task_pool::TaskExecutor;
+pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
+pub use waiting::{
+    ReturnWhen, Unfinished, as_completed, as_completed_blocking, wait, wait_blocking,
+};
