@@ -10,6 +10,15 @@
 //! on a `Condition` (over a `Lock`) to an indexer on an OS-thread-backed
 //! `Thread` that uses the blocking facade; an `RLock` guards nested stats
 //! updates; a `Local` counts each worker's pages.
+//!
+//! **queue, tasks, contextvars, sched**: a request pipeline. A `TaskGroup`
+//! of parser tasks feeds a bounded `Queue`; worker Threads take items and
+//! mark them done, and `join` says when all are processed; every worker sees
+//! the request id set in a `ContextVar` before they started; a `Scheduler`
+//! prints progress on a timer; a `PriorityQueue` ranks the results.
+//!
+//! **concurrent.futures**: a `ThreadPoolExecutor` hashes generated files,
+//! the results gathered with `as_completed`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -135,8 +144,207 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(threading_tour());
+    rt.block_on(pipeline_tour());
+    futures_tour();
     // Python's interpreter waits for non-daemon threads at exit.
     threading::join_non_daemon_blocking();
+}
+
+/// queue + tasks + contextvars + sched.
+async fn pipeline_tour() {
+    use conex::contextvars::ContextVar;
+    use conex::queue::{PriorityQueue, Queue};
+    use conex::sched::Scheduler;
+    use conex::tasks::task_group;
+
+    const PARSERS: usize = 3;
+    const WORKERS: usize = 4;
+    const REQUESTS: usize = 600;
+    println!("[queue, tasks, contextvars, sched] a request pipeline");
+    let t0 = Instant::now();
+    let request_id = ContextVar::new("request_id");
+    request_id.set(format!("req-{:04x}", 0xc0ffeeu32 & 0xffff));
+    let queue: Queue<(usize, String)> = Queue::new(16);
+    let processed = Arc::new(AtomicUsize::new(0));
+    let ranking = PriorityQueue::unbounded();
+
+    // Progress on a timer: each event prints and enters the next one.
+    let sched = Scheduler::new();
+    fn tick(s: Scheduler, processed: Arc<AtomicUsize>, t0: Instant, stop: Arc<AtomicBool>) {
+        if stop.load(SeqCst) {
+            return;
+        }
+        println!(
+            "  scheduler: {:>4} of {REQUESTS} requests processed (t = {:>5.1} ms)",
+            processed.load(SeqCst),
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+        let s2 = s.clone();
+        s.enter(Duration::from_millis(40), 0, move || {
+            tick(s2, processed, t0, stop)
+        });
+    }
+    let stop_ticks = Arc::new(AtomicBool::new(false));
+    {
+        let (s2, p2, st2) = (sched.clone(), processed.clone(), stop_ticks.clone());
+        sched.enter(Duration::from_millis(10), 0, move || tick(s2, p2, t0, st2));
+    }
+    let ticker = {
+        let s = sched.clone();
+        Thread::builder()
+            .name("scheduler")
+            .spawn(async move { s.run().await })
+    };
+
+    // Workers: task-backed Threads, each in a copy of this context.
+    let seen_ids = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|i| {
+            let (q, processed, ranking, seen, rid) = (
+                queue.clone(),
+                processed.clone(),
+                ranking.clone(),
+                seen_ids.clone(),
+                request_id.clone(),
+            );
+            Thread::builder()
+                .name(format!("worker-{i}"))
+                .spawn(async move {
+                    seen.lock().unwrap().push(rid.get().unwrap());
+                    rid.set(format!("worker-{i}-private")); // stays in this Thread
+                    while let Ok((n, text)) = q.get().await {
+                        let score = text.bytes().map(u64::from).sum::<u64>() % 1000;
+                        ranking.put_nowait((std::cmp::Reverse(score), n)).unwrap();
+                        processed.fetch_add(1, SeqCst);
+                        q.task_done().unwrap();
+                    }
+                })
+        })
+        .collect();
+
+    // Parsers: a TaskGroup; the first failure would cancel the others.
+    let q2 = queue.clone();
+    let parsed = task_group(|tg| async move {
+        for p in 0..PARSERS {
+            let q = q2.clone();
+            tg.spawn(async move {
+                for n in (p..REQUESTS).step_by(PARSERS) {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                    q.put((n, page_text(n as u64)))
+                        .await
+                        .map_err(|_| "queue shut down")?;
+                }
+                Ok::<_, &str>(())
+            })
+            .expect("the group is open");
+        }
+        Ok(PARSERS)
+    })
+    .await;
+    queue.join().await;
+    let joined_at = t0.elapsed();
+    queue.shutdown(false);
+    for w in workers {
+        w.join().await.expect("a worker failed");
+    }
+    stop_ticks.store(true, SeqCst);
+    ticker.join().await.expect("the scheduler failed");
+    let top: Vec<_> = (0..3).filter_map(|_| ranking.get_nowait().ok()).collect();
+    let ids = seen_ids.lock().unwrap().clone();
+    println!(
+        "  {} parser tasks (TaskGroup: {:?}) fed {REQUESTS} requests through a Queue(16); join() returned after {:.1} ms",
+        PARSERS,
+        parsed.map(|n| format!("{n} ok")).map_err(|e| e.to_string()),
+        joined_at.as_secs_f64() * 1e3
+    );
+    println!(
+        "  every worker saw the request id set before it started: {} (and the caller still has {})",
+        ids.iter().all(|id| *id == ids[0]) && ids.len() == WORKERS,
+        request_id.get().unwrap()
+    );
+    println!("  top results by score (PriorityQueue): {top:?}");
+    assert_eq!(processed.load(SeqCst), REQUESTS);
+    println!();
+}
+
+/// concurrent.futures: hash generated files on a thread pool.
+fn futures_tour() {
+    use conex::futures::{Executor, ThreadPoolExecutor, as_completed_blocking};
+
+    const FILES: usize = 24;
+    const SIZE: usize = 1 << 20;
+    println!(
+        "[concurrent.futures] hash {FILES} generated files of 1 MiB with a ThreadPoolExecutor"
+    );
+    let dir = std::env::temp_dir().join(format!("conex-tour-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp directory");
+    let paths: Vec<std::path::PathBuf> = (0..FILES)
+        .map(|i| {
+            let path = dir.join(format!("file-{i:02}.bin"));
+            let mut x = i as u64 + 1;
+            let bytes: Vec<u8> = (0..SIZE)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            std::fs::write(&path, bytes).expect("write a generated file");
+            path
+        })
+        .collect();
+
+    /// FNV-1a over the file's bytes (blocking I/O and CPU: thread-pool work).
+    fn hash_file(path: std::path::PathBuf) -> (String, u64) {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (name, h)
+    }
+
+    let t = Instant::now();
+    let sequential: Vec<_> = paths.iter().cloned().map(hash_file).collect();
+    let seq_time = t.elapsed();
+
+    let pool = ThreadPoolExecutor::new(4).expect("a pool");
+    let t = Instant::now();
+    let futs: Vec<_> = paths
+        .iter()
+        .cloned()
+        .map(|p| pool.submit(hash_file, p).expect("the pool is open"))
+        .collect();
+    let mut first = Vec::new();
+    let mut results = Vec::new();
+    for f in as_completed_blocking(&futs, Some(Duration::from_secs(60))) {
+        let (name, h) = f.expect("in time").blocking().result().expect("hashed");
+        if first.len() < 3 {
+            first.push(name.clone());
+        }
+        results.push((name, h));
+    }
+    let pool_time = t.elapsed();
+    results.sort();
+    let mut expected = sequential.clone();
+    expected.sort();
+    assert_eq!(results, expected, "the pool computed the same hashes");
+    println!(
+        "  sequential {:.1} ms, ThreadPoolExecutor(4) {:.1} ms on {} workers; first finished: {}",
+        seq_time.as_secs_f64() * 1e3,
+        pool_time.as_secs_f64() * 1e3,
+        pool.workers(),
+        first.join(", ")
+    );
+    println!("  {} = {:016x}, ...", results[0].0, results[0].1);
+    Executor::<std::path::PathBuf, (String, u64)>::shutdown(&pool, true, false);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
 }
 
 async fn threading_tour() {

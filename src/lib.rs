@@ -78,8 +78,12 @@ pub(crate) fn panic_str(payload: &(dyn std::any::Any + Send)) -> &str {
 
 pub mod _thread;
 pub mod contextvars;
+#[cfg(feature = "futures")]
 pub mod futures;
+#[cfg(feature = "queue")]
 pub mod queue;
+#[cfg(feature = "sched")]
 pub mod sched;
+#[cfg(feature = "tasks")]
 pub mod tasks;
 pub mod threading;

@@ -128,11 +128,16 @@ pin_project_lite::pin_project! {
 
 impl<F: Future> InContext<F> {
     /// `fut`, to run in a copy of the caller's current context.
+    #[cfg_attr(not(any(feature = "tasks", feature = "futures")), allow(dead_code))]
     pub(crate) fn copy_current(fut: F) -> InContext<F> {
         Self::new(TaskContext::copy_current(), fut)
     }
 
     /// `fut`, to run in `ctx`.
+    #[cfg_attr(
+        not(any(feature = "sched", feature = "tasks", feature = "futures")),
+        allow(dead_code)
+    )]
     pub(crate) fn new(ctx: TaskContext, fut: F) -> InContext<F> {
         InContext { ctx, fut }
     }

@@ -45,8 +45,8 @@ mod waiting;
 
 pub use group::{Failure, GroupClosed, TaskGroup, TaskGroupError, task_group};
 pub use runner::{RunError, Runner, run};
-pub use task::{
-    Task, TaskError, run_coroutine_threadsafe, shield, sleep, spawn, spawn_eager, to_thread,
-};
+#[cfg(feature = "futures")]
+pub use task::run_coroutine_threadsafe;
+pub use task::{Task, TaskError, shield, sleep, spawn, spawn_eager, to_thread};
 pub use timeout::{Timeout, TimeoutScope, timeout, timeout_at};
 pub use waiting::{Outcome, ReturnWhen, as_completed, gather, gather_settled, wait};

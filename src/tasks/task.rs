@@ -308,6 +308,7 @@ pub fn sleep(duration: std::time::Duration) -> impl Future<Output = ()> + Send {
     tokio::time::sleep(duration)
 }
 
+#[cfg(feature = "futures")]
 /// Runs `fut` on the runtime of `rt` from any thread (typically one that is
 /// not in that runtime), in a copy of the caller's context, and answers
 /// with a [`Future`](crate::futures::Future) the caller can block on or

@@ -59,6 +59,10 @@ mod timer;
 
 pub use barrier::{Barrier, BarrierBuilder, BlockingBarrier};
 pub use condition::{BlockingCondition, Condition, ConditionLock};
+#[cfg_attr(
+    not(any(feature = "sched", feature = "tasks", feature = "futures")),
+    allow(unused_imports)
+)]
 pub(crate) use current::runtime_handle;
 pub use current::{
     TIMEOUT_MAX, active_count, current_thread, enumerate, get_ident, get_native_id,

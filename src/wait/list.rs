@@ -417,6 +417,7 @@ impl<S, const N: usize> Locked<'_, S, N> {
     }
 
     /// The state and queue `i` at once.
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     pub(crate) fn split(&mut self, i: usize) -> (&mut S, Queue<'_>) {
         let Locked { guard, wakes } = self;
         let inner = &mut **guard;

@@ -332,81 +332,85 @@ fn loom_barrier_reset() {
 
 // ---------------------------------------------------------------- queue
 
-use crate::queue::{PutError, Queue};
+#[cfg(feature = "queue")]
+mod queue_models {
+    use super::*;
+    use crate::queue::{PutError, Queue};
 
-/// A bounded SPSC queue: async producer, blocking consumer; every item
-/// arrives, in order.
-#[test]
-fn loom_queue_spsc_bounded() {
-    loom::model(|| {
-        let q = Queue::new(1);
-        let q2 = q.clone();
-        let consumer = thread::spawn(move || {
-            let a = q2.blocking().get().unwrap();
-            let b = q2.blocking().get().unwrap();
-            (a, b)
+    /// A bounded SPSC queue: async producer, blocking consumer; every item
+    /// arrives, in order.
+    #[test]
+    fn loom_queue_spsc_bounded() {
+        loom::model(|| {
+            let q = Queue::new(1);
+            let q2 = q.clone();
+            let consumer = thread::spawn(move || {
+                let a = q2.blocking().get().unwrap();
+                let b = q2.blocking().get().unwrap();
+                (a, b)
+            });
+            block_on(async {
+                q.put(1).await.unwrap();
+                q.put(2).await.unwrap();
+            });
+            assert_eq!(consumer.join().unwrap(), (1, 2));
+            assert!(q.empty());
         });
-        block_on(async {
-            q.put(1).await.unwrap();
-            q.put(2).await.unwrap();
+    }
+
+    /// A shutdown racing a blocked get releases it.
+    #[test]
+    fn loom_queue_shutdown_releases_getter() {
+        loom::model(|| {
+            let q = Queue::<u8>::unbounded();
+            let q2 = q.clone();
+            let getter = thread::spawn(move || q2.blocking().get());
+            q.shutdown(false);
+            assert!(getter.join().unwrap().is_err());
+            assert!(matches!(q.put_nowait(1), Err(PutError::ShutDown(1))));
         });
-        assert_eq!(consumer.join().unwrap(), (1, 2));
-        assert!(q.empty());
-    });
-}
+    }
 
-/// A shutdown racing a blocked get releases it.
-#[test]
-fn loom_queue_shutdown_releases_getter() {
-    loom::model(|| {
-        let q = Queue::<u8>::unbounded();
-        let q2 = q.clone();
-        let getter = thread::spawn(move || q2.blocking().get());
-        q.shutdown(false);
-        assert!(getter.join().unwrap().is_err());
-        assert!(matches!(q.put_nowait(1), Err(PutError::ShutDown(1))));
-    });
-}
-
-/// A getter dropped after (maybe) being woken for an item: the item stays
-/// and the other getter gets it.
-#[test]
-fn loom_queue_cancelled_getter_passes_item_on() {
-    loom::model(|| {
-        let q = Queue::<u8>::unbounded();
-        let q2 = q.clone();
-        let other = thread::spawn(move || q2.blocking().get().unwrap());
-        let q3 = q.clone();
-        let dropper = thread::spawn(move || {
-            let mut fut = Box::pin(q3.get());
-            match poll_once(fut.as_mut()) {
-                Poll::Ready(got) => {
-                    // It got the item: put it back for the other getter.
-                    drop(fut);
-                    q3.put_nowait(got.unwrap()).unwrap();
+    /// A getter dropped after (maybe) being woken for an item: the item stays
+    /// and the other getter gets it.
+    #[test]
+    fn loom_queue_cancelled_getter_passes_item_on() {
+        loom::model(|| {
+            let q = Queue::<u8>::unbounded();
+            let q2 = q.clone();
+            let other = thread::spawn(move || q2.blocking().get().unwrap());
+            let q3 = q.clone();
+            let dropper = thread::spawn(move || {
+                let mut fut = Box::pin(q3.get());
+                match poll_once(fut.as_mut()) {
+                    Poll::Ready(got) => {
+                        // It got the item: put it back for the other getter.
+                        drop(fut);
+                        q3.put_nowait(got.unwrap()).unwrap();
+                    }
+                    Poll::Pending => drop(fut),
                 }
-                Poll::Pending => drop(fut),
-            }
+            });
+            q.put_nowait(9).unwrap();
+            dropper.join().unwrap();
+            assert_eq!(other.join().unwrap(), 9);
         });
-        q.put_nowait(9).unwrap();
-        dropper.join().unwrap();
-        assert_eq!(other.join().unwrap(), 9);
-    });
-}
+    }
 
-/// task_done racing join.
-#[test]
-fn loom_queue_join_task_done() {
-    loom::model(|| {
-        let q = Queue::<u8>::unbounded();
-        q.put_nowait(1).unwrap();
-        let q2 = q.clone();
-        let worker = thread::spawn(move || {
-            q2.blocking().get().unwrap();
-            q2.task_done().unwrap();
+    /// task_done racing join.
+    #[test]
+    fn loom_queue_join_task_done() {
+        loom::model(|| {
+            let q = Queue::<u8>::unbounded();
+            q.put_nowait(1).unwrap();
+            let q2 = q.clone();
+            let worker = thread::spawn(move || {
+                q2.blocking().get().unwrap();
+                q2.task_done().unwrap();
+            });
+            q.blocking().join();
+            assert_eq!(q.unfinished_tasks(), 0);
+            worker.join().unwrap();
         });
-        q.blocking().join();
-        assert_eq!(q.unfinished_tasks(), 0);
-        worker.join().unwrap();
-    });
+    }
 }
