@@ -253,8 +253,10 @@ impl<E: Send + 'static> TaskGroup<E> {
 /// assert_eq!(sum, Ok(3));
 ///
 /// let failed = task_group(|tg| async move {
-///     tg.spawn(async { Err::<(), _>("boom".to_string()) }).unwrap();
 ///     tg.spawn(std::future::pending::<Result<(), String>>()).unwrap(); // cancelled
+///     // Spawned last: once a task has failed, spawning is refused
+///     // (`GroupClosed`), and on a multi-thread runtime that can be at once.
+///     tg.spawn(async { Err::<(), _>("boom".to_string()) }).unwrap();
 ///     Ok(())
 /// })
 /// .await;
