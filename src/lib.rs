@@ -20,6 +20,7 @@
 //! | `contextvars` | [`contextvars`] |
 //! | `sched` | [`sched`] |
 //! | `concurrent.futures` | [`futures`] |
+//! | `subprocess` | [`subprocess`] |
 //! | asyncio's task tools (`create_task`, `TaskGroup`, `timeout`, `gather`, `wait`, `to_thread`, `Runner`, ...) | [`tasks`] |
 //!
 //! ## Conventions
@@ -84,6 +85,8 @@ pub mod futures;
 pub mod queue;
 #[cfg(feature = "sched")]
 pub mod sched;
+#[cfg(all(feature = "subprocess", unix))]
+pub mod subprocess;
 #[cfg(feature = "tasks")]
 pub mod tasks;
 pub mod threading;

@@ -422,17 +422,19 @@ pub const TIMEOUT_MAX: Duration = Duration::from_secs(9_223_372_036);
 /// The runtime task-backed Threads start on: the caller's, or one conex
 /// starts once for a process that has none.
 pub(crate) fn runtime_handle() -> tokio::runtime::Handle {
-    tokio::runtime::Handle::try_current().unwrap_or_else(|_| {
-        RUNTIME
-            .get_or_init(|| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .thread_name("conex-worker")
-                    .enable_all()
-                    .build()
-                    .expect("conex: cannot start the runtime for task-backed Threads")
-            })
-            .handle()
-            .clone()
+    tokio::runtime::Handle::try_current().unwrap_or_else(|_| own_runtime().handle().clone())
+}
+
+/// The runtime conex starts once, for work that has no runtime of its own
+/// to run on (task-backed Threads started outside a runtime, subprocess
+/// I/O polled outside one, children reaped in the background).
+pub(crate) fn own_runtime() -> &'static tokio::runtime::Runtime {
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("conex-worker")
+            .enable_all()
+            .build()
+            .expect("conex: cannot start its runtime")
     })
 }
 

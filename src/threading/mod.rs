@@ -59,15 +59,16 @@ mod timer;
 
 pub use barrier::{Barrier, BarrierBuilder, BlockingBarrier};
 pub use condition::{BlockingCondition, Condition, ConditionLock};
-#[cfg_attr(
-    not(any(feature = "sched", feature = "tasks", feature = "futures")),
-    allow(unused_imports)
-)]
-pub(crate) use current::runtime_handle;
 pub use current::{
     TIMEOUT_MAX, active_count, current_thread, enumerate, get_ident, get_native_id,
     join_non_daemon, join_non_daemon_blocking, main_thread, set_stack_size, stack_size,
 };
+#[cfg_attr(
+    not(any(feature = "sched", feature = "tasks", feature = "futures")),
+    allow(unused_imports)
+)]
+#[allow(unused_imports)] // own_runtime: only the subprocess feature uses it
+pub(crate) use current::{own_runtime, runtime_handle};
 pub use errors::{
     AlreadyStarted, BrokenBarrier, JoinError, NotOwned, ReleaseError, StackSizeError, StartError,
 };

@@ -1,0 +1,832 @@
+//! `Command`: the keyword arguments of Python's `run` / `Popen`, and the
+//! calls that start a child from them.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::future::IntoFuture;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use super::completed::CompletedProcess;
+use super::driver::block_on_io;
+use super::errors::{SpawnError, SpawnErrorKind, SubprocessError};
+use super::mode::{Bytes, Mode, Text};
+use super::pipeline::Pipeline;
+use super::popen::{Popen, Streams};
+use super::proc::Proc;
+use super::stdio::{Resolved, Stdio, resolve};
+
+/// Everything but the output mode.
+pub(crate) struct Spec {
+    pub(crate) argv: Vec<OsString>,
+    executable: Option<OsString>,
+    pub(crate) stdin: Stdio,
+    pub(crate) stdout: Stdio,
+    pub(crate) stderr: Stdio,
+    pub(crate) input: Option<Vec<u8>>,
+    cwd: Option<PathBuf>,
+    env_clear: bool,
+    env: Vec<(OsString, Option<OsString>)>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) check: bool,
+    new_session: bool,
+    pub(crate) process_group: Option<i32>,
+    pub(crate) kill_on_drop: bool,
+    pipesize: Option<usize>,
+    umask: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    pass_fds: Vec<OwnedFd>,
+    close_fds: bool,
+}
+
+/// A command to run: the program and its arguments, and Python's keyword
+/// arguments as builder methods. Consumed by the call that runs it.
+///
+/// Python: the arguments of `subprocess.run(args, ...)` and
+/// `Popen(args, ...)`. [`run`](super::run) is the same as
+/// [`Command::new`]; awaiting a `Command` runs it ([`Command::run`]).
+///
+/// | Python keyword | here |
+/// |---|---|
+/// | `args` (a list), `shell=True` with a string | [`Command::new`], [`Command::shell`] |
+/// | `executable` | [`executable`](Command::executable) |
+/// | `stdin`, `stdout`, `stderr` (`PIPE`, `DEVNULL`, `STDOUT`, a file) | [`stdin`](Command::stdin), [`stdout`](Command::stdout), [`stderr`](Command::stderr) |
+/// | `capture_output=True` | [`capture_output`](Command::capture_output) |
+/// | `input` | [`input`](Command::input) |
+/// | `cwd`, `env` | [`cwd`](Command::cwd); [`env`](Command::env), [`env_remove`](Command::env_remove), [`env_clear`](Command::env_clear) (replace = clear + set) |
+/// | `timeout`, `check` | [`timeout`](Command::timeout), [`check`](Command::check) |
+/// | `text=True`, `errors="replace"` | [`text`](Command::text), [`text_lossy`](Command::text_lossy) |
+/// | `start_new_session`, `process_group` | [`start_new_session`](Command::start_new_session), [`process_group`](Command::process_group) |
+/// | `pipesize`, `umask`, `user`, `group`, `pass_fds` | same names |
+/// | `close_fds` | [`close_fds`](Command::close_fds) (see there for the default) |
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use conex::subprocess::{self, Command};
+/// use std::time::Duration;
+///
+/// let done = subprocess::run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+///     .capture_output()
+///     .text()
+///     .timeout(Duration::from_secs(30))
+///     .await?;
+/// assert_eq!(done.returncode, 3);
+/// assert_eq!(done.stdout.as_deref(), Some("out\n"));
+/// assert_eq!(done.stderr.as_deref(), Some("err\n"));
+///
+/// // check=True turns the exit status into an error carrying the output.
+/// let err = Command::new(["false"]).check().run().await.unwrap_err();
+/// assert_eq!(err.as_called().unwrap().returncode, 1);
+/// # Ok(()) }
+/// ```
+pub struct Command<M: Mode = Bytes> {
+    pub(crate) spec: Spec,
+    pub(crate) mode: M,
+}
+
+impl Command<Bytes> {
+    /// A command from its argument list; the first item is the program
+    /// (looked up on `PATH` when it has no `/`). Empty args are an
+    /// [`InvalidArgument`](SubprocessError::InvalidArgument) when run.
+    ///
+    /// Python: `Popen(args)` with a list.
+    pub fn new<I, S>(args: I) -> Command<Bytes>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Command {
+            spec: Spec {
+                argv: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+                executable: None,
+                stdin: Stdio::Inherit,
+                stdout: Stdio::Inherit,
+                stderr: Stdio::Inherit,
+                input: None,
+                cwd: None,
+                env_clear: false,
+                env: Vec::new(),
+                timeout: None,
+                check: false,
+                new_session: false,
+                process_group: None,
+                kill_on_drop: false,
+                pipesize: None,
+                umask: None,
+                uid: None,
+                gid: None,
+                pass_fds: Vec::new(),
+                close_fds: false,
+            },
+            mode: Bytes,
+        }
+    }
+
+    /// A shell command line, run as `/bin/sh -c <cmd>`.
+    ///
+    /// Python: `shell=True` with a string.
+    ///
+    /// # Security
+    /// The shell interprets the whole string: quoting, `;`, `|`, `$(...)`
+    /// and globbing. Never build it from untrusted input: that is a shell
+    /// injection. Pass an argument list to [`Command::new`] instead, or hand
+    /// values over as positional parameters (`sh -c 'echo "$1"' sh value`).
+    pub fn shell(cmd: impl AsRef<OsStr>) -> Command<Bytes> {
+        Command::new([OsStr::new("/bin/sh"), OsStr::new("-c"), cmd.as_ref()])
+    }
+
+    /// Captured output as UTF-8 text with universal newlines; invalid UTF-8
+    /// is a [`DecodeError`](super::DecodeError). Python: `text=True`.
+    pub fn text(self) -> Command<Text> {
+        Command {
+            spec: self.spec,
+            mode: Text { lossy: false },
+        }
+    }
+
+    /// Text mode replacing invalid UTF-8 with U+FFFD. Python: `text=True,
+    /// errors="replace"`.
+    pub fn text_lossy(self) -> Command<Text> {
+        Command {
+            spec: self.spec,
+            mode: Text { lossy: true },
+        }
+    }
+
+    /// Connects this command's stdout to `next`'s stdin: `self | next`
+    /// (see [`Pipeline`]; text mode is set on the pipeline).
+    pub fn pipe(self, next: Command<Bytes>) -> Pipeline<Bytes> {
+        Pipeline::new(self).pipe(next)
+    }
+}
+
+impl<M: Mode> Command<M> {
+    /// The argument list (for a shell command, `["/bin/sh", "-c", cmd]`).
+    pub fn args(&self) -> &[OsString] {
+        &self.spec.argv
+    }
+
+    /// Runs this program instead of `args[0]`, which becomes the child's
+    /// `argv[0]`. Python: `executable=`.
+    pub fn executable(mut self, program: impl AsRef<OsStr>) -> Self {
+        self.spec.executable = Some(program.as_ref().to_owned());
+        self
+    }
+
+    /// Where the child's stdin comes from. Python: `stdin=`.
+    pub fn stdin(mut self, s: impl Into<Stdio>) -> Self {
+        self.spec.stdin = s.into();
+        self
+    }
+
+    /// Where the child's stdout goes. Python: `stdout=`.
+    pub fn stdout(mut self, s: impl Into<Stdio>) -> Self {
+        self.spec.stdout = s.into();
+        self
+    }
+
+    /// Where the child's stderr goes; [`STDOUT`](super::STDOUT) merges it
+    /// into stdout. Python: `stderr=`.
+    pub fn stderr(mut self, s: impl Into<Stdio>) -> Self {
+        self.spec.stderr = s.into();
+        self
+    }
+
+    /// Captures stdout and stderr (both [`PIPE`](super::PIPE)). Python:
+    /// `capture_output=True`.
+    pub fn capture_output(self) -> Self {
+        self.stdout(Stdio::Pipe).stderr(Stdio::Pipe)
+    }
+
+    /// Bytes fed to the child's stdin (which becomes a pipe, closed once
+    /// they are written). Python: `input=`; combining it with a `stdin`
+    /// other than `PIPE` is an
+    /// [`InvalidArgument`](SubprocessError::InvalidArgument).
+    pub fn input(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.spec.input = Some(data.into());
+        self
+    }
+
+    /// The child's working directory. Python: `cwd=`. A missing directory
+    /// is a [`SpawnError`] of kind [`BadCwd`](SpawnErrorKind::BadCwd).
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spec.cwd = Some(dir.into());
+        self
+    }
+
+    /// Sets one environment variable for the child (on top of the inherited
+    /// environment, unless [`env_clear`](Command::env_clear) was called).
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.spec
+            .env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    /// Sets several environment variables.
+    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self = self.env(k, v);
+        }
+        self
+    }
+
+    /// Removes one variable from the child's environment.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.spec.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Starts the child from an empty environment: with
+    /// [`envs`](Command::envs) after it, Python's `env=` (a replacement).
+    pub fn env_clear(mut self) -> Self {
+        self.spec.env_clear = true;
+        self.spec.env.clear();
+        self
+    }
+
+    /// A timeout for [`run`](Command::run) and the calls built on it: when
+    /// it expires the child (and its process group, if it leads one) is
+    /// killed and reaped, and the call fails with
+    /// [`TimeoutExpired`](super::TimeoutExpired) carrying the output read
+    /// so far. Python: `timeout=`. Measured on the wall clock (tokio's
+    /// paused time does not apply: the child runs in real time).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.spec.timeout = Some(timeout);
+        self
+    }
+
+    /// A non-zero exit status becomes a
+    /// [`CalledProcessError`](super::CalledProcessError). Python:
+    /// `check=True`.
+    pub fn check(mut self) -> Self {
+        self.spec.check = true;
+        self
+    }
+
+    /// The child runs `setsid()`: a new session and process group that it
+    /// leads, detached from the terminal. Python: `start_new_session=True`.
+    pub fn start_new_session(mut self) -> Self {
+        self.spec.new_session = true;
+        self
+    }
+
+    /// The child joins process group `pgid`, or with `0` leads a new one
+    /// (then a timeout, [`Popen::send_signal_group`] and kill-on-drop reach
+    /// its whole group, grandchildren included). Python: `process_group=`.
+    pub fn process_group(mut self, pgid: i32) -> Self {
+        self.spec.process_group = Some(pgid);
+        self
+    }
+
+    /// Whether dropping the [`Popen`] of a still-running child kills it
+    /// (its whole group if it leads one). Default `false`: as in Python the
+    /// child keeps running, and it is reaped in the background when it
+    /// exits, so no zombie is left. A cancelled [`run`](Command::run)
+    /// always kills its child.
+    pub fn kill_on_drop(mut self, kill: bool) -> Self {
+        self.spec.kill_on_drop = kill;
+        self
+    }
+
+    /// The buffer size of the pipes made for this child (Linux). Python:
+    /// `pipesize=`.
+    pub fn pipesize(mut self, bytes: usize) -> Self {
+        self.spec.pipesize = Some(bytes);
+        self
+    }
+
+    /// The child's umask. Python: `umask=`.
+    pub fn umask(mut self, mask: u32) -> Self {
+        self.spec.umask = Some(mask);
+        self
+    }
+
+    /// Runs the child as this user id. Python: `user=`.
+    pub fn user(mut self, uid: u32) -> Self {
+        self.spec.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child with this group id. Python: `group=`.
+    pub fn group(mut self, gid: u32) -> Self {
+        self.spec.gid = Some(gid);
+        self
+    }
+
+    /// Keeps `fd` open in the child under the same number (every other
+    /// descriptor is closed on exec). The command owns it and closes it in
+    /// the parent once the child is started. Python: `pass_fds=`.
+    pub fn pass_fd(mut self, fd: OwnedFd) -> Self {
+        self.spec.pass_fds.push(fd);
+        self
+    }
+
+    /// Closes every descriptor but 0, 1, 2 and the [`pass_fd`](Command::pass_fd)s
+    /// in the child, including those this process inherited without
+    /// close-on-exec. Python: `close_fds=True`.
+    ///
+    /// Not the default, unlike Python: every descriptor Rust opens is
+    /// already close-on-exec, so only descriptors handed down to this
+    /// process on purpose (a jobserver, say) reach the child, as with
+    /// `std::process::Command`; and closing them needs a pre-exec step that
+    /// rules out `posix_spawn`, which measured about 20% slower per spawn.
+    pub fn close_fds(mut self) -> Self {
+        self.spec.close_fds = true;
+        self
+    }
+
+    /// Starts the child and returns it without waiting. An
+    /// [`input`](Command::input) given here is what the first
+    /// [`Popen::communicate`] sends. The `timeout` and `check` options
+    /// belong to `run` and are ignored.
+    ///
+    /// Python: `Popen(args, ...)`.
+    pub fn popen(self) -> Result<Popen<M>, SubprocessError> {
+        let mode = self.mode;
+        let (popen, _) = spawn(self.spec, mode)?;
+        Ok(popen)
+    }
+
+    /// Runs the child to completion: feeds [`input`](Command::input),
+    /// captures what was asked, enforces the timeout and the check.
+    ///
+    /// Python: `subprocess.run(args, ...)` returning `CompletedProcess`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future kills the child (its group if it leads one) and
+    /// reaps it in the background, as Python's `run` kills its child on
+    /// any exception; its output is lost with it.
+    pub async fn run(self) -> Result<CompletedProcess<M::Output>, SubprocessError> {
+        let mode = self.mode;
+        let (check, timeout) = (self.spec.check, self.spec.timeout);
+        let mut spec = self.spec;
+        spec.kill_on_drop = true;
+        let (mut p, _) = spawn(spec, mode)?;
+        let (out, err) = match p.communicate_raw(&[], timeout).await {
+            Ok(v) => v,
+            Err(SubprocessError::Timeout(mut t)) => {
+                // Python's run: kill, reap, raise with what was read.
+                p.kill_tree();
+                p.wait().await?;
+                let (out, err) = p.drain_after_exit()?;
+                t.stdout = out;
+                t.stderr = err;
+                return Err(t.into());
+            }
+            Err(e) => return Err(e),
+        };
+        let returncode = p.returncode().expect("communicate reaped the child");
+        finish(p.take_args(), returncode, out, err, check, mode)
+    }
+
+    /// Runs the child and returns its exit status (`-N` for signal `N`).
+    /// Python: `subprocess.call`.
+    ///
+    /// # Cancel safety
+    /// As [`run`](Command::run): the child is killed.
+    pub async fn call(self) -> Result<i32, SubprocessError> {
+        Ok(self.run().await?.returncode)
+    }
+
+    /// Runs the child; a non-zero exit status is a
+    /// [`CalledProcessError`](super::CalledProcessError). Python:
+    /// `subprocess.check_call`.
+    ///
+    /// # Cancel safety
+    /// As [`run`](Command::run): the child is killed.
+    pub async fn check_call(self) -> Result<(), SubprocessError> {
+        self.check().run().await.map(drop)
+    }
+
+    /// Runs the child with stdout captured and checked; returns stdout.
+    /// Python: `subprocess.check_output`.
+    ///
+    /// # Cancel safety
+    /// As [`run`](Command::run): the child is killed.
+    pub async fn check_output(self) -> Result<M::Output, SubprocessError> {
+        let done = self.stdout(Stdio::Pipe).check().run().await?;
+        Ok(done.stdout.expect("stdout was a pipe"))
+    }
+
+    /// The blocking facade: the same calls for OS threads, with no runtime
+    /// needed.
+    pub fn blocking(self) -> BlockingCommand<M> {
+        BlockingCommand(self)
+    }
+}
+
+impl<M: Mode> IntoFuture for Command<M> {
+    type Output = Result<CompletedProcess<M::Output>, SubprocessError>;
+    type IntoFuture = Pin<Box<dyn std::future::Future<Output = Self::Output> + Send>>;
+
+    /// Awaiting a command runs it ([`Command::run`]).
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+impl std::ops::BitOr<Command<Bytes>> for Command<Bytes> {
+    type Output = Pipeline<Bytes>;
+
+    /// `a | b`: a two-stage [`Pipeline`].
+    fn bitor(self, next: Command<Bytes>) -> Pipeline<Bytes> {
+        self.pipe(next)
+    }
+}
+
+impl<M: Mode> fmt::Debug for Command<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.spec;
+        f.debug_struct("Command")
+            .field("args", &s.argv)
+            .field("stdin", &s.stdin)
+            .field("stdout", &s.stdout)
+            .field("stderr", &s.stderr)
+            .field("cwd", &s.cwd)
+            .field("timeout", &s.timeout)
+            .field("check", &s.check)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the result of a run: the check, then decoding.
+pub(crate) fn finish<M: Mode>(
+    args: Vec<OsString>,
+    returncode: i32,
+    out: Option<Vec<u8>>,
+    err: Option<Vec<u8>>,
+    check: bool,
+    mode: M,
+) -> Result<CompletedProcess<M::Output>, SubprocessError> {
+    if check && returncode != 0 {
+        return Err(super::CalledProcessError {
+            returncode,
+            cmd: args,
+            stdout: out,
+            stderr: err,
+        }
+        .into());
+    }
+    Ok(CompletedProcess {
+        args,
+        returncode,
+        stdout: out.map(|o| mode.decode("stdout", o)).transpose()?,
+        stderr: err.map(|e| mode.decode("stderr", e)).transpose()?,
+    })
+}
+
+/// Checks the arguments, makes the pipes and starts the child. Returns the
+/// `Popen` and the pid (for a pipeline's process group).
+pub(crate) fn spawn<M: Mode>(mut s: Spec, mode: M) -> Result<(Popen<M>, u32), SubprocessError> {
+    if s.argv.is_empty() {
+        return Err(SubprocessError::InvalidArgument("args is empty"));
+    }
+    if matches!(s.stdin, Stdio::Stdout) || matches!(s.stdout, Stdio::Stdout) {
+        return Err(SubprocessError::InvalidArgument(
+            "STDOUT is only valid for stderr",
+        ));
+    }
+    if s.input.is_some() {
+        match s.stdin {
+            Stdio::Inherit => s.stdin = Stdio::Pipe,
+            Stdio::Pipe => {}
+            _ => {
+                return Err(SubprocessError::InvalidArgument(
+                    "stdin and input arguments may not both be used",
+                ));
+            }
+        }
+    }
+    if s.new_session && s.process_group.is_some() {
+        return Err(SubprocessError::InvalidArgument(
+            "start_new_session already makes a new process group; do not also set process_group",
+        ));
+    }
+    let program = s.executable.clone().unwrap_or_else(|| s.argv[0].clone());
+    let mut cmd = std::process::Command::new(&program);
+    if s.executable.is_some() {
+        cmd.arg0(&s.argv[0]);
+    }
+    cmd.args(&s.argv[1..]);
+    if let Some(cwd) = &s.cwd {
+        cmd.current_dir(cwd);
+    }
+    if s.env_clear {
+        cmd.env_clear();
+    }
+    for (k, v) in &s.env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    if let Some(pg) = s.process_group {
+        cmd.process_group(pg);
+    }
+    if let Some(uid) = s.uid {
+        cmd.uid(uid);
+    }
+    if let Some(gid) = s.gid {
+        cmd.gid(gid);
+    }
+    let fds: Vec<RawFd> = s.pass_fds.iter().map(|f| f.as_raw_fd()).collect();
+    if s.new_session || s.umask.is_some() || !fds.is_empty() || s.close_fds {
+        let (session, umask, close_fds) = (s.new_session, s.umask, s.close_fds);
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes async-signal-safe system calls (setsid, umask, fcntl,
+        // close_range); it allocates nothing and takes no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                if session && libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(m) = umask {
+                    libc::umask(m as libc::mode_t);
+                }
+                if close_fds {
+                    // Close-on-exec rather than close: std's own pipe that
+                    // reports an exec failure must stay open until exec.
+                    cloexec_from(3);
+                }
+                for &fd in &fds {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+
+    let io = |e: std::io::Error| SubprocessError::Io(e);
+    let merge = matches!(s.stderr, Stdio::Stdout);
+    let stdin = resolve(std::mem::take(&mut s.stdin), false, s.pipesize, false).map_err(io)?;
+    let mut stdout = resolve(std::mem::take(&mut s.stdout), true, s.pipesize, merge).map_err(io)?;
+    let stderr = if merge {
+        Resolved {
+            child: stdout.dup.take().expect("kept for STDOUT").into(),
+            parent: None,
+            dup: None,
+        }
+    } else {
+        resolve(std::mem::take(&mut s.stderr), true, s.pipesize, false).map_err(io)?
+    };
+
+    cmd.stdin(stdin.child)
+        .stdout(stdout.child)
+        .stderr(stderr.child);
+    let spawned = cmd.spawn();
+    // Close the parent's copies of the child's ends (and passed fds) now,
+    // so the child sees end of file and SIGPIPE when it should.
+    drop(cmd);
+    drop(std::mem::take(&mut s.pass_fds));
+    let child = spawned.map_err(|e| {
+        let kind = match &s.cwd {
+            Some(cwd) if !cwd.is_dir() => SpawnErrorKind::BadCwd,
+            _ => match e.kind() {
+                std::io::ErrorKind::NotFound => SpawnErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => SpawnErrorKind::PermissionDenied,
+                _ => SpawnErrorKind::Other,
+            },
+        };
+        SpawnError {
+            program,
+            cwd: s.cwd.clone(),
+            kind,
+            source: e,
+        }
+    })?;
+    let pid = child.id();
+    let leader = s.new_session || s.process_group == Some(0);
+    let popen = Popen::from_parts(
+        s.argv,
+        Proc::new(child),
+        Streams {
+            stdin: stdin.parent,
+            stdout: stdout.parent,
+            stderr: stderr.parent,
+        },
+        s.input,
+        mode,
+        leader,
+        s.kill_on_drop,
+    );
+    Ok((popen, pid))
+}
+
+/// Marks every descriptor from `first` up close-on-exec, in a forked child.
+fn cloexec_from(first: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        // SAFETY: a raw system call with integer arguments.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if r == 0 {
+            return;
+        }
+    }
+    // Older kernels and other Unixes: every possible descriptor.
+    // SAFETY: sysconf and fcntl are async-signal-safe system calls.
+    unsafe {
+        let max = libc::sysconf(libc::_SC_OPEN_MAX);
+        let max = if max < 0 { 65536 } else { max.min(1 << 20) } as libc::c_int;
+        for fd in first..max {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+/// The blocking facade of a [`Command`]: the same calls, parking the
+/// calling thread; no tokio runtime is needed.
+///
+/// ```
+/// use conex::subprocess::Command;
+///
+/// let out = Command::new(["printf", "%s", "hi"]).text().blocking().check_output()?;
+/// assert_eq!(out, "hi");
+/// # Ok::<(), conex::subprocess::SubprocessError>(())
+/// ```
+pub struct BlockingCommand<M: Mode = Bytes>(Command<M>);
+
+impl<M: Mode> BlockingCommand<M> {
+    /// [`Command::run`], blocking.
+    pub fn run(self) -> Result<CompletedProcess<M::Output>, SubprocessError> {
+        block_on_io(self.0.run())
+    }
+
+    /// [`Command::call`], blocking.
+    pub fn call(self) -> Result<i32, SubprocessError> {
+        block_on_io(self.0.call())
+    }
+
+    /// [`Command::check_call`], blocking.
+    pub fn check_call(self) -> Result<(), SubprocessError> {
+        block_on_io(self.0.check_call())
+    }
+
+    /// [`Command::check_output`], blocking.
+    pub fn check_output(self) -> Result<M::Output, SubprocessError> {
+        block_on_io(self.0.check_output())
+    }
+}
+
+impl<M: Mode> fmt::Debug for BlockingCommand<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("BlockingCommand").field(&self.0).finish()
+    }
+}
+
+/// Python's `subprocess.run(args, ...)`: a [`Command`] to configure, which
+/// runs when awaited.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), conex::subprocess::SubprocessError> {
+/// let done = conex::subprocess::run(["echo", "hello"]).capture_output().await?;
+/// assert_eq!(done.stdout.unwrap(), b"hello\n");
+/// # Ok(()) }
+/// ```
+pub fn run<I, S>(args: I) -> Command<Bytes>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(args)
+}
+
+/// Python's `subprocess.call(args)`: runs and returns the exit status.
+///
+/// # Cancel safety
+/// Dropping the future kills the child.
+pub async fn call<I, S>(args: I) -> Result<i32, SubprocessError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(args).call().await
+}
+
+/// Python's `subprocess.check_call(args)`.
+///
+/// # Cancel safety
+/// Dropping the future kills the child.
+pub async fn check_call<I, S>(args: I) -> Result<(), SubprocessError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(args).check_call().await
+}
+
+/// Python's `subprocess.check_output(args)`: stdout as bytes.
+///
+/// # Cancel safety
+/// Dropping the future kills the child.
+pub async fn check_output<I, S>(args: I) -> Result<Vec<u8>, SubprocessError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(args).check_output().await
+}
+
+fn statusoutput_command(cmd: &OsStr) -> Command<Text> {
+    Command::shell(cmd)
+        .stdout(Stdio::Pipe)
+        .stderr(Stdio::Stdout)
+        .text()
+}
+
+fn strip_newline(mut s: String) -> String {
+    if s.ends_with('\n') {
+        s.pop();
+    }
+    s
+}
+
+/// Python's `subprocess.getstatusoutput(cmd)`: runs `cmd` in the shell and
+/// returns `(exitcode, output)`, stderr merged into the output and one
+/// trailing newline stripped. The output is decoded as strict UTF-8.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), conex::subprocess::SubprocessError> {
+/// let (code, out) = conex::subprocess::getstatusoutput("echo hi; echo oops >&2; exit 2").await?;
+/// assert_eq!((code, out.as_str()), (2, "hi\noops"));
+/// # Ok(()) }
+/// ```
+///
+/// # Cancel safety
+/// Dropping the future kills the shell.
+pub async fn getstatusoutput(cmd: impl AsRef<OsStr>) -> Result<(i32, String), SubprocessError> {
+    let done = statusoutput_command(cmd.as_ref()).run().await?;
+    Ok((
+        done.returncode,
+        strip_newline(done.stdout.unwrap_or_default()),
+    ))
+}
+
+/// Python's `subprocess.getoutput(cmd)`: the output of
+/// [`getstatusoutput`] alone.
+///
+/// # Cancel safety
+/// Dropping the future kills the shell.
+pub async fn getoutput(cmd: impl AsRef<OsStr>) -> Result<String, SubprocessError> {
+    Ok(getstatusoutput(cmd).await?.1)
+}
+
+/// [`call`], blocking.
+pub fn call_blocking<I, S>(args: I) -> Result<i32, SubprocessError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(args).blocking().call()
+}
+
+/// [`check_call`], blocking.
+pub fn check_call_blocking<I, S>(args: I) -> Result<(), SubprocessError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(args).blocking().check_call()
+}
+
+/// [`check_output`], blocking.
+pub fn check_output_blocking<I, S>(args: I) -> Result<Vec<u8>, SubprocessError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(args).blocking().check_output()
+}
+
+/// [`getstatusoutput`], blocking.
+pub fn getstatusoutput_blocking(cmd: impl AsRef<OsStr>) -> Result<(i32, String), SubprocessError> {
+    block_on_io(getstatusoutput(cmd))
+}
+
+/// [`getoutput`], blocking.
+pub fn getoutput_blocking(cmd: impl AsRef<OsStr>) -> Result<String, SubprocessError> {
+    block_on_io(getoutput(cmd))
+}

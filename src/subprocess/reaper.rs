@@ -1,0 +1,11 @@
+//! Children whose `Popen` was dropped while they still ran: waited for by
+//! a task on conex's own runtime, so none is left a zombie.
+
+use super::proc::Proc;
+
+/// Waits for `child` in the background and then lets it go.
+pub(crate) fn adopt(mut child: Proc) {
+    crate::threading::own_runtime().spawn(async move {
+        let _ = std::future::poll_fn(|cx| child.poll_wait(cx)).await;
+    });
+}

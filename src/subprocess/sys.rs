@@ -1,0 +1,204 @@
+//! The system calls under subprocess: pipes, non-blocking reads and writes
+//! straight into spare capacity, pidfds, poll(2).
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(n: isize) -> io::Result<usize> {
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// One `read(2)` into possibly uninitialised memory, retried on EINTR.
+pub(crate) fn read(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes; read(2)
+        // initialises the prefix it reports.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match cvt(n) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// One `write(2)`, retried on EINTR.
+pub(crate) fn write(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `data` is valid for `data.len()` readable bytes.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        match cvt(n) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// How much a read into a `Vec` reserves ahead: a default pipe buffer.
+pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// Appends one read's worth to `vec`; returns the count (0 at end of file).
+pub(crate) fn read_into_vec(fd: RawFd, vec: &mut Vec<u8>) -> io::Result<usize> {
+    vec.reserve(CHUNK);
+    let len = vec.len();
+    let n = read(fd, vec.spare_capacity_mut())?;
+    // SAFETY: read(2) initialised `n` bytes after `len`.
+    unsafe { vec.set_len(len + n) };
+    Ok(n)
+}
+
+/// An initialised buffer seen as an uninitialised one (for `read`).
+pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: every initialised byte is a valid MaybeUninit byte, and we
+    // never write uninitialised values through it.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl with integer arguments on a descriptor we borrow.
+    unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFL);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let new = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if new != flags && libc::fcntl(raw, libc::F_SETFL, new) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A new pipe `(read end, write end)`, both close-on-exec.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    // SAFETY: as above; close-on-exec is set right after.
+    let r = unsafe {
+        let r = libc::pipe(fds.as_mut_ptr());
+        if r == 0 {
+            libc::fcntl(fds[0], libc::F_SETFD, libc::FD_CLOEXEC);
+            libc::fcntl(fds[1], libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        r
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: two fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Python's `pipesize` (Linux; a no-op elsewhere).
+pub(crate) fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let size = libc::c_int::try_from(size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pipesize too large"))?;
+        // SAFETY: fcntl with an integer argument on a borrowed descriptor.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (fd, size);
+    Ok(())
+}
+
+/// A pidfd for `pid` (Linux 5.3+): readable once the process has exited.
+#[cfg(target_os = "linux")]
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a raw system call with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether child `pid` has exited, without reaping it.
+pub(crate) fn exited_nowait(pid: u32) -> io::Result<bool> {
+    // SAFETY: siginfo_t is plain data; waitid fills it in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: a system call on our own child with a valid out pointer.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: waitid filled `info` in; si_pid is 0 if nothing exited.
+        return Ok(unsafe { info.si_pid() } != 0);
+    }
+}
+
+/// Blocks until `pid` has exited, without reaping it (for a waiting
+/// thread where there are no pidfds).
+pub(crate) fn wait_exit_nowait(pid: u32) -> io::Result<()> {
+    // SAFETY: as in `exited_nowait`.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: as in `exited_nowait`.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// poll(2) on `fds` until one is ready or `timeout` passes (`None`:
+/// forever). Returns whether any is ready.
+pub(crate) fn poll(
+    fds: &mut [libc::pollfd],
+    timeout: Option<std::time::Duration>,
+) -> io::Result<bool> {
+    let ms = match timeout {
+        None => -1,
+        // Round up, so a wait never ends just before its deadline.
+        Some(d) => d.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(e);
+    }
+    Ok(r > 0)
+}

@@ -1,0 +1,458 @@
+//! Popen's streams, signals, process groups, drop and cancellation, the
+//! Popen keywords, and the blocking facade in each runtime context.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use conex::subprocess::{Command, PIPE, Popen, STDOUT, signal};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::{eventually, process_gone, temp_dir};
+
+// CPython: ProcessTestCase.test_writes_before_communicate, test_stdout_pipe
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_async_reads_and_writes() {
+    let mut p = Command::new(["sh", "-c", "while read l; do echo \"<$l>\"; done"])
+        .stdin(PIPE)
+        .stdout(PIPE)
+        .popen()
+        .unwrap();
+    let mut stdin = p.stdin.take().unwrap();
+    let mut lines = BufReader::new(p.stdout.take().unwrap()).lines();
+    for word in ["one", "two", "three"] {
+        stdin
+            .write_all(format!("{word}\n").as_bytes())
+            .await
+            .unwrap();
+        let echoed = lines.next_line().await.unwrap().unwrap();
+        assert_eq!(echoed, format!("<{word}>"));
+    }
+    stdin.shutdown().await.unwrap(); // closes the pipe: end of file
+    assert_eq!(lines.next_line().await.unwrap(), None);
+    assert_eq!(p.wait().await.unwrap(), 0);
+}
+
+// futures' AsyncRead / AsyncWrite, the same streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_implement_futures_io() {
+    let mut p = Command::new(["cat"])
+        .stdin(PIPE)
+        .stdout(PIPE)
+        .popen()
+        .unwrap();
+    let mut stdin = p.stdin.take().unwrap();
+    let mut stdout = p.stdout.take().unwrap();
+    let data = vec![7u8; 200_000];
+    let writer = async {
+        futures::io::AsyncWriteExt::write_all(&mut stdin, &data)
+            .await
+            .unwrap();
+        futures::io::AsyncWriteExt::close(&mut stdin).await.unwrap();
+    };
+    let mut got = Vec::new();
+    let reader = futures::io::AsyncReadExt::read_to_end(&mut stdout, &mut got);
+    let ((), n) = futures::join!(writer, reader);
+    assert_eq!(n.unwrap(), data.len());
+    assert_eq!(got, data);
+    assert_eq!(p.wait().await.unwrap(), 0);
+}
+
+// The streams' blocking facades, from a plain OS thread with no runtime.
+#[test]
+fn stream_blocking_facades_on_a_plain_thread() {
+    std::thread::spawn(|| {
+        let mut p = Command::new(["tr", "a-z", "A-Z"])
+            .stdin(PIPE)
+            .stdout(PIPE)
+            .popen()
+            .unwrap();
+        let mut stdin = p.stdin.take().unwrap();
+        let mut stdout = p.stdout.take().unwrap();
+        let big = "abc".repeat(100_000);
+        let writer = std::thread::spawn(move || {
+            stdin.blocking().write_all(big.as_bytes()).unwrap();
+        });
+        let mut out = String::new();
+        stdout.blocking().read_to_string(&mut out).unwrap();
+        writer.join().unwrap();
+        assert_eq!(out, "ABC".repeat(100_000));
+        assert_eq!(p.blocking().wait().unwrap(), 0);
+        // Small reads through std's BufRead.
+        let mut p = Command::new(["printf", "x\\ny\\n"])
+            .stdout(PIPE)
+            .popen()
+            .unwrap();
+        let mut stdout = p.stdout.take().unwrap();
+        let mut lines = Vec::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout.blocking())) {
+            lines.push(line.unwrap());
+        }
+        assert_eq!(lines, ["x", "y"]);
+        p.blocking().wait().unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+// The hand-made pipeline of Python's docs: p2's stdin is p1's stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_pipeline_through_owned_fd() {
+    let mut p1 = Command::new(["printf", "3\\n1\\n2\\n"])
+        .stdout(PIPE)
+        .popen()
+        .unwrap();
+    let fd = p1.stdout.take().unwrap().into_owned_fd().unwrap();
+    let mut p2 = Command::new(["sort"])
+        .stdin(fd)
+        .stdout(PIPE)
+        .popen()
+        .unwrap();
+    let (out, _) = p2.communicate(b"").await.unwrap();
+    assert_eq!(out.unwrap(), b"1\n2\n3\n");
+    assert_eq!(p1.wait().await.unwrap(), 0);
+}
+
+// CPython: POSIXProcessTestCase.test_send_signal (a handler in the child)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_signal_reaches_a_trap() {
+    let mut p = Command::new([
+        "sh",
+        "-c",
+        "trap 'echo got-usr1; exit 0' USR1; echo ready; while :; do sleep 0.05; done",
+    ])
+    .stdout(PIPE)
+    .popen()
+    .unwrap();
+    let mut stdout = p.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    stdout.read_exact(&mut ready).await.unwrap();
+    assert_eq!(&ready, b"ready\n");
+    p.send_signal(signal::SIGUSR1).unwrap();
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest, b"got-usr1\n");
+    assert_eq!(p.wait().await.unwrap(), 0);
+}
+
+// CPython: POSIXProcessTestCase.test_start_new_session, test_process_group_0
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_groups() {
+    let ours = unsafe { libc::getpgrp() };
+    // The child's pgid is its own pid, not ours.
+    let mut p = Command::new(["sleep", "30"])
+        .process_group(0)
+        .popen()
+        .unwrap();
+    let pgid = unsafe { libc::getpgid(p.pid() as i32) };
+    assert_eq!(pgid, p.pid() as i32);
+    assert_ne!(pgid, ours);
+    assert!(p.leads_group());
+    p.send_signal_group(signal::SIGTERM).unwrap();
+    assert_eq!(p.wait().await.unwrap(), -15);
+    // After the leader is gone an empty group is not an error.
+    p.send_signal_group(signal::SIGTERM).unwrap();
+    // A child in our own group may not be group-signalled.
+    let mut q = Command::new(["true"]).popen().unwrap();
+    assert!(!q.leads_group());
+    assert!(q.send_signal_group(signal::SIGTERM).is_err());
+    q.wait().await.unwrap();
+    let mut s = Command::new(["sleep", "30"])
+        .start_new_session()
+        .popen()
+        .unwrap();
+    let sid = unsafe { libc::getsid(s.pid() as i32) };
+    assert_eq!(sid, s.pid() as i32);
+    s.kill().unwrap();
+    assert_eq!(s.wait().await.unwrap(), -9);
+}
+
+// A dropped Popen leaves its child running (Python's default) and reaps it
+// later; kill_on_drop kills it, and its whole group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_keeps_running_or_kills() {
+    let p = Command::new(["sleep", "30"]).popen().unwrap();
+    let pid = p.pid();
+    drop(p);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!process_gone(pid), "default drop must not kill");
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            std::fs::metadata(format!("/proc/{pid}")).is_err()
+        }),
+        "a dropped child is reaped in the background"
+    );
+
+    let mut p = Command::shell("sleep 30 & echo $!; wait")
+        .stdout(PIPE)
+        .process_group(0)
+        .kill_on_drop(true)
+        .popen()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(p.stdout.take().unwrap())
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    let grandchild: u32 = line.trim().parse().unwrap();
+    let pid = p.pid();
+    drop(p);
+    assert!(eventually(Duration::from_secs(5), || process_gone(pid)));
+    assert!(eventually(Duration::from_secs(5), || process_gone(
+        grandchild
+    )));
+}
+
+// Dropping a run future (cancellation) kills its child, as Python's run
+// kills its child on any exception.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_run_kills_the_child() {
+    let dir = temp_dir("cancel-run");
+    let pidfile = dir.join("pid");
+    let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+    let run = Command::shell(script).run();
+    let r = tokio::time::timeout(Duration::from_millis(400), run).await;
+    assert!(r.is_err(), "the run was cut short");
+    assert!(eventually(Duration::from_secs(5), || pidfile.exists()
+        && !std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .is_empty()));
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || process_gone(pid)),
+        "child {pid} survived"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+// Cancellation at every await point of communicate loses nothing: cut it
+// short again and again, then let it finish; all the output is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn communicate_cancelled_anywhere_loses_nothing() {
+    let data: Vec<u8> = (0..(2 << 20)).map(|i| (i * 7 % 256) as u8).collect();
+    let mut p = Command::shell("cat; echo tail >&2")
+        .stdin(PIPE)
+        .capture_output()
+        .popen()
+        .unwrap();
+    let mut first = true;
+    let mut cuts = 0;
+    let (out, err) = loop {
+        let input: &[u8] = if first { &data } else { b"" };
+        first = false;
+        let fut = p.communicate(input);
+        match tokio::time::timeout(Duration::from_micros(300), fut).await {
+            Ok(r) => break r.unwrap(),
+            Err(_) => cuts += 1,
+        }
+    };
+    assert!(cuts > 0, "the communicate was never cut");
+    assert!(
+        out.unwrap() == data,
+        "output lost or reordered across {cuts} cancellations"
+    );
+    assert_eq!(err.unwrap(), b"tail\n");
+}
+
+// CPython: ProcessTestCase.test_executable_takes_precedence
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executable_replaces_argv0() {
+    let out = Command::new(["pretend-name", "-c", "echo $0"])
+        .executable("/bin/sh")
+        .check_output()
+        .await
+        .unwrap();
+    assert_eq!(out, b"pretend-name\n");
+}
+
+// CPython: POSIXProcessTestCase.test_umask
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn umask_applies_in_the_child() {
+    let out = Command::new(["sh", "-c", "umask"])
+        .umask(0o027)
+        .text()
+        .check_output()
+        .await
+        .unwrap();
+    assert_eq!(out.trim(), "0027");
+}
+
+// CPython: POSIXProcessTestCase.test_pass_fds, test_close_fds, test_close_fds_after_preexec
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_fds_and_nothing_else_leaks() {
+    let (r, w) = std::io::pipe().unwrap();
+    let w: OwnedFd = w.into();
+    let n = w.as_raw_fd();
+    let code = Command::new(["sh", "-c", &format!("echo through-fd > /dev/fd/{n}")])
+        .pass_fd(w)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    let mut got = String::new();
+    let mut r = r;
+    r.read_to_string(&mut got).unwrap(); // the parent's copy of w was closed
+    assert_eq!(got, "through-fd\n");
+    // The child sees 0, 1, 2, ls's own directory fd, and only what this
+    // process inherited without close-on-exec: nothing conex opened leaks.
+    let (_keep_r, keep_w) = std::io::pipe().unwrap();
+    let inheritable: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| {
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            flags >= 0 && flags & libc::FD_CLOEXEC == 0
+        })
+        .collect();
+    let child_fds = |cmd: Command| async {
+        let out = cmd.stderr(PIPE).text().check_output().await.unwrap();
+        out.split_whitespace()
+            .map(|f| f.parse::<i32>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let fds = child_fds(Command::new(["ls", "/proc/self/fd"])).await;
+    let extra: Vec<_> = fds
+        .iter()
+        .filter(|&&f| f > 2 && !inheritable.contains(&f))
+        .collect();
+    assert!(
+        extra.len() <= 1,
+        "leaked fds: {fds:?} (inheritable: {inheritable:?})"
+    );
+    // close_fds (Python's default) closes the inherited ones too.
+    let fds = child_fds(Command::new(["ls", "/proc/self/fd"]).close_fds()).await;
+    assert!(
+        fds.iter().filter(|&&f| f > 2).count() <= 1,
+        "close_fds left {fds:?}"
+    );
+    // ... but keeps the passed ones.
+    let (_r2, w2) = std::io::pipe().unwrap();
+    let w2: OwnedFd = w2.into();
+    let n2 = w2.as_raw_fd();
+    let fds = child_fds(
+        Command::new(["ls", "/proc/self/fd"])
+            .close_fds()
+            .pass_fd(w2),
+    )
+    .await;
+    assert!(fds.contains(&n2), "{fds:?} lacks the passed {n2}");
+    drop(keep_w);
+    // A spawn failure still reports under close_fds.
+    let err = Command::new(["conex-no-such-program"])
+        .close_fds()
+        .popen()
+        .unwrap_err();
+    assert!(err.as_spawn().is_some());
+}
+
+// CPython: ProcessTestCase.test_pipesizes
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipesize_sets_the_buffer() {
+    let mut p = Command::new(["cat"])
+        .stdin(PIPE)
+        .stdout(PIPE)
+        .pipesize(256 * 1024)
+        .popen()
+        .unwrap();
+    for fd in [
+        p.stdin.as_ref().unwrap().as_raw_fd(),
+        p.stdout.as_ref().unwrap().as_raw_fd(),
+    ] {
+        let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+        assert_eq!(size, 256 * 1024);
+    }
+    p.communicate(b"").await.unwrap();
+}
+
+// The blocking facade from a plain thread, and inside each runtime.
+#[test]
+fn blocking_facade_on_a_plain_thread() {
+    let h = std::thread::spawn(|| {
+        let out = Command::new(["echo", "plain"])
+            .text()
+            .blocking()
+            .check_output()
+            .unwrap();
+        let code = conex::subprocess::call_blocking(["sh", "-c", "exit 2"]).unwrap();
+        (out, code)
+    });
+    assert_eq!(h.join().unwrap(), ("plain\n".to_owned(), 2));
+    assert_eq!(
+        conex::subprocess::check_output_blocking(["printf", "x"]).unwrap(),
+        b"x"
+    );
+    assert!(conex::subprocess::check_call_blocking(["false"]).is_err());
+    assert_eq!(
+        conex::subprocess::getoutput_blocking("echo g").unwrap(),
+        "g"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_facade_inside_a_multi_thread_runtime() {
+    // Steps aside with block_in_place: other tasks keep running.
+    let ticker = tokio::spawn(async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        42
+    });
+    let out = Command::new(["sh", "-c", "sleep 0.2; echo late"])
+        .blocking()
+        .check_output();
+    assert_eq!(out.unwrap(), b"late\n");
+    assert_eq!(ticker.await.unwrap(), 42);
+}
+
+#[tokio::test]
+#[should_panic(expected = "current_thread")]
+async fn blocking_facade_on_a_current_thread_runtime_panics_naming_the_fix() {
+    let _ = Command::new(["true"]).blocking().call();
+}
+
+// Python's free functions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_functions() {
+    use conex::subprocess as sp;
+    assert_eq!(sp::call(["sh", "-c", "exit 3"]).await.unwrap(), 3);
+    sp::check_call(["true"]).await.unwrap();
+    assert_eq!(
+        sp::check_call(["false"])
+            .await
+            .unwrap_err()
+            .as_called()
+            .unwrap()
+            .returncode,
+        1
+    );
+    assert_eq!(sp::check_output(["echo", "o"]).await.unwrap(), b"o\n");
+    assert_eq!(sp::getoutput("echo a; echo b >&2").await.unwrap(), "a\nb");
+    let p = Popen::new(["true"]).unwrap();
+    assert!(format!("{p:?}").contains("Popen"));
+    // stderr=STDOUT with stdout inherited goes to our stdout, not a pipe.
+    let done = Command::new(["true"]).stderr(STDOUT).run().await.unwrap();
+    assert_eq!(done.stderr, None);
+}
+
+// The handles follow the crate's conventions.
+#[test]
+fn handles_are_send_sync_and_futures_send() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<Popen>();
+    send_sync::<Command>();
+    send_sync::<conex::subprocess::ChildStdout>();
+    send_sync::<conex::subprocess::ChildStdin>();
+    send_sync::<conex::subprocess::SubprocessError>();
+    let mut p = Command::new(["true"]).popen().unwrap();
+    send(&p.wait());
+    send(&p.communicate(b""));
+    send(&Command::new(["true"]).run());
+    send(&conex::subprocess::getstatusoutput("true"));
+    conex::subprocess::call_blocking(["true"]).unwrap();
+}
