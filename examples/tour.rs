@@ -19,6 +19,11 @@
 //!
 //! **concurrent.futures**: a `ThreadPoolExecutor` hashes generated files,
 //! the results gathered with `as_completed`.
+//!
+//! **subprocess**: the generated pages' words through a real pipeline
+//! (`tr | sort | uniq -c | sort -rn | head`), 8 MiB echoed through `cat` by
+//! `communicate`, a command cut short by its timeout (and the output it had
+//! printed), and the blocking facade from an OS thread.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -146,6 +151,7 @@ fn main() {
     rt.block_on(threading_tour());
     rt.block_on(pipeline_tour());
     futures_tour();
+    rt.block_on(subprocess_tour());
     // Python's interpreter waits for non-daemon threads at exit.
     threading::join_non_daemon_blocking();
 }
@@ -344,6 +350,87 @@ fn futures_tour() {
     println!("  {} = {:016x}, ...", results[0].0, results[0].1);
     Executor::<std::path::PathBuf, (String, u64)>::shutdown(&pool, true, false);
     let _ = std::fs::remove_dir_all(&dir);
+    println!();
+}
+
+/// subprocess: pipelines, communicate, timeouts, the blocking facade.
+async fn subprocess_tour() {
+    use conex::subprocess::{self, Command, PIPE};
+
+    println!("[subprocess] real programs, async and blocking");
+    // 1. A pipeline: the words of 3000 generated pages, counted by the shell's tools.
+    let text: String = (0..3000).map(|id| page_text(id) + "\n").collect();
+    let t = Instant::now();
+    let done = (Command::new(["tr", "-s", " ", "\\n"])
+        | Command::new(["sort"])
+        | Command::new(["uniq", "-c"])
+        | Command::new(["sort", "-rn"])
+        | Command::new(["head", "-n", "4"]))
+    .input(text.clone())
+    .stdout(PIPE)
+    .text()
+    .check()
+    .await
+    .expect("the pipeline runs");
+    let top: Vec<String> = done
+        .stdout
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_whitespace().rev().collect::<Vec<_>>().join(" x"))
+        .collect();
+    println!(
+        "  tr | sort | uniq -c | sort -rn | head: {} KiB in, exit statuses {:?}, {:.1} ms",
+        text.len() / 1024,
+        done.returncodes,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    println!("  top words: {}", top.join(", "));
+
+    // 2. communicate: 8 MiB in and out of `cat` at once, no deadlock.
+    let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let t = Instant::now();
+    let mut cat = Command::new(["cat"])
+        .stdin(PIPE)
+        .stdout(PIPE)
+        .popen()
+        .expect("cat");
+    let (out, _) = cat.communicate(&data).await.expect("communicate");
+    let secs = t.elapsed().as_secs_f64();
+    assert!(out.as_deref() == Some(&data[..]), "cat echoed every byte");
+    println!(
+        "  communicate: 8 MiB through cat and back in {:.1} ms ({:.0} MiB/s each way), exit {:?}",
+        secs * 1e3,
+        8.0 / secs,
+        cat.returncode()
+    );
+
+    // 3. A timeout kills the command and keeps what it had printed.
+    let t = Instant::now();
+    let err = Command::shell("for i in 1 2 3 4 5 6 7 8 9 10; do echo tick $i; sleep 0.1; done")
+        .stdout(PIPE)
+        .timeout(Duration::from_millis(350))
+        .run()
+        .await
+        .expect_err("ten ticks take a second");
+    let timeout = err.as_timeout().expect("TimeoutExpired");
+    let partial = timeout
+        .stdout_lossy()
+        .unwrap_or_default()
+        .replace('\n', " | ");
+    println!(
+        "  timeout after {:.0} ms: \"{err}\"; output so far: {}",
+        t.elapsed().as_secs_f64() * 1e3,
+        partial.trim_end_matches(" | ")
+    );
+
+    // 4. The blocking facade from a plain OS thread, no runtime involved.
+    let os = std::thread::spawn(|| {
+        let (code, out) = subprocess::getstatusoutput_blocking("uname -sm; exit 3").expect("sh");
+        (code, out)
+    })
+    .join()
+    .expect("thread");
+    println!("  blocking facade on an OS thread: getstatusoutput(\"uname -sm; exit 3\") = {os:?}");
     println!();
 }
 

@@ -103,3 +103,28 @@ async fn grouped_pipeline_kill_reaches_every_stage() {
         assert!(eventually(Duration::from_secs(5), || process_gone(pid)));
     }
 }
+
+// A pipeline's communicate, cut short again and again, loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_communicate_cancelled_anywhere_loses_nothing() {
+    let data: Vec<u8> = (0..(1 << 20)).map(|i| (i % 199) as u8).collect();
+    let mut p = (Command::new(["cat"]).stdin(PIPE) | Command::new(["cat"]))
+        .stdout(PIPE)
+        .popen()
+        .unwrap();
+    let mut first = true;
+    let mut cuts = 0;
+    let (out, _) = loop {
+        let input: &[u8] = if first { &data } else { b"" };
+        first = false;
+        match tokio::time::timeout(Duration::from_micros(300), p.communicate(input)).await {
+            Ok(r) => break r.unwrap(),
+            Err(_) => cuts += 1,
+        }
+    };
+    assert!(cuts > 0);
+    assert!(
+        out.unwrap() == data,
+        "lost or reordered across {cuts} cancellations"
+    );
+}

@@ -456,3 +456,41 @@ fn handles_are_send_sync_and_futures_send() {
     send(&conex::subprocess::getstatusoutput("true"));
     conex::subprocess::call_blocking(["true"]).unwrap();
 }
+
+// Dropping wait() loses nothing: the child is still there to wait for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_wait_loses_nothing() {
+    let mut p = Command::new(["sh", "-c", "sleep 0.3; exit 6"])
+        .popen()
+        .unwrap();
+    for _ in 0..3 {
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), p.wait())
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(p.returncode(), None);
+    assert_eq!(p.wait().await.unwrap(), 6);
+}
+
+// The async face polled by an executor that is not tokio: the pipes, the
+// pidfd and the timer live on conex's own runtime.
+#[test]
+fn async_face_without_a_tokio_runtime() {
+    let done = futures::executor::block_on(
+        Command::new(["sh", "-c", "sleep 0.05; echo outside"])
+            .stdout(PIPE)
+            .timeout(Duration::from_secs(30))
+            .run(),
+    )
+    .unwrap();
+    assert_eq!(done.stdout.unwrap(), b"outside\n");
+    let err = futures::executor::block_on(
+        Command::new(["sleep", "30"])
+            .timeout(Duration::from_millis(100))
+            .run(),
+    )
+    .unwrap_err();
+    assert!(err.as_timeout().is_some());
+}
