@@ -306,7 +306,7 @@ mod tests {
         for step in 0..20_000u64 {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
             let key = x % 3000;
-            if x % 5 == 0 {
+            if x.is_multiple_of(5) {
                 h = h.remove(key);
                 m.remove(&key);
             } else {

@@ -4,43 +4,44 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::future::IntoFuture;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
 use super::completed::CompletedProcess;
 use super::driver::block_on_io;
-use super::errors::{SpawnError, SpawnErrorKind, SubprocessError};
+use super::errors::SubprocessError;
 use super::mode::{Bytes, Mode, Text};
 use super::pipeline::Pipeline;
-use super::popen::{Popen, Streams};
-use super::proc::Proc;
-use super::stdio::{Resolved, Stdio, resolve};
+use super::popen::Popen;
+use super::spawn::spawn;
+use super::stdio::Stdio;
 
 /// Everything but the output mode.
 pub(crate) struct Spec {
     pub(crate) argv: Vec<OsString>,
-    executable: Option<OsString>,
+    pub(crate) executable: Option<OsString>,
+    /// Made by [`Command::shell`]: `executable` then replaces the shell.
+    pub(crate) shell: bool,
     pub(crate) stdin: Stdio,
     pub(crate) stdout: Stdio,
     pub(crate) stderr: Stdio,
     pub(crate) input: Option<Vec<u8>>,
-    cwd: Option<PathBuf>,
-    env_clear: bool,
-    env: Vec<(OsString, Option<OsString>)>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) env_clear: bool,
+    pub(crate) env: Vec<(OsString, Option<OsString>)>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) check: bool,
-    new_session: bool,
+    pub(crate) new_session: bool,
     pub(crate) process_group: Option<i32>,
     pub(crate) kill_on_drop: bool,
-    pipesize: Option<usize>,
-    umask: Option<u32>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    pass_fds: Vec<OwnedFd>,
-    close_fds: bool,
+    pub(crate) pipesize: Option<usize>,
+    pub(crate) umask: Option<u32>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) pass_fds: Vec<OwnedFd>,
+    pub(crate) close_fds: bool,
 }
 
 /// A command to run: the program and its arguments, and Python's keyword
@@ -103,6 +104,7 @@ impl Command<Bytes> {
             spec: Spec {
                 argv: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
                 executable: None,
+                shell: false,
                 stdin: Stdio::Inherit,
                 stdout: Stdio::Inherit,
                 stderr: Stdio::Inherit,
@@ -136,7 +138,9 @@ impl Command<Bytes> {
     /// injection. Pass an argument list to [`Command::new`] instead, or hand
     /// values over as positional parameters (`sh -c 'echo "$1"' sh value`).
     pub fn shell(cmd: impl AsRef<OsStr>) -> Command<Bytes> {
-        Command::new([OsStr::new("/bin/sh"), OsStr::new("-c"), cmd.as_ref()])
+        let mut c = Command::new([OsStr::new("/bin/sh"), OsStr::new("-c"), cmd.as_ref()]);
+        c.spec.shell = true;
+        c
     }
 
     /// Captured output as UTF-8 text with universal newlines; invalid UTF-8
@@ -171,7 +175,9 @@ impl<M: Mode> Command<M> {
     }
 
     /// Runs this program instead of `args[0]`, which becomes the child's
-    /// `argv[0]`. Python: `executable=`.
+    /// `argv[0]`. Python: `executable=`. With [`Command::shell`] it
+    /// replaces the shell (`/bin/sh`), as Python's `shell=True,
+    /// executable=...`.
     pub fn executable(mut self, program: impl AsRef<OsStr>) -> Self {
         self.spec.executable = Some(program.as_ref().to_owned());
         self
@@ -258,8 +264,10 @@ impl<M: Mode> Command<M> {
     /// it expires the child (and its process group, if it leads one) is
     /// killed and reaped, and the call fails with
     /// [`TimeoutExpired`](super::TimeoutExpired) carrying the output read
-    /// so far. Python: `timeout=`. Measured on the wall clock (tokio's
-    /// paused time does not apply: the child runs in real time).
+    /// so far. Python: `timeout=`. Under `.await` it is a tokio timer, as
+    /// every conex timeout (a test on paused time must advance the clock,
+    /// or the timeout fires while the child runs); the blocking facade
+    /// measures the wall clock.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.spec.timeout = Some(timeout);
         self
@@ -375,12 +383,15 @@ impl<M: Mode> Command<M> {
         let (out, err) = match p.communicate_raw(&[], timeout).await {
             Ok(v) => v,
             Err(SubprocessError::Timeout(mut t)) => {
-                // Python's run: kill, reap, raise with what was read.
+                // Python's run: kill, reap, raise with what was read. The
+                // TimeoutExpired is the error to report; a child left
+                // unreaped by a failed wait is reaped on drop.
                 p.kill_tree();
-                p.wait().await?;
-                let (out, err) = p.drain_after_exit()?;
-                t.stdout = out;
-                t.stderr = err;
+                let _ = p.wait().await;
+                if let Ok((out, err)) = p.drain_after_exit() {
+                    t.stdout = out;
+                    t.stderr = err;
+                }
                 return Err(t.into());
             }
             Err(e) => return Err(e),
@@ -486,177 +497,6 @@ pub(crate) fn finish<M: Mode>(
     })
 }
 
-/// Checks the arguments, makes the pipes and starts the child. Returns the
-/// `Popen` and the pid (for a pipeline's process group).
-pub(crate) fn spawn<M: Mode>(mut s: Spec, mode: M) -> Result<(Popen<M>, u32), SubprocessError> {
-    if s.argv.is_empty() {
-        return Err(SubprocessError::InvalidArgument("args is empty"));
-    }
-    if matches!(s.stdin, Stdio::Stdout) || matches!(s.stdout, Stdio::Stdout) {
-        return Err(SubprocessError::InvalidArgument(
-            "STDOUT is only valid for stderr",
-        ));
-    }
-    if s.input.is_some() {
-        match s.stdin {
-            Stdio::Inherit => s.stdin = Stdio::Pipe,
-            Stdio::Pipe => {}
-            _ => {
-                return Err(SubprocessError::InvalidArgument(
-                    "stdin and input arguments may not both be used",
-                ));
-            }
-        }
-    }
-    if s.new_session && s.process_group.is_some() {
-        return Err(SubprocessError::InvalidArgument(
-            "start_new_session already makes a new process group; do not also set process_group",
-        ));
-    }
-    let program = s.executable.clone().unwrap_or_else(|| s.argv[0].clone());
-    let mut cmd = std::process::Command::new(&program);
-    if s.executable.is_some() {
-        cmd.arg0(&s.argv[0]);
-    }
-    cmd.args(&s.argv[1..]);
-    if let Some(cwd) = &s.cwd {
-        cmd.current_dir(cwd);
-    }
-    if s.env_clear {
-        cmd.env_clear();
-    }
-    for (k, v) in &s.env {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    if let Some(pg) = s.process_group {
-        cmd.process_group(pg);
-    }
-    if let Some(uid) = s.uid {
-        cmd.uid(uid);
-    }
-    if let Some(gid) = s.gid {
-        cmd.gid(gid);
-    }
-    let fds: Vec<RawFd> = s.pass_fds.iter().map(|f| f.as_raw_fd()).collect();
-    if s.new_session || s.umask.is_some() || !fds.is_empty() || s.close_fds {
-        let (session, umask, close_fds) = (s.new_session, s.umask, s.close_fds);
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes async-signal-safe system calls (setsid, umask, fcntl,
-        // close_range); it allocates nothing and takes no lock.
-        unsafe {
-            cmd.pre_exec(move || {
-                if session && libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if let Some(m) = umask {
-                    libc::umask(m as libc::mode_t);
-                }
-                if close_fds {
-                    // Close-on-exec rather than close: std's own pipe that
-                    // reports an exec failure must stay open until exec.
-                    cloexec_from(3);
-                }
-                for &fd in &fds {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-    }
-
-    let io = |e: std::io::Error| SubprocessError::Io(e);
-    let merge = matches!(s.stderr, Stdio::Stdout);
-    let stdin = resolve(std::mem::take(&mut s.stdin), false, s.pipesize, false).map_err(io)?;
-    let mut stdout = resolve(std::mem::take(&mut s.stdout), true, s.pipesize, merge).map_err(io)?;
-    let stderr = if merge {
-        Resolved {
-            child: stdout.dup.take().expect("kept for STDOUT").into(),
-            parent: None,
-            dup: None,
-        }
-    } else {
-        resolve(std::mem::take(&mut s.stderr), true, s.pipesize, false).map_err(io)?
-    };
-
-    cmd.stdin(stdin.child)
-        .stdout(stdout.child)
-        .stderr(stderr.child);
-    let spawned = cmd.spawn();
-    // Close the parent's copies of the child's ends (and passed fds) now,
-    // so the child sees end of file and SIGPIPE when it should.
-    drop(cmd);
-    drop(std::mem::take(&mut s.pass_fds));
-    let child = spawned.map_err(|e| {
-        let kind = match &s.cwd {
-            Some(cwd) if !cwd.is_dir() => SpawnErrorKind::BadCwd,
-            _ => match e.kind() {
-                std::io::ErrorKind::NotFound => SpawnErrorKind::NotFound,
-                std::io::ErrorKind::PermissionDenied => SpawnErrorKind::PermissionDenied,
-                _ => SpawnErrorKind::Other,
-            },
-        };
-        SpawnError {
-            program,
-            cwd: s.cwd.clone(),
-            kind,
-            source: e,
-        }
-    })?;
-    let pid = child.id();
-    let leader = s.new_session || s.process_group == Some(0);
-    let popen = Popen::from_parts(
-        s.argv,
-        Proc::new(child),
-        Streams {
-            stdin: stdin.parent,
-            stdout: stdout.parent,
-            stderr: stderr.parent,
-        },
-        s.input,
-        mode,
-        leader,
-        s.kill_on_drop,
-    );
-    Ok((popen, pid))
-}
-
-/// Marks every descriptor from `first` up close-on-exec, in a forked child.
-fn cloexec_from(first: libc::c_int) {
-    #[cfg(target_os = "linux")]
-    {
-        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-        // SAFETY: a raw system call with integer arguments.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                first as libc::c_uint,
-                libc::c_uint::MAX,
-                CLOSE_RANGE_CLOEXEC,
-            )
-        };
-        if r == 0 {
-            return;
-        }
-    }
-    // Older kernels and other Unixes: every possible descriptor.
-    // SAFETY: sysconf and fcntl are async-signal-safe system calls.
-    unsafe {
-        let max = libc::sysconf(libc::_SC_OPEN_MAX);
-        let max = if max < 0 { 65536 } else { max.min(1 << 20) } as libc::c_int;
-        for fd in first..max {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-            }
-        }
-    }
-}
-
 /// The blocking facade of a [`Command`]: the same calls, parking the
 /// calling thread; no tokio runtime is needed.
 ///
@@ -695,138 +535,4 @@ impl<M: Mode> fmt::Debug for BlockingCommand<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("BlockingCommand").field(&self.0).finish()
     }
-}
-
-/// Python's `subprocess.run(args, ...)`: a [`Command`] to configure, which
-/// runs when awaited.
-///
-/// ```
-/// # #[tokio::main] async fn main() -> Result<(), conex::subprocess::SubprocessError> {
-/// let done = conex::subprocess::run(["echo", "hello"]).capture_output().await?;
-/// assert_eq!(done.stdout.unwrap(), b"hello\n");
-/// # Ok(()) }
-/// ```
-pub fn run<I, S>(args: I) -> Command<Bytes>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    Command::new(args)
-}
-
-/// Python's `subprocess.call(args)`: runs and returns the exit status.
-///
-/// # Cancel safety
-/// Dropping the future kills the child.
-pub async fn call<I, S>(args: I) -> Result<i32, SubprocessError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    Command::new(args).call().await
-}
-
-/// Python's `subprocess.check_call(args)`.
-///
-/// # Cancel safety
-/// Dropping the future kills the child.
-pub async fn check_call<I, S>(args: I) -> Result<(), SubprocessError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    Command::new(args).check_call().await
-}
-
-/// Python's `subprocess.check_output(args)`: stdout as bytes.
-///
-/// # Cancel safety
-/// Dropping the future kills the child.
-pub async fn check_output<I, S>(args: I) -> Result<Vec<u8>, SubprocessError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    Command::new(args).check_output().await
-}
-
-fn statusoutput_command(cmd: &OsStr) -> Command<Text> {
-    Command::shell(cmd)
-        .stdout(Stdio::Pipe)
-        .stderr(Stdio::Stdout)
-        .text()
-}
-
-fn strip_newline(mut s: String) -> String {
-    if s.ends_with('\n') {
-        s.pop();
-    }
-    s
-}
-
-/// Python's `subprocess.getstatusoutput(cmd)`: runs `cmd` in the shell and
-/// returns `(exitcode, output)`, stderr merged into the output and one
-/// trailing newline stripped. The output is decoded as strict UTF-8.
-///
-/// ```
-/// # #[tokio::main] async fn main() -> Result<(), conex::subprocess::SubprocessError> {
-/// let (code, out) = conex::subprocess::getstatusoutput("echo hi; echo oops >&2; exit 2").await?;
-/// assert_eq!((code, out.as_str()), (2, "hi\noops"));
-/// # Ok(()) }
-/// ```
-///
-/// # Cancel safety
-/// Dropping the future kills the shell.
-pub async fn getstatusoutput(cmd: impl AsRef<OsStr>) -> Result<(i32, String), SubprocessError> {
-    let done = statusoutput_command(cmd.as_ref()).run().await?;
-    Ok((
-        done.returncode,
-        strip_newline(done.stdout.unwrap_or_default()),
-    ))
-}
-
-/// Python's `subprocess.getoutput(cmd)`: the output of
-/// [`getstatusoutput`] alone.
-///
-/// # Cancel safety
-/// Dropping the future kills the shell.
-pub async fn getoutput(cmd: impl AsRef<OsStr>) -> Result<String, SubprocessError> {
-    Ok(getstatusoutput(cmd).await?.1)
-}
-
-/// [`call`], blocking.
-pub fn call_blocking<I, S>(args: I) -> Result<i32, SubprocessError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    Command::new(args).blocking().call()
-}
-
-/// [`check_call`], blocking.
-pub fn check_call_blocking<I, S>(args: I) -> Result<(), SubprocessError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    Command::new(args).blocking().check_call()
-}
-
-/// [`check_output`], blocking.
-pub fn check_output_blocking<I, S>(args: I) -> Result<Vec<u8>, SubprocessError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    Command::new(args).blocking().check_output()
-}
-
-/// [`getstatusoutput`], blocking.
-pub fn getstatusoutput_blocking(cmd: impl AsRef<OsStr>) -> Result<(i32, String), SubprocessError> {
-    block_on_io(getstatusoutput(cmd))
-}
-
-/// [`getoutput`], blocking.
-pub fn getoutput_blocking(cmd: impl AsRef<OsStr>) -> Result<String, SubprocessError> {
-    block_on_io(getoutput(cmd))
 }

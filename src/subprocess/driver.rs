@@ -6,8 +6,9 @@
 //! immediate re-poll (a waker woken during the poll).
 //!
 //! - `.await`: the descriptors are registered with tokio's reactor (the
-//!   caller's runtime, or conex's own when the caller has none or its I/O
-//!   is disabled) and deadlines are tokio timers.
+//!   caller's runtime, or conex's own when the caller has none) and
+//!   deadlines are tokio timers. Like tokio's own I/O types, this needs a
+//!   runtime with I/O and time enabled when there is one.
 //! - The blocking facade, [`block_on_io`]: the same future is polled on the
 //!   calling thread, and instead of registering, each wait records its
 //!   descriptor or deadline in a thread-local poll set; the thread then
@@ -140,21 +141,23 @@ pub(crate) fn in_runtime<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Registers `fd` with a tokio reactor: the caller's runtime, or conex's
-/// own when there is none or its I/O driver is disabled.
-pub(crate) fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
-    let fd = if tokio::runtime::Handle::try_current().is_ok() {
+/// own when the caller has none. On failure the descriptor is handed back.
+///
+/// # Panics
+/// Inside a runtime built without I/O, as tokio's own I/O types do.
+pub(crate) fn register(
+    fd: OwnedFd,
+    interest: Interest,
+) -> Result<AsyncFd<OwnedFd>, (OwnedFd, io::Error)> {
+    in_runtime(|| {
         // SAFETY: the `OwnedFd` keeps the descriptor open, unchanged, for as
         // long as the `AsyncFd` owns it.
-        match unsafe { AsyncFd::register_with_interest(fd, interest) } {
-            Ok(a) => return Ok(a),
-            Err(e) => e.into_parts().0,
-        }
-    } else {
-        fd
-    };
-    let _guard = crate::threading::own_runtime().enter();
-    // SAFETY: as above.
-    unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts().1)
+        unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts())
+    })
+}
+
+fn lost() -> io::Error {
+    io::Error::other("conex: the descriptor was lost when registering it with tokio panicked")
 }
 
 /// A descriptor waited on either way: plain (never registered, as under
@@ -163,34 +166,38 @@ pub(crate) fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<Ow
 pub(crate) enum Readiness {
     Plain(OwnedFd),
     Registered(AsyncFd<OwnedFd>),
-    /// Only while switching from plain to registered.
-    Switching,
+    /// Registration panicked (a runtime without I/O) and took the
+    /// descriptor with it: every later use is an error.
+    Lost,
 }
 
 impl Readiness {
+    /// The descriptor, or -1 once [`Readiness::Lost`].
     pub(crate) fn raw(&self) -> RawFd {
         use std::os::fd::AsRawFd;
         match self {
             Readiness::Plain(fd) => fd.as_raw_fd(),
             Readiness::Registered(a) => a.as_raw_fd(),
-            Readiness::Switching => -1,
+            Readiness::Lost => -1,
         }
     }
 
     fn registered(&mut self, interest: Interest) -> io::Result<&AsyncFd<OwnedFd>> {
         if let Readiness::Plain(_) = self {
-            let Readiness::Plain(fd) = std::mem::replace(self, Readiness::Switching) else {
+            let Readiness::Plain(fd) = std::mem::replace(self, Readiness::Lost) else {
                 unreachable!()
             };
-            // On a registration error the descriptor is lost with it; the
-            // error is returned and the stream is unusable, as any I/O error.
-            *self = Readiness::Registered(register(fd, interest)?);
+            match register(fd, interest) {
+                Ok(a) => *self = Readiness::Registered(a),
+                Err((fd, e)) => {
+                    *self = Readiness::Plain(fd);
+                    return Err(e);
+                }
+            }
         }
         match self {
             Readiness::Registered(a) => Ok(a),
-            _ => Err(io::Error::other(
-                "conex: descriptor lost after a failed registration",
-            )),
+            _ => Err(lost()),
         }
     }
 
@@ -203,6 +210,9 @@ impl Readiness {
         interest: Interest,
         mut op: impl FnMut(RawFd) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        if self.raw() < 0 {
+            return Poll::Ready(Err(lost()));
+        }
         match op(self.raw()) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             r => return Poll::Ready(r),
@@ -240,6 +250,9 @@ impl Readiness {
 
     /// Waits until the descriptor is readable, without reading (a pidfd).
     pub(crate) fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.raw() < 0 {
+            return Poll::Ready(Err(lost()));
+        }
         if blocking_mode() {
             want_fd(self.raw(), libc::POLLIN);
             return Poll::Pending;
@@ -265,7 +278,7 @@ impl Readiness {
         match self {
             Readiness::Plain(fd) => Ok(fd),
             Readiness::Registered(a) => Ok(a.into_inner()),
-            Readiness::Switching => Err(io::Error::other("conex: descriptor lost")),
+            Readiness::Lost => Err(lost()),
         }
     }
 }

@@ -25,7 +25,7 @@
 //! // A timeout kills the child and keeps what it printed.
 //! let err = Command::shell("echo started; sleep 10")
 //!     .stdout(subprocess::PIPE)
-//!     .timeout(Duration::from_millis(200))
+//!     .timeout(Duration::from_secs(1))
 //!     .run()
 //!     .await
 //!     .unwrap_err();
@@ -62,23 +62,25 @@ mod command;
 mod completed;
 mod driver;
 mod errors;
+mod functions;
 mod mode;
 mod pipe;
 mod pipeline;
 mod popen;
 mod proc;
 mod reaper;
+mod spawn;
 mod stdio;
 mod sys;
 
-pub use command::{
-    BlockingCommand, Command, call, call_blocking, check_call, check_call_blocking, check_output,
-    check_output_blocking, getoutput, getoutput_blocking, getstatusoutput,
-    getstatusoutput_blocking, run,
-};
+pub use command::{BlockingCommand, Command};
 pub use completed::CompletedProcess;
 pub use errors::{
     CalledProcessError, DecodeError, SpawnError, SpawnErrorKind, SubprocessError, TimeoutExpired,
+};
+pub use functions::{
+    call, call_blocking, check_call, check_call_blocking, check_output, check_output_blocking,
+    getoutput, getoutput_blocking, getstatusoutput, getstatusoutput_blocking, run,
 };
 pub use mode::{Bytes, Mode, Text};
 pub use pipe::{BlockingReader, BlockingWriter, ChildStderr, ChildStdin, ChildStdout};

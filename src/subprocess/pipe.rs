@@ -52,17 +52,29 @@ impl Pipe {
         self.fd.poll_io(cx, self.interest, op)
     }
 
-    /// Appends whatever can be read without waiting, up to end of file.
-    /// Returns whether end of file was reached.
-    pub(crate) fn drain_now(&mut self, vec: &mut Vec<u8>) -> io::Result<bool> {
-        loop {
-            match sys::read_into_vec(self.fd(), vec) {
-                Ok(0) => return Ok(true),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+    /// Appends what is in the pipe now, without waiting and without
+    /// chasing a writer that keeps writing (the `FIONREAD` count, give or
+    /// take one read).
+    pub(crate) fn drain_now(&mut self, vec: &mut Vec<u8>) -> io::Result<()> {
+        let fd = self.fd();
+        if fd < 0 {
+            return Ok(());
+        }
+        let mut avail: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the valid pointer.
+        if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut left = avail.max(0) as usize;
+        while left > 0 {
+            match sys::read_into_vec(fd, vec) {
+                Ok(0) => break,
+                Ok(n) => left = left.saturating_sub(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
     }
 
     /// Back to a plain blocking descriptor, to hand to another child.
@@ -139,9 +151,14 @@ macro_rules! reader {
         }
 
         impl AsFd for $name {
+            /// # Panics
+            /// If the descriptor was lost because registering it with a
+            /// tokio runtime panicked (one built without I/O).
             fn as_fd(&self) -> BorrowedFd<'_> {
-                // SAFETY: the pipe owns the descriptor for as long as `self`.
-                unsafe { BorrowedFd::borrow_raw(self.pipe.fd()) }
+                let fd = self.pipe.fd();
+                assert!(fd >= 0, "conex: this pipe lost its descriptor when registering it with tokio panicked");
+                // SAFETY: the pipe owns the open descriptor for as long as `self`.
+                unsafe { BorrowedFd::borrow_raw(fd) }
             }
         }
 

@@ -9,11 +9,12 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use super::command::{Command, spawn};
+use super::command::Command;
 use super::driver::{block_on_io, within};
 use super::errors::{CalledProcessError, SubprocessError, TimeoutExpired};
 use super::mode::{Bytes, Mode, Text};
 use super::popen::Popen;
+use super::spawn::spawn;
 use super::stdio::Stdio;
 use super::sys::pipe;
 
@@ -280,10 +281,13 @@ impl<M: Mode> Pipeline<M> {
             Ok(v) => v,
             Err(SubprocessError::Timeout(mut t)) => {
                 p.kill();
-                p.wait().await?;
-                let (out, errs) = p.drain_after_exit()?;
-                t.stdout = out;
-                t.stderr = join_stderr(errs);
+                // The TimeoutExpired is the error to report, with what can
+                // still be read; a stage left unreaped is reaped on drop.
+                let _ = p.wait().await;
+                if let Ok((out, errs)) = p.drain_after_exit() {
+                    t.stdout = out;
+                    t.stderr = join_stderr(errs);
+                }
                 return Err(t.into());
             }
             Err(e) => return Err(e),
@@ -427,6 +431,7 @@ impl<M: Mode> PipelinePopen<M> {
     /// has one).
     pub fn kill(&mut self) {
         if self.group {
+            // Refused (and skipped) once the leader is reaped.
             let _ = self.stages[0].send_signal_group(libc::SIGKILL);
         }
         for s in &mut self.stages {

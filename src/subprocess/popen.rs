@@ -322,8 +322,13 @@ impl<M: Mode> Popen<M> {
             return Ok(code);
         }
         let child = self.child_mut();
-        let status = std::future::poll_fn(|cx| child.poll_wait(cx)).await?;
-        let code = returncode_of(status);
+        let code = match std::future::poll_fn(|cx| child.poll_wait(cx)).await {
+            Ok(status) => returncode_of(status),
+            // Reaped by someone else (SIGCHLD ignored, a stray waitpid(-1)):
+            // Python counts that as an exit with 0.
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => 0,
+            Err(e) => return Err(e.into()),
+        };
         self.returncode = Some(code);
         Ok(code)
     }
@@ -379,10 +384,10 @@ impl<M: Mode> Popen<M> {
     /// use conex::subprocess::{Command, PIPE};
     /// use std::time::Duration;
     ///
-    /// let mut p = Command::new(["sh", "-c", "echo early; sleep 0.3; echo late"])
+    /// let mut p = Command::new(["sh", "-c", "echo early; sleep 2; echo late"])
     ///     .stdout(PIPE)
     ///     .popen()?;
-    /// let err = p.communicate_timeout(b"", Duration::from_millis(100)).await.unwrap_err();
+    /// let err = p.communicate_timeout(b"", Duration::from_secs(1)).await.unwrap_err();
     /// assert_eq!(err.as_timeout().unwrap().stdout.as_deref(), Some(&b"early\n"[..]));
     /// let (out, _) = p.communicate(b"").await?; // carries on, loses nothing
     /// assert_eq!(out.unwrap(), b"early\nlate\n");
@@ -545,12 +550,16 @@ impl<M: Mode> Popen<M> {
     }
 
     /// Sends `sig` to the child's whole process group, grandchildren
-    /// included. Python: `os.killpg(p.pid, sig)`. The child must lead its
-    /// group ([`Command::process_group`]`(0)` or
-    /// [`Command::start_new_session`]); otherwise this is an
-    /// `InvalidInput` error (the group would be ours). It works after the
-    /// leader exited too, to reach what it left behind; an empty group is
-    /// not an error.
+    /// included. Python: `os.killpg(p.pid, sig)`.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the child does not lead its group (it must be
+    /// started with [`Command::process_group`]`(0)` or
+    /// [`Command::start_new_session`]; otherwise the group would be ours),
+    /// and once the leader has been reaped: from then on its id may be
+    /// reused by a stranger's group (Python's `killpg` after `wait` takes
+    /// that risk). To reach what a leader leaves behind, signal the group
+    /// before waiting for the leader.
     ///
     /// [`Command::process_group`]: super::Command::process_group
     /// [`Command::start_new_session`]: super::Command::start_new_session
@@ -562,12 +571,16 @@ impl<M: Mode> Popen<M> {
                  process_group(0) or start_new_session()",
             ));
         }
-        // SAFETY: plain system call.
+        if self.returncode.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the group's leader has been reaped, so its id is no longer ours; \
+                 signal the group before waiting for the leader",
+            ));
+        }
+        // SAFETY: a plain system call; our unreaped leader pins the group id.
         if unsafe { libc::killpg(self.pid as libc::pid_t, sig) } < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                return Err(e);
-            }
+            return Err(io::Error::last_os_error());
         }
         Ok(())
     }
@@ -600,13 +613,17 @@ impl<M: Mode> Popen<M> {
 
 impl<M: Mode> Drop for Popen<M> {
     fn drop(&mut self) {
-        if self.poll().is_none() {
+        if self.returncode.is_none() {
             if self.kill_on_drop {
+                // Before reaping: an exited but unreaped leader still pins
+                // its group id, so the group kill cannot hit a stranger.
                 self.kill_tree();
             }
-            // Still running (or not yet reaped): wait for it elsewhere.
-            if let Some(child) = self.child.take() {
-                super::reaper::adopt(child);
+            if self.poll().is_none() {
+                // Still running: wait for it elsewhere.
+                if let Some(child) = self.child.take() {
+                    super::reaper::adopt(child);
+                }
             }
         }
     }

@@ -45,6 +45,17 @@ impl Proc {
         self.child.id()
     }
 
+    /// Forgets any reactor registration (the pidfd, the waiting thread), so
+    /// the next wait registers wherever it is polled: for a child handed
+    /// to the reaper after its caller's runtime may be gone.
+    pub(crate) fn reset_registration(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            self.pidfd = None;
+        }
+        self.waiter = None;
+    }
+
     /// SIGKILL (also fine on an exited, unreaped child).
     pub(crate) fn kill(&mut self) -> io::Result<()> {
         self.child.kill()
@@ -91,7 +102,14 @@ impl Proc {
                 }
             }
             if let Some(fd) = &mut self.pidfd {
-                return fd.poll_readable(cx);
+                match fd.poll_readable(cx) {
+                    // Could not register it: wait the portable way instead.
+                    Poll::Ready(Err(_)) => {
+                        self.pidfd = None;
+                        self.no_pidfd = true;
+                    }
+                    other => return other,
+                }
             }
         }
         if blocking_mode() {

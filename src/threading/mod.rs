@@ -63,12 +63,13 @@ pub use current::{
     TIMEOUT_MAX, active_count, current_thread, enumerate, get_ident, get_native_id,
     join_non_daemon, join_non_daemon_blocking, main_thread, set_stack_size, stack_size,
 };
+#[cfg(feature = "subprocess")]
+pub(crate) use current::own_runtime;
 #[cfg_attr(
     not(any(feature = "sched", feature = "tasks", feature = "futures")),
     allow(unused_imports)
 )]
-#[allow(unused_imports)] // own_runtime: only the subprocess feature uses it
-pub(crate) use current::{own_runtime, runtime_handle};
+pub(crate) use current::runtime_handle;
 pub use errors::{
     AlreadyStarted, BrokenBarrier, JoinError, NotOwned, ReleaseError, StackSizeError, StartError,
 };

@@ -1,7 +1,7 @@
 //! Popen's streams, signals, process groups, drop and cancellation, the
 //! Popen keywords, and the blocking facade in each runtime context.
 
-use std::io::{Read, Write};
+use std::io::{Read, Write as _};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -150,8 +150,9 @@ async fn sessions_and_groups() {
     assert!(p.leads_group());
     p.send_signal_group(signal::SIGTERM).unwrap();
     assert_eq!(p.wait().await.unwrap(), -15);
-    // After the leader is gone an empty group is not an error.
-    p.send_signal_group(signal::SIGTERM).unwrap();
+    // Once the leader is reaped its id is no longer ours: refused.
+    let e = p.send_signal_group(signal::SIGTERM).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     // A child in our own group may not be group-signalled.
     let mut q = Command::new(["true"]).popen().unwrap();
     assert!(!q.leads_group());
@@ -171,12 +172,20 @@ async fn sessions_and_groups() {
 // later; kill_on_drop kills it, and its whole group.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_keeps_running_or_kills() {
-    let p = Command::new(["sleep", "30"]).popen().unwrap();
+    // The child answers after its Popen is gone: it was not killed.
+    let mut p = Command::new(["sh", "-c", "read x; echo still-$x"])
+        .stdin(PIPE)
+        .stdout(PIPE)
+        .popen()
+        .unwrap();
+    let (mut stdin, stdout) = (p.stdin.take().unwrap(), p.stdout.take().unwrap());
     let pid = p.pid();
     drop(p);
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(!process_gone(pid), "default drop must not kill");
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    stdin.write_all(b"here\n").await.unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).await.unwrap();
+    assert_eq!(line, "still-here\n", "default drop must not kill");
+    drop(stdin);
     assert!(
         eventually(Duration::from_secs(5), || {
             std::fs::metadata(format!("/proc/{pid}")).is_err()
@@ -210,15 +219,21 @@ async fn drop_keeps_running_or_kills() {
 async fn cancelled_run_kills_the_child() {
     let dir = temp_dir("cancel-run");
     let pidfile = dir.join("pid");
-    let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+    let script = format!(
+        "echo $$ > {}.tmp; mv {0}.tmp {0}; exec sleep 30",
+        pidfile.display()
+    );
     let run = Command::shell(script).run();
-    let r = tokio::time::timeout(Duration::from_millis(400), run).await;
-    assert!(r.is_err(), "the run was cut short");
-    assert!(eventually(Duration::from_secs(5), || pidfile.exists()
-        && !std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .is_empty()));
+    // Cut the run short once the child is surely running.
+    let seen = async {
+        while !pidfile.exists() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        r = run => panic!("the run ended on its own: {r:?}"),
+        () = seen => {}
+    }
     let pid: u32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -395,18 +410,26 @@ fn blocking_facade_on_a_plain_thread() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// On the only worker of a multi-thread runtime the facade steps aside with
+// block_in_place: the task that feeds the child still runs. Without it the
+// child would never get its byte and the call would time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn blocking_facade_inside_a_multi_thread_runtime() {
-    // Steps aside with block_in_place: other tasks keep running.
-    let ticker = tokio::spawn(async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        42
+    let (r, mut w) = std::io::pipe().unwrap();
+    let blocking = tokio::spawn(async move {
+        let feeder = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            w.write_all(b"!").unwrap();
+        });
+        let out = Command::new(["head", "-c", "1"])
+            .stdin(std::os::fd::OwnedFd::from(r))
+            .timeout(Duration::from_secs(20))
+            .blocking()
+            .check_output();
+        feeder.await.unwrap();
+        out
     });
-    let out = Command::new(["sh", "-c", "sleep 0.2; echo late"])
-        .blocking()
-        .check_output();
-    assert_eq!(out.unwrap(), b"late\n");
-    assert_eq!(ticker.await.unwrap(), 42);
+    assert_eq!(blocking.await.unwrap().unwrap(), b"!");
 }
 
 #[tokio::test]
@@ -460,7 +483,8 @@ fn handles_are_send_sync_and_futures_send() {
 // Dropping wait() loses nothing: the child is still there to wait for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_wait_loses_nothing() {
-    let mut p = Command::new(["sh", "-c", "sleep 0.3; exit 6"])
+    let mut p = Command::new(["sh", "-c", "read x; exit 6"])
+        .stdin(PIPE)
         .popen()
         .unwrap();
     for _ in 0..3 {
@@ -471,6 +495,7 @@ async fn cancelled_wait_loses_nothing() {
         );
     }
     assert_eq!(p.returncode(), None);
+    p.stdin.take(); // end of file: the child exits
     assert_eq!(p.wait().await.unwrap(), 6);
 }
 
@@ -493,4 +518,114 @@ fn async_face_without_a_tokio_runtime() {
     )
     .unwrap_err();
     assert!(err.as_timeout().is_some());
+}
+
+// kill_on_drop reaches the group even when its leader has already exited
+// (unreaped, it still pins the group id), e.g. a cancelled run whose shell
+// is done while a grandchild holds the pipes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_on_drop_reaches_the_group_of_an_exited_leader() {
+    let mut p = Command::shell("sleep 30 & echo $!")
+        .stdout(PIPE)
+        .process_group(0)
+        .kill_on_drop(true)
+        .popen()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(p.stdout.take().unwrap())
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    let grandchild: u32 = line.trim().parse().unwrap();
+    let leader = p.pid();
+    // The shell exits at once; wait until it is a zombie (exited, unreaped).
+    assert!(eventually(Duration::from_secs(10), || process_gone(leader)));
+    drop(p);
+    assert!(
+        eventually(Duration::from_secs(10), || process_gone(grandchild)),
+        "the group outlived its dropped leader"
+    );
+}
+
+// After a timeout, run reads what is in the pipes and returns, even while a
+// surviving grandchild keeps writing to them as fast as it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_drain_does_not_chase_a_writer() {
+    let start = std::time::Instant::now();
+    let err = Command::shell("yes & echo $! >&2; exec sleep 30")
+        .capture_output()
+        .timeout(Duration::from_millis(500))
+        .run()
+        .await
+        .unwrap_err();
+    let t = err.as_timeout().unwrap();
+    let yes: i32 = String::from_utf8_lossy(t.stderr.as_deref().unwrap())
+        .trim()
+        .parse()
+        .expect("the writer's pid");
+    unsafe { libc::kill(yes, libc::SIGKILL) };
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(t.stdout.as_ref().is_some_and(|o| o.starts_with(b"y\ny\n")));
+}
+
+// A child whose Popen waited on one runtime and was dropped while that
+// runtime is idle (nothing drives its reactor), or after it is gone, is
+// still reaped (on conex's own runtime).
+#[test]
+fn dropped_child_is_reaped_whatever_became_of_its_runtime() {
+    for drop_runtime in [false, true] {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut p = Command::new(["sh", "-c", "read x"])
+            .stdin(PIPE)
+            .popen()
+            .unwrap();
+        rt.block_on(async {
+            // Registers the pidfd with this runtime's reactor.
+            assert!(
+                tokio::time::timeout(Duration::from_millis(20), p.wait())
+                    .await
+                    .is_err()
+            );
+        });
+        let rt = if drop_runtime {
+            drop(rt);
+            None
+        } else {
+            Some(rt)
+        };
+        let pid = p.pid();
+        let stdin = p.stdin.take();
+        drop(p);
+        drop(stdin); // the child exits now, with no Popen and no runtime of ours
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                std::fs::metadata(format!("/proc/{pid}")).is_err()
+            }),
+            "child {pid} left a zombie (runtime dropped: {drop_runtime})"
+        );
+        drop(rt);
+    }
+}
+
+// CPython: ProcessTestCase.test_executable_replaces_shell
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executable_replaces_the_shell() {
+    let out = Command::shell("echo $0")
+        .executable("/bin/sh")
+        .check_output()
+        .await
+        .unwrap();
+    assert_eq!(out, b"/bin/sh\n");
+    let err = Command::shell("true")
+        .executable("/conex/no/shell")
+        .popen()
+        .unwrap_err();
+    assert_eq!(err.as_spawn().unwrap().program(), "/conex/no/shell");
 }

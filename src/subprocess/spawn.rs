@@ -1,0 +1,188 @@
+//! Starting a child: checking a `Command`'s arguments, making its pipes,
+//! the pre-exec steps, and naming what went wrong.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::process::CommandExt;
+
+use super::command::Spec;
+use super::errors::{SpawnError, SpawnErrorKind, SubprocessError};
+use super::mode::Mode;
+use super::popen::{Popen, Streams};
+use super::proc::Proc;
+use super::stdio::{Resolved, Stdio, resolve};
+
+/// Checks the arguments, makes the pipes and starts the child. Returns the
+/// `Popen` and the pid (for a pipeline's process group).
+pub(crate) fn spawn<M: Mode>(mut s: Spec, mode: M) -> Result<(Popen<M>, u32), SubprocessError> {
+    if s.argv.is_empty() {
+        return Err(SubprocessError::InvalidArgument("args is empty"));
+    }
+    if matches!(s.stdin, Stdio::Stdout) || matches!(s.stdout, Stdio::Stdout) {
+        return Err(SubprocessError::InvalidArgument(
+            "STDOUT is only valid for stderr",
+        ));
+    }
+    if s.input.is_some() {
+        match s.stdin {
+            Stdio::Inherit => s.stdin = Stdio::Pipe,
+            Stdio::Pipe => {}
+            _ => {
+                return Err(SubprocessError::InvalidArgument(
+                    "stdin and input arguments may not both be used",
+                ));
+            }
+        }
+    }
+    if s.new_session && s.process_group.is_some() {
+        return Err(SubprocessError::InvalidArgument(
+            "start_new_session already makes a new process group; do not also set process_group",
+        ));
+    }
+    if s.shell {
+        if let Some(exe) = &s.executable {
+            s.argv[0] = exe.clone();
+        }
+    }
+    let program = s.executable.clone().unwrap_or_else(|| s.argv[0].clone());
+    let mut cmd = std::process::Command::new(&program);
+    if s.executable.is_some() {
+        cmd.arg0(&s.argv[0]);
+    }
+    cmd.args(&s.argv[1..]);
+    if let Some(cwd) = &s.cwd {
+        cmd.current_dir(cwd);
+    }
+    if s.env_clear {
+        cmd.env_clear();
+    }
+    for (k, v) in &s.env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    if let Some(pg) = s.process_group {
+        cmd.process_group(pg);
+    }
+    if let Some(uid) = s.uid {
+        cmd.uid(uid);
+    }
+    if let Some(gid) = s.gid {
+        cmd.gid(gid);
+    }
+    let fds: Vec<RawFd> = s.pass_fds.iter().map(|f| f.as_raw_fd()).collect();
+    if s.new_session || s.umask.is_some() || !fds.is_empty() || s.close_fds {
+        let (session, umask, close_fds) = (s.new_session, s.umask, s.close_fds);
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes async-signal-safe system calls (setsid, umask, fcntl,
+        // close_range); it allocates nothing and takes no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                if session && libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(m) = umask {
+                    libc::umask(m as libc::mode_t);
+                }
+                if close_fds {
+                    // Close-on-exec rather than close: std's own pipe that
+                    // reports an exec failure must stay open until exec.
+                    cloexec_from(3);
+                }
+                for &fd in &fds {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+
+    let io = |e: std::io::Error| SubprocessError::Io(e);
+    let merge = matches!(s.stderr, Stdio::Stdout);
+    let stdin = resolve(std::mem::take(&mut s.stdin), false, s.pipesize, false).map_err(io)?;
+    let mut stdout = resolve(std::mem::take(&mut s.stdout), true, s.pipesize, merge).map_err(io)?;
+    let stderr = if merge {
+        Resolved {
+            child: stdout.dup.take().expect("kept for STDOUT").into(),
+            parent: None,
+            dup: None,
+        }
+    } else {
+        resolve(std::mem::take(&mut s.stderr), true, s.pipesize, false).map_err(io)?
+    };
+
+    cmd.stdin(stdin.child)
+        .stdout(stdout.child)
+        .stderr(stderr.child);
+    let spawned = cmd.spawn();
+    // Close the parent's copies of the child's ends (and passed fds) now,
+    // so the child sees end of file and SIGPIPE when it should.
+    drop(cmd);
+    drop(std::mem::take(&mut s.pass_fds));
+    let child = spawned.map_err(|e| {
+        let kind = match &s.cwd {
+            Some(cwd) if !cwd.is_dir() => SpawnErrorKind::BadCwd,
+            _ => match e.kind() {
+                std::io::ErrorKind::NotFound => SpawnErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => SpawnErrorKind::PermissionDenied,
+                _ => SpawnErrorKind::Other,
+            },
+        };
+        SpawnError {
+            program,
+            cwd: s.cwd.clone(),
+            kind,
+            source: e,
+        }
+    })?;
+    let pid = child.id();
+    let leader = s.new_session || s.process_group == Some(0);
+    let popen = Popen::from_parts(
+        s.argv,
+        Proc::new(child),
+        Streams {
+            stdin: stdin.parent,
+            stdout: stdout.parent,
+            stderr: stderr.parent,
+        },
+        s.input,
+        mode,
+        leader,
+        s.kill_on_drop,
+    );
+    Ok((popen, pid))
+}
+
+/// Marks every descriptor from `first` up close-on-exec, in a forked child.
+fn cloexec_from(first: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        // SAFETY: a raw system call with integer arguments.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if r == 0 {
+            return;
+        }
+    }
+    // Older kernels and other Unixes: every possible descriptor.
+    // SAFETY: sysconf and fcntl are async-signal-safe system calls.
+    unsafe {
+        let max = libc::sysconf(libc::_SC_OPEN_MAX);
+        let max = if max < 0 { 65536 } else { max.min(1 << 20) } as libc::c_int;
+        for fd in first..max {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
