@@ -62,6 +62,8 @@
 
 #![warn(missing_debug_implementations)]
 
+#[cfg(all(unix, any(feature = "subprocess", feature = "multiprocessing")))]
+mod io;
 mod shim;
 mod wait;
 

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::completed::CompletedProcess;
-use super::driver::block_on_io;
+use crate::io::driver::block_on_io;
 use super::errors::SubprocessError;
 use super::mode::{Bytes, Mode, Text};
 use super::pipeline::Pipeline;

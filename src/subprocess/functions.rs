@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 
 use super::command::Command;
-use super::driver::block_on_io;
+use crate::io::driver::block_on_io;
 use super::errors::SubprocessError;
 use super::mode::{Bytes, Text};
 use super::stdio::Stdio;

@@ -35,7 +35,7 @@
 //!
 //! # Design notes
 //! - Each operation is written once, as a future, and driven two ways
-//!   (see `driver.rs`): under `.await` its pipes and the child's pidfd are
+//!   (conex's private I/O core, shared with multiprocessing): under `.await` its pipes and the child's pidfd are
 //!   registered with tokio's reactor (the caller's runtime, or conex's own
 //!   if there is none); under the blocking facade the same future is polled
 //!   on the calling thread, which sleeps in one `poll(2)` on what it waits
@@ -60,18 +60,14 @@
 
 mod command;
 mod completed;
-mod driver;
 mod errors;
 mod functions;
 mod mode;
 mod pipe;
 mod pipeline;
 mod popen;
-mod proc;
-mod reaper;
 mod spawn;
 mod stdio;
-mod sys;
 
 pub use command::{BlockingCommand, Command};
 pub use completed::CompletedProcess;

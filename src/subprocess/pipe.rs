@@ -15,12 +15,13 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::Interest;
 
-use super::driver::{Readiness, block_on_io};
-use super::sys;
+use crate::io::driver::block_on_io;
+use crate::io::fd::SharedFd;
+use crate::io::sys;
 
 /// One non-blocking pipe end.
 pub(crate) struct Pipe {
-    fd: Readiness,
+    fd: SharedFd,
     interest: Interest,
 }
 
@@ -29,7 +30,7 @@ impl Pipe {
     pub(crate) fn new(fd: OwnedFd, reader: bool) -> io::Result<Pipe> {
         sys::set_nonblocking(fd.as_fd(), true)?;
         Ok(Pipe {
-            fd: Readiness::Plain(fd),
+            fd: SharedFd::new(fd),
             interest: if reader {
                 Interest::READABLE
             } else {
@@ -57,9 +58,6 @@ impl Pipe {
     /// take one read).
     pub(crate) fn drain_now(&mut self, vec: &mut Vec<u8>) -> io::Result<()> {
         let fd = self.fd();
-        if fd < 0 {
-            return Ok(());
-        }
         let mut avail: libc::c_int = 0;
         // SAFETY: FIONREAD writes one int through the valid pointer.
         if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } < 0 {
@@ -79,7 +77,7 @@ impl Pipe {
 
     /// Back to a plain blocking descriptor, to hand to another child.
     pub(crate) fn into_blocking_fd(self) -> io::Result<OwnedFd> {
-        let fd = self.fd.into_fd()?;
+        let fd = self.fd.into_fd();
         sys::set_nonblocking(fd.as_fd(), false)?;
         Ok(fd)
     }
@@ -151,14 +149,8 @@ macro_rules! reader {
         }
 
         impl AsFd for $name {
-            /// # Panics
-            /// If the descriptor was lost because registering it with a
-            /// tokio runtime panicked (one built without I/O).
             fn as_fd(&self) -> BorrowedFd<'_> {
-                let fd = self.pipe.fd();
-                assert!(fd >= 0, "conex: this pipe lost its descriptor when registering it with tokio panicked");
-                // SAFETY: the pipe owns the open descriptor for as long as `self`.
-                unsafe { BorrowedFd::borrow_raw(fd) }
+                self.pipe.fd.as_fd()
             }
         }
 

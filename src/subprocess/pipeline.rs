@@ -10,13 +10,13 @@ use std::task::Poll;
 use std::time::Duration;
 
 use super::command::Command;
-use super::driver::{block_on_io, within};
+use crate::io::driver::{block_on_io, within};
 use super::errors::{CalledProcessError, SubprocessError, TimeoutExpired};
 use super::mode::{Bytes, Mode, Text};
 use super::popen::Popen;
 use super::spawn::spawn;
 use super::stdio::Stdio;
-use super::sys::pipe;
+use crate::io::sys::pipe;
 
 /// Commands connected stdout to stdin, like a shell's `a | b | c`.
 ///

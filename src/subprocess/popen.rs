@@ -7,12 +7,12 @@ use std::os::unix::process::ExitStatusExt;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::driver::{block_on_io, within};
+use crate::io::driver::{block_on_io, within};
 use super::errors::{SubprocessError, TimeoutExpired};
 use super::mode::{Bytes, Mode};
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout, Pipe};
-use super::proc::Proc;
-use super::sys;
+use crate::io::child::Proc;
+use crate::io::sys;
 
 /// The parent's pipe ends of a new child.
 pub(crate) struct Streams {
@@ -622,7 +622,7 @@ impl<M: Mode> Drop for Popen<M> {
             if self.poll().is_none() {
                 // Still running: wait for it elsewhere.
                 if let Some(child) = self.child.take() {
-                    super::reaper::adopt(child);
+                    crate::io::reaper::adopt(child);
                 }
             }
         }

@@ -8,7 +8,7 @@ use super::command::Spec;
 use super::errors::{SpawnError, SpawnErrorKind, SubprocessError};
 use super::mode::Mode;
 use super::popen::{Popen, Streams};
-use super::proc::Proc;
+use crate::io::child::Proc;
 use super::stdio::{Resolved, Stdio, resolve};
 
 /// Checks the arguments, makes the pipes and starts the child. Returns the

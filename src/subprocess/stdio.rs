@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::pipe::Pipe;
-use super::sys::{pipe, set_pipe_size};
+use crate::io::sys::pipe;
 
 /// Where one of a child's standard streams goes.
 ///
@@ -149,4 +149,20 @@ pub(crate) fn resolve(
         parent,
         dup: dup_fd,
     })
+}
+
+/// Python's `pipesize` (Linux; a no-op elsewhere).
+fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let size = libc::c_int::try_from(size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pipesize too large"))?;
+        // SAFETY: fcntl with an integer argument on a borrowed descriptor.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (fd, size);
+    Ok(())
 }

@@ -1,9 +1,11 @@
-//! The two ways every subprocess future is driven.
+//! The two ways every descriptor-waiting future is driven (subprocess,
+//! multiprocessing).
 //!
-//! Each operation (`run`, `communicate`, `wait`, a stream read) is written
-//! once, as a future whose every wait goes through three points: a pipe or
-//! pidfd becoming ready ([`Readiness`]), a deadline ([`within`]), or an
-//! immediate re-poll (a waker woken during the poll).
+//! Each operation (`run`, `communicate`, `wait`, a connection's `recv`...)
+//! is written once, as a future whose every wait goes through three points:
+//! a descriptor becoming ready ([`SharedFd`](super::fd::SharedFd)), a
+//! deadline ([`within`]), or an immediate re-poll (a waker woken during the
+//! poll).
 //!
 //! - `.await`: the descriptors are registered with tokio's reactor (the
 //!   caller's runtime, or conex's own when the caller has none) and
@@ -18,16 +20,12 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
-
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 
 use super::sys;
 
@@ -49,7 +47,7 @@ pub(crate) fn blocking_mode() -> bool {
 
 /// Under the blocking facade: wake this thread when `fd` is ready for
 /// `events` (`POLLIN` / `POLLOUT`).
-fn want_fd(fd: RawFd, events: libc::c_short) {
+pub(crate) fn want_fd(fd: RawFd, events: libc::c_short) {
     POLL_SET.with(|p| {
         if let Some(set) = p.borrow_mut().as_mut() {
             set.fds.push(libc::pollfd {
@@ -93,7 +91,7 @@ impl Drop for Restore {
     }
 }
 
-/// The blocking facade of every subprocess call: runs `f` on this thread,
+/// The blocking facade of every descriptor-waiting call: runs `f` on this thread,
 /// sleeping in `poll(2)` on whatever it waits for. Where parking is not
 /// allowed (a current-thread runtime) it panics naming the fix, as every
 /// conex facade.
@@ -117,7 +115,7 @@ pub(crate) fn block_on_io<F: Future>(f: F) -> F::Output {
                 .expect("the poll set is ours");
             assert!(
                 !set.fds.is_empty() || set.deadline.is_some(),
-                "conex bug: a blocking subprocess call had nothing to wait for"
+                "conex bug: a blocking call had nothing to wait for"
             );
             let timeout = set
                 .deadline
@@ -137,149 +135,6 @@ pub(crate) fn in_runtime<R>(f: impl FnOnce() -> R) -> R {
     } else {
         let _guard = crate::threading::own_runtime().enter();
         f()
-    }
-}
-
-/// Registers `fd` with a tokio reactor: the caller's runtime, or conex's
-/// own when the caller has none. On failure the descriptor is handed back.
-///
-/// # Panics
-/// Inside a runtime built without I/O, as tokio's own I/O types do.
-pub(crate) fn register(
-    fd: OwnedFd,
-    interest: Interest,
-) -> Result<AsyncFd<OwnedFd>, (OwnedFd, io::Error)> {
-    in_runtime(|| {
-        // SAFETY: the `OwnedFd` keeps the descriptor open, unchanged, for as
-        // long as the `AsyncFd` owns it.
-        unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts())
-    })
-}
-
-fn lost() -> io::Error {
-    io::Error::other("conex: the descriptor was lost when registering it with tokio panicked")
-}
-
-/// A descriptor waited on either way: plain (never registered, as under
-/// the blocking facade) or registered with a tokio reactor on first async
-/// wait.
-pub(crate) enum Readiness {
-    Plain(OwnedFd),
-    Registered(AsyncFd<OwnedFd>),
-    /// Registration panicked (a runtime without I/O) and took the
-    /// descriptor with it: every later use is an error.
-    Lost,
-}
-
-impl Readiness {
-    /// The descriptor, or -1 once [`Readiness::Lost`].
-    pub(crate) fn raw(&self) -> RawFd {
-        use std::os::fd::AsRawFd;
-        match self {
-            Readiness::Plain(fd) => fd.as_raw_fd(),
-            Readiness::Registered(a) => a.as_raw_fd(),
-            Readiness::Lost => -1,
-        }
-    }
-
-    fn registered(&mut self, interest: Interest) -> io::Result<&AsyncFd<OwnedFd>> {
-        if let Readiness::Plain(_) = self {
-            let Readiness::Plain(fd) = std::mem::replace(self, Readiness::Lost) else {
-                unreachable!()
-            };
-            match register(fd, interest) {
-                Ok(a) => *self = Readiness::Registered(a),
-                Err((fd, e)) => {
-                    *self = Readiness::Plain(fd);
-                    return Err(e);
-                }
-            }
-        }
-        match self {
-            Readiness::Registered(a) => Ok(a),
-            _ => Err(lost()),
-        }
-    }
-
-    /// Runs the non-blocking `op` until it does not return `WouldBlock`,
-    /// waiting for `interest` (readable or writable) in between, the way
-    /// the current driver waits.
-    pub(crate) fn poll_io<R>(
-        &mut self,
-        cx: &mut Context<'_>,
-        interest: Interest,
-        mut op: impl FnMut(RawFd) -> io::Result<R>,
-    ) -> Poll<io::Result<R>> {
-        if self.raw() < 0 {
-            return Poll::Ready(Err(lost()));
-        }
-        match op(self.raw()) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            r => return Poll::Ready(r),
-        }
-        if blocking_mode() {
-            let events = if interest.is_readable() {
-                libc::POLLIN
-            } else {
-                libc::POLLOUT
-            };
-            want_fd(self.raw(), events);
-            return Poll::Pending;
-        }
-        let afd = match self.registered(interest) {
-            Ok(a) => a,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        loop {
-            let ready = if interest.is_readable() {
-                afd.poll_read_ready(cx)
-            } else {
-                afd.poll_write_ready(cx)
-            };
-            let mut guard = match ready {
-                Poll::Ready(Ok(g)) => g,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            };
-            match guard.try_io(|a| op(std::os::fd::AsRawFd::as_raw_fd(a))) {
-                Ok(r) => return Poll::Ready(r),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
-    /// Waits until the descriptor is readable, without reading (a pidfd).
-    pub(crate) fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.raw() < 0 {
-            return Poll::Ready(Err(lost()));
-        }
-        if blocking_mode() {
-            want_fd(self.raw(), libc::POLLIN);
-            return Poll::Pending;
-        }
-        let afd = match self.registered(Interest::READABLE) {
-            Ok(a) => a,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        match afd.poll_read_ready(cx) {
-            Poll::Ready(Ok(mut g)) => {
-                // Level-checked by the caller (it asks the kernel whether
-                // the child exited), so clear and let the next poll wait.
-                g.clear_ready();
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// The descriptor back, deregistered.
-    pub(crate) fn into_fd(self) -> io::Result<OwnedFd> {
-        match self {
-            Readiness::Plain(fd) => Ok(fd),
-            Readiness::Registered(a) => Ok(a.into_inner()),
-            Readiness::Lost => Err(lost()),
-        }
     }
 }
 

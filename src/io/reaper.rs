@@ -1,7 +1,7 @@
 //! Children whose `Popen` was dropped while they still ran: waited for by
 //! a task on conex's own runtime, so none is left a zombie.
 
-use super::proc::Proc;
+use super::child::Proc;
 
 /// Waits for `child` in the background and then lets it go.
 pub(crate) fn adopt(mut child: Proc) {

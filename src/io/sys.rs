@@ -1,5 +1,5 @@
-//! The system calls under subprocess: pipes, non-blocking reads and writes
-//! straight into spare capacity, pidfds, poll(2).
+//! The system calls under conex's I/O: pipes, non-blocking reads and
+//! writes straight into spare capacity, pidfds, child waits, poll(2).
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -99,22 +99,6 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: two fresh descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Python's `pipesize` (Linux; a no-op elsewhere).
-pub(crate) fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<()> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let size = libc::c_int::try_from(size)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pipesize too large"))?;
-        // SAFETY: fcntl with an integer argument on a borrowed descriptor.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = (fd, size);
-    Ok(())
 }
 
 /// A pidfd for `pid` (Linux 5.3+): readable once the process has exited.

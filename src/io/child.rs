@@ -15,14 +15,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 #[cfg(target_os = "linux")]
-use super::driver::Readiness;
+use super::fd::SharedFd;
 use super::driver::{blocking_mode, in_runtime, want_deadline};
 use super::sys;
 
 pub(crate) struct Proc {
     child: Child,
     #[cfg(target_os = "linux")]
-    pidfd: Option<Readiness>,
+    pidfd: Option<SharedFd>,
     /// No pidfds here (not Linux, a kernel before 5.3, a seccomp filter).
     no_pidfd: bool,
     waiter: Option<tokio::task::JoinHandle<io::Result<()>>>,
@@ -97,12 +97,12 @@ impl Proc {
         {
             if self.pidfd.is_none() && !self.no_pidfd {
                 match sys::pidfd_open(self.id()) {
-                    Ok(fd) => self.pidfd = Some(Readiness::Plain(fd)),
+                    Ok(fd) => self.pidfd = Some(SharedFd::new(fd)),
                     Err(_) => self.no_pidfd = true,
                 }
             }
             if let Some(fd) = &mut self.pidfd {
-                match fd.poll_readable(cx) {
+                match fd.poll_ready(cx, tokio::io::Interest::READABLE) {
                     // Could not register it: wait the portable way instead.
                     Poll::Ready(Err(_)) => {
                         self.pidfd = None;

@@ -1,0 +1,170 @@
+//! A non-blocking descriptor that can be waited on both ways.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use super::driver::{blocking_mode, in_runtime, want_fd};
+
+/// The raw number, for an `AsyncFd` that must not own the descriptor.
+struct RawRef(RawFd);
+
+impl AsRawFd for RawRef {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// A descriptor owned here and registered with a tokio reactor only the
+/// first time an async wait needs it (a blocking-only user never starts a
+/// runtime). Shared by reference: reads and writes may wait at once.
+pub(crate) struct SharedFd {
+    /// Declared before `fd`: the registration is dropped (deregistered)
+    /// before the descriptor closes.
+    reg: OnceLock<AsyncFd<RawRef>>,
+    registering: parking_lot::Mutex<()>,
+    fd: OwnedFd,
+}
+
+impl SharedFd {
+    /// Takes a descriptor the caller has made non-blocking.
+    pub(crate) fn new(fd: OwnedFd) -> SharedFd {
+        SharedFd {
+            reg: OnceLock::new(),
+            registering: parking_lot::Mutex::new(()),
+            fd,
+        }
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The registration: made on first use with the caller's runtime (or
+    /// conex's own outside one).
+    ///
+    /// # Panics
+    /// Inside a tokio runtime built without I/O, as tokio's own I/O types
+    /// do; the descriptor stays ours and usable by the blocking facade.
+    fn registered(&self) -> io::Result<&AsyncFd<RawRef>> {
+        if let Some(a) = self.reg.get() {
+            return Ok(a);
+        }
+        let _one_at_a_time = self.registering.lock();
+        if let Some(a) = self.reg.get() {
+            return Ok(a);
+        }
+        let raw = RawRef(self.raw());
+        let a = in_runtime(|| {
+            // SAFETY: `fd` stays open, unchanged, for as long as the
+            // registration lives (it is dropped first; `into_fd` takes it
+            // out before giving the descriptor away).
+            unsafe {
+                AsyncFd::register_with_interest(raw, Interest::READABLE | Interest::WRITABLE)
+            }
+            .map_err(|e| e.into_parts().1)
+        })?;
+        Ok(self.reg.get_or_init(|| a))
+    }
+
+    /// Runs the non-blocking `op` until it does not return `WouldBlock`,
+    /// waiting for `interest` (readable or writable) in between, the way
+    /// the current driver waits: tokio's reactor under `.await`, `poll(2)`
+    /// under the blocking facade.
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        mut op: impl FnMut(RawFd) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        match op(self.raw()) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return Poll::Ready(r),
+        }
+        if blocking_mode() {
+            want_fd(self.raw(), poll_events(interest));
+            return Poll::Pending;
+        }
+        let afd = match self.registered() {
+            Ok(a) => a,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        loop {
+            let ready = if interest.is_readable() {
+                afd.poll_read_ready(cx)
+            } else {
+                afd.poll_write_ready(cx)
+            };
+            let mut guard = match ready {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            match guard.try_io(|a| op(a.as_raw_fd())) {
+                Ok(r) => return Poll::Ready(r),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Waits until the descriptor is ready for `interest`, without doing
+    /// I/O (a pidfd, a sentinel). The caller checks the real condition
+    /// afterwards and polls again if it does not hold yet.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+        if blocking_mode() {
+            want_fd(self.raw(), poll_events(interest));
+            return Poll::Pending;
+        }
+        let afd = match self.registered() {
+            Ok(a) => a,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let ready = if interest.is_readable() {
+            afd.poll_read_ready(cx)
+        } else {
+            afd.poll_write_ready(cx)
+        };
+        match ready {
+            Poll::Ready(Ok(mut g)) => {
+                g.clear_ready();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The descriptor back, deregistered.
+    pub(crate) fn into_fd(mut self) -> OwnedFd {
+        drop(self.reg.take());
+        self.fd
+    }
+}
+
+fn poll_events(interest: Interest) -> libc::c_short {
+    if interest.is_readable() {
+        libc::POLLIN
+    } else {
+        libc::POLLOUT
+    }
+}
+
+impl AsFd for SharedFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl fmt::Debug for SharedFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedFd")
+            .field("fd", &self.raw())
+            .field("registered", &self.reg.get().is_some())
+            .finish()
+    }
+}
