@@ -14,9 +14,9 @@ use std::process::{Child, ExitStatus};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::driver::{blocking_mode, in_runtime, want_deadline};
 #[cfg(target_os = "linux")]
 use super::fd::SharedFd;
-use super::driver::{blocking_mode, in_runtime, want_deadline};
 use super::sys;
 
 pub(crate) struct Proc {

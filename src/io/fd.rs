@@ -64,10 +64,8 @@ impl SharedFd {
             // SAFETY: `fd` stays open, unchanged, for as long as the
             // registration lives (it is dropped first; `into_fd` takes it
             // out before giving the descriptor away).
-            unsafe {
-                AsyncFd::register_with_interest(raw, Interest::READABLE | Interest::WRITABLE)
-            }
-            .map_err(|e| e.into_parts().1)
+            unsafe { AsyncFd::register_with_interest(raw, Interest::READABLE | Interest::WRITABLE) }
+                .map_err(|e| e.into_parts().1)
         })?;
         Ok(self.reg.get_or_init(|| a))
     }
@@ -115,7 +113,11 @@ impl SharedFd {
     /// Waits until the descriptor is ready for `interest`, without doing
     /// I/O (a pidfd, a sentinel). The caller checks the real condition
     /// afterwards and polls again if it does not hold yet.
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<()>> {
         if blocking_mode() {
             want_fd(self.raw(), poll_events(interest));
             return Poll::Pending;

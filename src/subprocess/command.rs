@@ -10,13 +10,13 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::completed::CompletedProcess;
-use crate::io::driver::block_on_io;
 use super::errors::SubprocessError;
 use super::mode::{Bytes, Mode, Text};
 use super::pipeline::Pipeline;
 use super::popen::Popen;
 use super::spawn::spawn;
 use super::stdio::Stdio;
+use crate::io::driver::block_on_io;
 
 /// Everything but the output mode.
 pub(crate) struct Spec {

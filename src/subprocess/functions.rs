@@ -4,10 +4,10 @@
 use std::ffi::OsStr;
 
 use super::command::Command;
-use crate::io::driver::block_on_io;
 use super::errors::SubprocessError;
 use super::mode::{Bytes, Text};
 use super::stdio::Stdio;
+use crate::io::driver::block_on_io;
 
 /// Python's `subprocess.run(args, ...)`: a [`Command`] to configure, which
 /// runs when awaited.

@@ -10,12 +10,12 @@ use std::task::Poll;
 use std::time::Duration;
 
 use super::command::Command;
-use crate::io::driver::{block_on_io, within};
 use super::errors::{CalledProcessError, SubprocessError, TimeoutExpired};
 use super::mode::{Bytes, Mode, Text};
 use super::popen::Popen;
 use super::spawn::spawn;
 use super::stdio::Stdio;
+use crate::io::driver::{block_on_io, within};
 use crate::io::sys::pipe;
 
 /// Commands connected stdout to stdin, like a shell's `a | b | c`.

@@ -7,11 +7,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::io::driver::{block_on_io, within};
 use super::errors::{SubprocessError, TimeoutExpired};
 use super::mode::{Bytes, Mode};
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout, Pipe};
 use crate::io::child::Proc;
+use crate::io::driver::{block_on_io, within};
 use crate::io::sys;
 
 /// The parent's pipe ends of a new child.

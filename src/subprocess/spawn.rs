@@ -8,8 +8,8 @@ use super::command::Spec;
 use super::errors::{SpawnError, SpawnErrorKind, SubprocessError};
 use super::mode::Mode;
 use super::popen::{Popen, Streams};
-use crate::io::child::Proc;
 use super::stdio::{Resolved, Stdio, resolve};
+use crate::io::child::Proc;
 
 /// Checks the arguments, makes the pipes and starts the child. Returns the
 /// `Popen` and the pid (for a pipeline's process group).

@@ -59,10 +59,6 @@ mod timer;
 
 pub use barrier::{Barrier, BarrierBuilder, BlockingBarrier};
 pub use condition::{BlockingCondition, Condition, ConditionLock};
-pub use current::{
-    TIMEOUT_MAX, active_count, current_thread, enumerate, get_ident, get_native_id,
-    join_non_daemon, join_non_daemon_blocking, main_thread, set_stack_size, stack_size,
-};
 #[cfg(feature = "subprocess")]
 pub(crate) use current::own_runtime;
 #[cfg_attr(
@@ -70,6 +66,10 @@ pub(crate) use current::own_runtime;
     allow(unused_imports)
 )]
 pub(crate) use current::runtime_handle;
+pub use current::{
+    TIMEOUT_MAX, active_count, current_thread, enumerate, get_ident, get_native_id,
+    join_non_daemon, join_non_daemon_blocking, main_thread, set_stack_size, stack_size,
+};
 pub use errors::{
     AlreadyStarted, BrokenBarrier, JoinError, NotOwned, ReleaseError, StackSizeError, StartError,
 };
