@@ -218,7 +218,8 @@ impl<M: Mode> Command<M> {
     }
 
     /// The child's working directory. Python: `cwd=`. A missing directory
-    /// is a [`SpawnError`] of kind [`BadCwd`](SpawnErrorKind::BadCwd).
+    /// is a [`SpawnError`](super::SpawnError) of kind
+    /// [`BadCwd`](super::SpawnErrorKind::BadCwd).
     pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spec.cwd = Some(dir.into());
         self
