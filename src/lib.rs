@@ -21,6 +21,7 @@
 //! | `sched` | [`sched`] |
 //! | `concurrent.futures` | [`futures`] |
 //! | `subprocess` | [`subprocess`] |
+//! | `multiprocessing`, `multiprocessing.shared_memory` | [`multiprocessing`] |
 //! | asyncio's task tools (`create_task`, `TaskGroup`, `timeout`, `gather`, `wait`, `to_thread`, `Runner`, ...) | [`tasks`] |
 //!
 //! ## Conventions
@@ -83,6 +84,8 @@ pub mod _thread;
 pub mod contextvars;
 #[cfg(feature = "futures")]
 pub mod futures;
+#[cfg(all(feature = "multiprocessing", unix))]
+pub mod multiprocessing;
 #[cfg(feature = "queue")]
 pub mod queue;
 #[cfg(feature = "sched")]

@@ -19,8 +19,73 @@ use super::driver::{blocking_mode, in_runtime, want_deadline};
 use super::fd::SharedFd;
 use super::sys;
 
+/// A child of this process: a `std::process::Child`, or a bare pid (a
+/// `fork`ed child).
+enum Kid {
+    Std(Child),
+    Raw {
+        pid: u32,
+        status: Option<ExitStatus>,
+    },
+}
+
+impl Kid {
+    fn id(&self) -> u32 {
+        match self {
+            Kid::Std(c) => c.id(),
+            Kid::Raw { pid, .. } => *pid,
+        }
+    }
+
+    fn kill(&mut self) -> io::Result<()> {
+        match self {
+            Kid::Std(c) => c.kill(),
+            Kid::Raw {
+                status: Some(_), ..
+            } => Ok(()),
+            Kid::Raw { pid, status: None } => {
+                // SAFETY: a plain system call on our own unreaped child.
+                if unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) } < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        match self {
+            Kid::Std(c) => c.try_wait(),
+            Kid::Raw {
+                status: Some(s), ..
+            } => Ok(Some(*s)),
+            Kid::Raw { pid, status } => {
+                use std::os::unix::process::ExitStatusExt;
+                let mut raw: libc::c_int = 0;
+                loop {
+                    // SAFETY: waitpid on our own child with a valid pointer.
+                    let r = unsafe { libc::waitpid(*pid as libc::pid_t, &mut raw, libc::WNOHANG) };
+                    if r == 0 {
+                        return Ok(None);
+                    }
+                    if r < 0 {
+                        let e = io::Error::last_os_error();
+                        if e.kind() == io::ErrorKind::Interrupted {
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                    let s = ExitStatus::from_raw(raw);
+                    *status = Some(s);
+                    return Ok(Some(s));
+                }
+            }
+        }
+    }
+}
+
 pub(crate) struct Proc {
-    child: Child,
+    child: Kid,
     #[cfg(target_os = "linux")]
     pidfd: Option<SharedFd>,
     /// No pidfds here (not Linux, a kernel before 5.3, a seccomp filter).
@@ -31,6 +96,16 @@ pub(crate) struct Proc {
 
 impl Proc {
     pub(crate) fn new(child: Child) -> Proc {
+        Proc::of(Kid::Std(child))
+    }
+
+    /// A child known only by its pid (it must be our child, unreaped).
+    #[cfg_attr(not(feature = "multiprocessing"), allow(dead_code))]
+    pub(crate) fn from_pid(pid: u32) -> Proc {
+        Proc::of(Kid::Raw { pid, status: None })
+    }
+
+    fn of(child: Kid) -> Proc {
         Proc {
             child,
             #[cfg(target_os = "linux")]
@@ -129,5 +204,15 @@ impl Proc {
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+/// The exit status as Python reports it: the code, or `-N` for signal `N`.
+pub(crate) fn returncode(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => -s,
+        (None, None) => i32::MIN,
     }
 }

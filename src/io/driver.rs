@@ -20,7 +20,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,16 +68,99 @@ pub(crate) fn want_deadline(deadline: Instant) {
     })
 }
 
-struct Flag(AtomicBool);
+/// The waker of [`block_on_io`]: a flag, and an eventfd (a pipe off
+/// Linux) that wakes the thread out of `poll(2)` when a waker fires while
+/// it sleeps there (a conex lock released by another thread, say).
+struct Notifier {
+    woken: AtomicBool,
+    sleeping: AtomicBool,
+    /// Read end (polled); the write end, where there is one, is `wake_fd`.
+    poll_fd: OwnedFd,
+    wake_fd: Option<OwnedFd>,
+}
 
-impl Wake for Flag {
+impl Notifier {
+    fn new() -> std::io::Result<Notifier> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use std::os::fd::FromRawFd;
+            // SAFETY: plain system call; the descriptor is fresh.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: a fresh descriptor nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            Ok(Notifier {
+                woken: AtomicBool::new(false),
+                sleeping: AtomicBool::new(false),
+                poll_fd: fd,
+                wake_fd: None,
+            })
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            use std::os::fd::AsFd;
+            let (r, w) = sys::pipe()?;
+            sys::set_nonblocking(r.as_fd(), true)?;
+            sys::set_nonblocking(w.as_fd(), true)?;
+            Ok(Notifier {
+                woken: AtomicBool::new(false),
+                sleeping: AtomicBool::new(false),
+                poll_fd: r,
+                wake_fd: Some(w),
+            })
+        }
+    }
+
+    fn kick(&self) {
+        use std::os::fd::AsRawFd;
+        let fd = self.wake_fd.as_ref().unwrap_or(&self.poll_fd).as_raw_fd();
+        let one = 1u64.to_ne_bytes();
+        // A full eventfd or pipe already holds a wake-up: nothing to do.
+        let _ = sys::write(fd, &one);
+    }
+
+    fn drain(&self) {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 64];
+        while matches!(sys::read(self.poll_fd.as_raw_fd(), sys::as_uninit(&mut buf)), Ok(n) if n > 0)
+        {
+        }
+    }
+}
+
+impl Wake for Notifier {
     fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::Release);
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::Release);
+        // Dekker with the sleeper: it sets `sleeping` then reads `woken`;
+        // we set `woken` then read `sleeping`. One of us sees the other.
+        self.woken.store(true, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.kick();
+        }
     }
+}
+
+thread_local! {
+    /// One notifier per thread, reused by every `block_on_io` there (a
+    /// waker that outlives the call keeps its own reference).
+    static NOTIFIER: RefCell<Option<Arc<Notifier>>> = const { RefCell::new(None) };
+}
+
+fn notifier() -> Arc<Notifier> {
+    NOTIFIER.with(|n| {
+        let mut n = n.borrow_mut();
+        if let Some(n) = n.as_ref() {
+            return n.clone();
+        }
+        let fresh = Arc::new(Notifier::new().expect("conex: cannot create an eventfd"));
+        *n = Some(fresh.clone());
+        fresh
+    })
 }
 
 /// Restores the caller's poll set (for nesting) on the way out, panics
@@ -91,15 +174,17 @@ impl Drop for Restore {
     }
 }
 
-/// The blocking facade of every descriptor-waiting call: runs `f` on this thread,
-/// sleeping in `poll(2)` on whatever it waits for. Where parking is not
+/// The blocking facade of every descriptor-waiting call: runs `f` on this
+/// thread, sleeping in `poll(2)` on whatever it waits for (descriptors,
+/// a deadline, or a waker fired from elsewhere). Where parking is not
 /// allowed (a current-thread runtime) it panics naming the fix, as every
 /// conex facade.
 pub(crate) fn block_on_io<F: Future>(f: F) -> F::Output {
     crate::wait::driver::may_block(|| {
         let mut f = pin!(f);
-        let flag = Arc::new(Flag(AtomicBool::new(false)));
-        let waker = Waker::from(flag.clone());
+        let note = notifier();
+        note.woken.store(false, Ordering::SeqCst);
+        let waker = Waker::from(note.clone());
         let mut cx = Context::from_waker(&waker);
         let _restore = Restore(POLL_SET.with(|p| p.borrow_mut().replace(PollSet::default())));
         loop {
@@ -107,22 +192,34 @@ pub(crate) fn block_on_io<F: Future>(f: F) -> F::Output {
             if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
                 return v;
             }
-            if flag.0.swap(false, Ordering::AcqRel) {
+            if note.woken.swap(false, Ordering::SeqCst) {
                 continue;
             }
             let mut set = POLL_SET
                 .with(|p| p.borrow_mut().take())
                 .expect("the poll set is ours");
-            assert!(
-                !set.fds.is_empty() || set.deadline.is_some(),
-                "conex bug: a blocking call had nothing to wait for"
-            );
-            let timeout = set
-                .deadline
-                .map(|d| d.saturating_duration_since(Instant::now()));
-            // An error here (ENOMEM) is retried by polling the future again,
-            // which redoes the I/O and surfaces any real error.
-            let _ = sys::poll(&mut set.fds, timeout);
+            {
+                use std::os::fd::AsRawFd;
+                set.fds.push(libc::pollfd {
+                    fd: note.poll_fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            note.sleeping.store(true, Ordering::SeqCst);
+            if !note.woken.load(Ordering::SeqCst) {
+                let timeout = set
+                    .deadline
+                    .map(|d| d.saturating_duration_since(Instant::now()));
+                // An error here (ENOMEM) is retried by polling the future
+                // again, which redoes the I/O and surfaces any real error.
+                let _ = sys::poll(&mut set.fds, timeout);
+            }
+            note.sleeping.store(false, Ordering::SeqCst);
+            if set.fds.last().is_some_and(|p| p.revents != 0) {
+                note.drain();
+            }
+            note.woken.store(false, Ordering::SeqCst);
         }
     })
 }
@@ -172,4 +269,10 @@ pub(crate) async fn within<F: Future>(timeout: Option<Duration>, fut: F) -> Opti
         }
     })
     .await
+}
+
+/// Sleeps for `d`, either way: a tokio timer under `.await`, the poll set's
+/// deadline under the blocking facade.
+pub(crate) async fn sleep(d: Duration) {
+    let _ = within(Some(d), std::future::pending::<()>()).await;
 }

@@ -119,6 +119,20 @@ impl SharedFd {
         interest: Interest,
     ) -> Poll<io::Result<()>> {
         if blocking_mode() {
+            // Ready already? (No reactor keeps readiness here: ask.)
+            let mut p = libc::pollfd {
+                fd: self.raw(),
+                events: poll_events(interest),
+                revents: 0,
+            };
+            match super::sys::poll(
+                std::slice::from_mut(&mut p),
+                Some(std::time::Duration::ZERO),
+            ) {
+                Ok(true) => return Poll::Ready(Ok(())),
+                Ok(false) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
             want_fd(self.raw(), poll_events(interest));
             return Poll::Pending;
         }

@@ -10,6 +10,13 @@
 //! - [`child`]: a `std::process::Child` and waiting for its exit.
 //! - [`reaper`]: children whose owner was dropped while they ran.
 //! - [`sys`]: the system calls.
+//!
+//! Each of the two modules uses part of it: a build with only one of them
+//! leaves the other's part unused.
+#![cfg_attr(
+    not(all(feature = "subprocess", feature = "multiprocessing")),
+    allow(dead_code)
+)]
 
 pub(crate) mod child;
 pub(crate) mod driver;

@@ -186,3 +186,194 @@ pub(crate) fn poll(
     }
     Ok(r > 0)
 }
+
+/// The most descriptors one `sendmsg` carries (Linux's `SCM_MAX_FD`).
+pub(crate) const MAX_FDS: usize = 253;
+
+/// `sendmsg(2)` of `parts` (gathered, from `skip` bytes in) with `fds`
+/// attached, never raising SIGPIPE. Returns the bytes sent.
+pub(crate) fn send_parts(
+    fd: RawFd,
+    parts: &[&[u8]],
+    mut skip: usize,
+    fds: &[RawFd],
+) -> io::Result<usize> {
+    let mut iov: [libc::iovec; 2] = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 2];
+    let mut n = 0;
+    for part in parts {
+        if skip >= part.len() {
+            skip -= part.len();
+            continue;
+        }
+        let rest = &part[skip..];
+        skip = 0;
+        iov[n] = libc::iovec {
+            iov_base: rest.as_ptr() as *mut libc::c_void,
+            iov_len: rest.len(),
+        };
+        n += 1;
+        if n == iov.len() {
+            break;
+        }
+    }
+    // Room for MAX_FDS descriptors, aligned for cmsghdr.
+    let mut cmsg = [0u64; (MAX_FDS * 4 + 64) / 8];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = n as _;
+    if !fds.is_empty() {
+        assert!(
+            fds.len() <= MAX_FDS,
+            "at most {MAX_FDS} handles per message"
+        );
+        let bytes = std::mem::size_of_val(fds);
+        // SAFETY: CMSG_SPACE / CMSG_FIRSTHDR / CMSG_DATA compute offsets
+        // inside `cmsg`, which is large enough for MAX_FDS descriptors.
+        unsafe {
+            let space = libc::CMSG_SPACE(bytes as u32) as usize;
+            msg.msg_control = cmsg.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let hdr = libc::CMSG_FIRSTHDR(&msg);
+            (*hdr).cmsg_level = libc::SOL_SOCKET;
+            (*hdr).cmsg_type = libc::SCM_RIGHTS;
+            (*hdr).cmsg_len = libc::CMSG_LEN(bytes as u32) as _;
+            std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(hdr), bytes);
+        }
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = 0;
+    loop {
+        // SAFETY: `msg` points at live iovecs and control data.
+        let r = unsafe { libc::sendmsg(fd, &msg, flags) };
+        match cvt(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// `recvmsg(2)` into `buf`, appending any descriptors that came with the
+/// bytes to `fds` (close-on-exec). Returns the bytes read (0 at end of
+/// file). A message whose descriptors did not all fit is an error.
+pub(crate) fn recv_with_fds(
+    fd: RawFd,
+    buf: &mut [MaybeUninit<u8>],
+    fds: &mut std::collections::VecDeque<OwnedFd>,
+) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cmsg = [0u64; (MAX_FDS * 4 + 64) / 8];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cmsg) as _;
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let flags = libc::MSG_CMSG_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    let flags = 0;
+    let n = loop {
+        // SAFETY: `msg` points at `buf` and `cmsg`, both live and writable.
+        let r = unsafe { libc::recvmsg(fd, &mut msg, flags) };
+        match cvt(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    // SAFETY: walking the control messages the kernel wrote into `cmsg`.
+    unsafe {
+        let mut hdr = libc::CMSG_FIRSTHDR(&msg);
+        while !hdr.is_null() {
+            if (*hdr).cmsg_level == libc::SOL_SOCKET && (*hdr).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(hdr);
+                let len = (*hdr).cmsg_len as usize - (data as usize - hdr as usize);
+                let count = len / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    let owned = OwnedFd::from_raw_fd(raw);
+                    #[cfg(not(any(
+                        target_os = "linux",
+                        target_os = "android",
+                        target_os = "freebsd"
+                    )))]
+                    libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC);
+                    fds.push_back(owned);
+                }
+            }
+            hdr = libc::CMSG_NXTHDR(&msg, hdr);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "more OS handles came than a message may carry",
+        ));
+    }
+    Ok(n)
+}
+
+/// A connected pair of non-blocking, close-on-exec Unix stream sockets.
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    // SAFETY: `fds` has room for the two descriptors.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    // SAFETY: as above; the flags are set right after.
+    let r = unsafe {
+        let r = libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr());
+        if r == 0 {
+            for fd in fds {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                let fl = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+            }
+        }
+        r
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: two fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Fills `buf` with random bytes from the OS.
+pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        // SAFETY: writes at most `len - done` bytes into `buf[done..]`.
+        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let n = {
+            use std::io::Read;
+            std::fs::File::open("/dev/urandom")?.read(&mut buf[done..])? as isize
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        done += n as usize;
+    }
+    Ok(())
+}

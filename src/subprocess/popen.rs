@@ -3,7 +3,6 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -208,14 +207,7 @@ pub struct Popen<M: Mode = Bytes> {
     kill_on_drop: bool,
 }
 
-/// The exit status as Python reports it: the code, or `-N` for signal `N`.
-pub(crate) fn returncode_of(status: std::process::ExitStatus) -> i32 {
-    match (status.code(), status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(s)) => -s,
-        (None, None) => i32::MIN,
-    }
-}
+pub(crate) use crate::io::child::returncode as returncode_of;
 
 impl Popen<Bytes> {
     /// Starts `args` with every stream inherited. Python: `Popen(args)`.

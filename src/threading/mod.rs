@@ -59,7 +59,7 @@ mod timer;
 
 pub use barrier::{Barrier, BarrierBuilder, BlockingBarrier};
 pub use condition::{BlockingCondition, Condition, ConditionLock};
-#[cfg(feature = "subprocess")]
+#[cfg(any(feature = "subprocess", feature = "multiprocessing"))]
 pub(crate) use current::own_runtime;
 #[cfg_attr(
     not(any(feature = "sched", feature = "tasks", feature = "futures")),

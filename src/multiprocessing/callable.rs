@@ -1,0 +1,226 @@
+//! Calling a plain `fn` in another process of the same binary.
+//!
+//! What crosses is two code addresses, each as an offset from a fixed
+//! function of conex (the whole executable moves together under ASLR, so
+//! offsets are the same in every process running it): the user's `fn`
+//! item, and a monomorphised trampoline that knows its argument and
+//! result types, decodes the arguments (postcard, with their OS handles),
+//! calls the `fn`, catches a panic, and encodes the result. No closure, no
+//! code and no type information travel.
+//!
+//! That is sound only within one binary: the handshake compares the
+//! executable's identity (device, inode, size, modification time) and the
+//! offset of a known function before any address is sent, and refuses a
+//! child that differs. The trust model is Python's: a worker runs what its
+//! parent (authenticated: it holds the socket or the auth key) asks for.
+
+use std::cell::RefCell;
+use std::os::fd::OwnedFd;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::errors::RemoteError;
+use super::handles;
+
+/// The fixed point offsets are taken from.
+#[inline(never)]
+fn anchor() -> u64 {
+    std::hint::black_box(0x636f_6e65_785f_6d70)
+}
+
+fn offset(addr: usize) -> i64 {
+    addr as i64 - anchor as *const () as usize as i64
+}
+
+fn address(offset: i64) -> usize {
+    (anchor as *const () as usize as i64 + offset) as usize
+}
+
+/// What a trampoline returns: the encoded result (and its OS handles), or
+/// the panic.
+pub(crate) enum Outcome {
+    Returned(Vec<u8>, Vec<OwnedFd>),
+    Panicked(RemoteError),
+}
+
+type Trampoline = fn(usize, &[u8], Vec<OwnedFd>) -> Outcome;
+
+/// A call to send: both offsets.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Call {
+    trampoline: i64,
+    target: i64,
+}
+
+impl Call {
+    /// The call of `f`, whose arguments are an `A` and result an `R`.
+    pub(crate) fn of<A, R>(f: fn(A) -> R) -> Call
+    where
+        A: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+    {
+        let t: Trampoline = trampoline::<A, R>;
+        Call {
+            trampoline: offset(t as usize),
+            target: offset(f as usize),
+        }
+    }
+
+    /// Runs the call on `args` (the encoded arguments and their handles).
+    ///
+    /// # Safety
+    /// `self` must come from [`Call::of`] in a process running this very
+    /// binary (the handshake's identity check).
+    pub(crate) unsafe fn run(self, args: &[u8], fds: Vec<OwnedFd>) -> Outcome {
+        let t = address(self.trampoline);
+        // SAFETY: the caller guarantees `t` is the address of a
+        // `trampoline::<A, R>` instance of this binary.
+        let t: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(t) };
+        t(address(self.target), args, fds)
+    }
+}
+
+fn trampoline<A, R>(target: usize, args: &[u8], fds: Vec<OwnedFd>) -> Outcome
+where
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
+    // SAFETY: `target` is the address of the `fn(A) -> R` this trampoline
+    // was instantiated for (both came from one `Call::of` in this binary).
+    let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(target) };
+    let a: A = match handles::provide(fds, || postcard::from_bytes(args)) {
+        Ok(a) => a,
+        Err(e) => {
+            return Outcome::Panicked(RemoteError {
+                type_name: "DecodeError".into(),
+                message: format!("cannot decode the arguments: {e}"),
+                backtrace: None,
+            });
+        }
+    };
+    match catch(move || f(a)) {
+        Ok(r) => {
+            let (bytes, fds) = handles::collect(|| postcard::to_allocvec(&r));
+            match bytes {
+                Ok(b) => Outcome::Returned(b, fds),
+                Err(e) => Outcome::Panicked(RemoteError {
+                    type_name: "EncodeError".into(),
+                    message: format!("cannot encode the result: {e}"),
+                    backtrace: None,
+                }),
+            }
+        }
+        Err(e) => Outcome::Panicked(e),
+    }
+}
+
+thread_local! {
+    /// The backtrace of the panic in flight, taken by the panic hook.
+    static PANIC_TRACE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once) a panic hook that keeps the backtrace for [`catch`],
+/// then does what the previous hook did (print to stderr, as Python prints
+/// a worker's traceback).
+pub(crate) fn install_panic_capture() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let bt = std::backtrace::Backtrace::force_capture().to_string();
+            PANIC_TRACE.with(|t| *t.borrow_mut() = Some(bt));
+            prev(info);
+        }));
+    });
+}
+
+/// Runs `f`, turning a panic into a [`RemoteError`] with its backtrace.
+pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, RemoteError> {
+    install_panic_capture();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| RemoteError {
+        type_name: "panic".into(),
+        message: crate::panic_str(&*payload).to_owned(),
+        backtrace: PANIC_TRACE.with(|t| t.borrow_mut().take()),
+    })
+}
+
+/// What identifies this executable: a child must present the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    /// The offset of a known function: differs between builds even where
+    /// the file's identity cannot tell.
+    probe: i64,
+}
+
+impl Identity {
+    /// This process's identity (computed once).
+    pub(crate) fn current() -> &'static Identity {
+        static ID: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
+        ID.get_or_init(|| {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(exe_path()).ok();
+            Identity {
+                dev: meta.as_ref().map_or(0, |m| m.dev()),
+                ino: meta.as_ref().map_or(0, |m| m.ino()),
+                size: meta.as_ref().map_or(0, |m| m.size()),
+                mtime_ns: meta.as_ref().map_or(0, |m| {
+                    m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128
+                }),
+                probe: offset(Identity::current as *const () as usize),
+            }
+        })
+    }
+}
+
+/// The executable to re-run: on Linux `/proc/self/exe`, which names this
+/// very binary even if its file was replaced or deleted since.
+pub(crate) fn exe_path() -> std::path::PathBuf {
+    #[cfg(target_os = "linux")]
+    {
+        std::path::PathBuf::from("/proc/self/exe")
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("/proc/self/exe"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: u32) -> u64 {
+        x as u64 * 2
+    }
+
+    fn boom(_: ()) -> u8 {
+        panic!("kaboom")
+    }
+
+    #[test]
+    fn calls_round_trip_in_process() {
+        let c = Call::of(double);
+        let args = postcard::to_allocvec(&21u32).unwrap();
+        // SAFETY: made by Call::of in this very binary.
+        match unsafe { c.run(&args, Vec::new()) } {
+            Outcome::Returned(b, _) => assert_eq!(postcard::from_bytes::<u64>(&b).unwrap(), 42),
+            Outcome::Panicked(e) => panic!("{e}"),
+        }
+        let c = Call::of(boom);
+        let args = postcard::to_allocvec(&()).unwrap();
+        // SAFETY: as above.
+        match unsafe { c.run(&args, Vec::new()) } {
+            Outcome::Panicked(e) => {
+                assert_eq!(e.message, "kaboom");
+                assert!(e.backtrace.is_some());
+            }
+            Outcome::Returned(..) => panic!("should have panicked"),
+        }
+        assert_eq!(Identity::current(), Identity::current());
+    }
+}

@@ -1,0 +1,273 @@
+//! Start methods, the worker entry, and what a process knows about itself.
+
+use std::fmt;
+use std::sync::{Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::io::sys;
+
+/// The environment variable that tells a re-executed binary what to be.
+pub(crate) const ROLE_ENV: &str = "__CONEX_MP_ROLE";
+
+/// How a child process is started.
+///
+/// Python: the start methods of `multiprocessing` (`set_start_method`,
+/// `get_context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StartMethod {
+    /// Re-execute this binary (the default everywhere): a fresh process
+    /// that runs `main` up to [`init`], which diverts it into the worker.
+    Spawn,
+    /// Ask a fork server, itself started by `Spawn` on first use (while it
+    /// is still single-threaded), to fork a fresh worker: no exec per
+    /// child. Unix.
+    Forkserver,
+    /// Fork this process: the fastest start, and the only one where the
+    /// child begins with the parent's memory. Offered only while the
+    /// calling process is single-threaded (a fork of a threaded process
+    /// keeps one thread and every lock the others held); refused with
+    /// [`StartError::ForkWithThreads`](super::StartError::ForkWithThreads)
+    /// otherwise. Unix.
+    Fork,
+}
+
+impl StartMethod {
+    /// Python's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Spawn => "spawn",
+            StartMethod::Forkserver => "forkserver",
+            StartMethod::Fork => "fork",
+        }
+    }
+}
+
+impl fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+static START_METHOD: Mutex<Option<StartMethod>> = Mutex::new(None);
+
+/// `set_start_method` was called before (Python's `RuntimeError: context
+/// has already been set`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlreadySet(pub StartMethod);
+
+impl fmt::Display for AlreadySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the start method has already been set (to {})", self.0)
+    }
+}
+
+impl std::error::Error for AlreadySet {}
+
+/// Sets the start method of processes started without an explicit one.
+/// Python: `multiprocessing.set_start_method(method, force)`.
+///
+/// # Errors
+/// [`AlreadySet`] if one was set (or used) before and `force` is false.
+pub fn set_start_method(method: StartMethod, force: bool) -> Result<(), AlreadySet> {
+    let mut m = START_METHOD.lock().unwrap_or_else(|e| e.into_inner());
+    match *m {
+        Some(old) if !force => Err(AlreadySet(old)),
+        _ => {
+            *m = Some(method);
+            Ok(())
+        }
+    }
+}
+
+/// The start method in use ([`StartMethod::Spawn`] unless set), fixing it
+/// from now on. Python: `multiprocessing.get_start_method()`.
+pub fn get_start_method() -> StartMethod {
+    *START_METHOD
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert(StartMethod::Spawn)
+}
+
+/// The start method if one was set or used, else `None`. Python:
+/// `get_start_method(allow_none=True)`.
+pub fn get_start_method_if_set() -> Option<StartMethod> {
+    *START_METHOD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The start methods this platform offers, the default first. Python:
+/// `multiprocessing.get_all_start_methods()`.
+pub fn get_all_start_methods() -> Vec<StartMethod> {
+    vec![
+        StartMethod::Spawn,
+        StartMethod::Forkserver,
+        StartMethod::Fork,
+    ]
+}
+
+/// A start method to make processes with, as Python's context objects.
+/// Python: `multiprocessing.get_context(method)`.
+///
+/// ```no_run
+/// use conex::multiprocessing::{StartMethod, get_context};
+///
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// fn main() {
+///     conex::multiprocessing::init();
+///     let ctx = get_context(Some(StartMethod::Forkserver));
+///     let p = ctx.process(square, 7);
+///     p.start().unwrap();
+///     assert_eq!(p.blocking().result().unwrap(), 49);
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    method: StartMethod,
+}
+
+/// The context of `method`, or of the default start method.
+pub fn get_context(method: Option<StartMethod>) -> Context {
+    Context {
+        method: method.unwrap_or_else(get_start_method),
+    }
+}
+
+impl Context {
+    /// Its start method. Python: `ctx.get_start_method()`.
+    pub fn start_method(&self) -> StartMethod {
+        self.method
+    }
+
+    /// A process of this context. Python: `ctx.Process(target, args)`.
+    pub fn process<A, R>(&self, target: fn(A) -> R, args: A) -> super::Process<R>
+    where
+        A: Serialize + serde::de::DeserializeOwned + Send + 'static,
+        R: Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        super::Process::builder()
+            .start_method(self.method)
+            .build(target, args)
+    }
+}
+
+/// What a process knows about itself. Python: the attributes of
+/// `current_process()` (and `parent_process()`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Its name (`"MainProcess"` for the program itself).
+    pub name: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Whether it was started as a daemon.
+    pub daemon: bool,
+}
+
+pub(crate) struct Me {
+    pub(crate) info: ProcessInfo,
+    pub(crate) authkey: Vec<u8>,
+    pub(crate) parent: Option<ProcessInfo>,
+}
+
+static ME: OnceLock<Me> = OnceLock::new();
+
+pub(crate) fn me() -> &'static Me {
+    ME.get_or_init(|| {
+        let mut key = vec![0u8; 32];
+        let _ = sys::random_bytes(&mut key);
+        Me {
+            info: ProcessInfo {
+                name: "MainProcess".into(),
+                pid: std::process::id(),
+                daemon: false,
+            },
+            authkey: key,
+            parent: None,
+        }
+    })
+}
+
+/// Records who this worker is (before anything asks).
+pub(crate) fn set_me(me: Me) {
+    let _ = ME.set(me);
+}
+
+/// This process. Python: `multiprocessing.current_process()` (its `name`,
+/// `pid`, `daemon`; see [`current_authkey`] for `authkey`).
+pub fn current_process() -> ProcessInfo {
+    me().info.clone()
+}
+
+/// This process's auth key: random in the main process, inherited by
+/// every child. Python: `current_process().authkey`.
+pub fn current_authkey() -> Vec<u8> {
+    me().authkey.clone()
+}
+
+/// The process that started this one, or `None` in the main process.
+/// Python: `multiprocessing.parent_process()`.
+pub fn parent_process() -> Option<ProcessInfo> {
+    me().parent.clone()
+}
+
+/// How many CPUs this process may use. Python: `multiprocessing.cpu_count()`
+/// (3.13's `process_cpu_count`: the affinity mask counts).
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The worker entry: call it first thing in `main`. In the program itself
+/// it returns at once; in a process conex started (a worker, the fork
+/// server, the resource tracker) it runs that process's loop and never
+/// returns.
+///
+/// Python: the `if __name__ == "__main__":` guard (and `freeze_support()`):
+/// a child re-executes the binary, and `init` is what keeps it from
+/// running the program's `main` again. A child whose `main` does not call
+/// it fails its handshake with a [`StartError::NoHandshake`] naming this
+/// function.
+///
+/// [`StartError::NoHandshake`]: super::StartError::NoHandshake
+///
+/// ```no_run
+/// fn work(n: u64) -> u64 {
+///     (1..=n).product()
+/// }
+///
+/// fn main() {
+///     conex::multiprocessing::init(); // first thing
+///     let p = conex::multiprocessing::Process::new(work, 10);
+///     p.start().unwrap();
+///     assert_eq!(p.blocking().result().unwrap(), 3_628_800);
+/// }
+/// ```
+pub fn init() {
+    let Some(role) = std::env::var_os(ROLE_ENV) else {
+        return;
+    };
+    // SAFETY: first thing in main, before any other thread exists (the
+    // documented contract of `init`), so nothing reads the environment
+    // concurrently.
+    unsafe { std::env::remove_var(ROLE_ENV) };
+    match role.to_str() {
+        Some("worker") => super::worker::spawned_main(),
+        Some("forkserver") => super::forkserver::main(),
+        _ => {
+            eprintln!("conex: unknown process role {role:?}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Panics if this is a conex child whose `main` skipped [`init`] (it
+/// would otherwise run the program again, and start children of its own).
+pub(crate) fn check_not_uninitialised_child() {
+    if std::env::var_os(ROLE_ENV).is_some() {
+        panic!(
+            "conex: this process was started as a worker, but its main did not call \
+             conex::multiprocessing::init() first thing"
+        );
+    }
+}

@@ -1,0 +1,526 @@
+//! `Listener` and `Client`: connections by address, with the auth-key
+//! handshake; `wait` over several connections.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::Interest;
+
+use super::auth;
+use super::connection::Connection;
+use super::errors::ConnectionError;
+use crate::io::driver::{block_on_io, within};
+use crate::io::fd::SharedFd;
+use crate::io::sys;
+
+/// Where a [`Listener`] listens and a [`Client`] connects.
+///
+/// Python: an `AF_UNIX` path string, or an `AF_INET` `(host, port)` tuple.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Address {
+    /// A Unix socket path. Connections over it can carry OS handles.
+    Unix(PathBuf),
+    /// A TCP address (loopback or the network).
+    Tcp(SocketAddr),
+}
+
+impl Address {
+    /// A fresh Unix socket path in the temporary directory (Python's
+    /// `arbitrary_address('AF_UNIX')`).
+    pub fn unix_temp() -> Address {
+        let mut r = [0u8; 8];
+        let _ = sys::random_bytes(&mut r);
+        Address::Unix(std::env::temp_dir().join(format!(
+            "conex-{}-{:016x}.sock",
+            std::process::id(),
+            u64::from_ne_bytes(r)
+        )))
+    }
+}
+
+impl From<SocketAddr> for Address {
+    fn from(a: SocketAddr) -> Address {
+        Address::Tcp(a)
+    }
+}
+
+impl From<PathBuf> for Address {
+    fn from(p: PathBuf) -> Address {
+        Address::Unix(p)
+    }
+}
+
+impl From<&Path> for Address {
+    fn from(p: &Path) -> Address {
+        Address::Unix(p.to_owned())
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Unix(p) => write!(f, "{}", p.display()),
+            Address::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A `sockaddr_un` for `path`.
+fn unix_sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sockaddr_un is plain data; zeroed is valid.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+fn new_socket(family: libc::c_int) -> io::Result<OwnedFd> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    // SAFETY: plain system call.
+    let fd = cvt(unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    })?;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    // SAFETY: plain system calls on the fresh socket.
+    let fd = unsafe {
+        let fd = cvt(libc::socket(family, libc::SOCK_STREAM, 0))?;
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(
+            fd,
+            libc::F_SETFL,
+            libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+        );
+        fd
+    };
+    // SAFETY: a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+struct ListenerInner {
+    sock: SharedFd,
+    address: Address,
+    authkey: Option<Vec<u8>>,
+    closed: AtomicBool,
+    /// Set by `close`: wakes pending accepts (a shut-down listening socket
+    /// does not report readiness everywhere).
+    close_event: crate::threading::Event,
+    handshake_timeout: Duration,
+}
+
+impl Drop for ListenerInner {
+    fn drop(&mut self) {
+        if let Address::Unix(p) = &self.address {
+            if !self.closed.swap(true, Ordering::AcqRel) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// A bound, listening socket that hands out authenticated connections.
+///
+/// Python: `multiprocessing.connection.Listener(address, authkey=...)`. A
+/// cheap `Clone` handle. With an auth key every accepted connection must
+/// prove it holds the same key (mutual HMAC-SHA256 challenge-response, as
+/// Python's); a client that fails gets an
+/// [`AuthenticationError`](super::AuthenticationError), so does
+/// [`accept`](Listener::accept), and the listener goes on serving others.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), conex::multiprocessing::ConnectionError> {
+/// use conex::multiprocessing::{Address, Client, Listener};
+///
+/// let listener = Listener::bind(Address::unix_temp(), Some(b"secret"))?;
+/// let address = listener.address().clone();
+/// let client = tokio::spawn(async move {
+///     let c = Client::connect(&address, Some(b"secret")).await?;
+///     c.send(&"hi").await
+/// });
+/// let conn = listener.accept().await?;
+/// assert_eq!(conn.recv::<String>().await?, "hi");
+/// client.await.unwrap()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Listener {
+    inner: Arc<ListenerInner>,
+}
+
+impl Listener {
+    /// Binds and listens on `address` (a Unix path that already exists is
+    /// an error: Python's `OSError: Address already in use`).
+    ///
+    /// # Errors
+    /// The OS refused the address.
+    pub fn bind(
+        address: impl Into<Address>,
+        authkey: Option<&[u8]>,
+    ) -> Result<Listener, ConnectionError> {
+        let address = address.into();
+        let (sock, address) = match &address {
+            Address::Unix(path) => {
+                let sock = new_socket(libc::AF_UNIX)?;
+                let (addr, len) = unix_sockaddr(path)?;
+                // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+                cvt(unsafe {
+                    libc::bind(
+                        sock.as_raw_fd(),
+                        (&addr as *const libc::sockaddr_un).cast(),
+                        len,
+                    )
+                })?;
+                (sock, address)
+            }
+            Address::Tcp(a) => {
+                let std_listener = std::net::TcpListener::bind(a)?;
+                std_listener.set_nonblocking(true)?;
+                let bound = std_listener.local_addr()?;
+                (OwnedFd::from(std_listener), Address::Tcp(bound))
+            }
+        };
+        // SAFETY: listen(2) on our own socket.
+        cvt(unsafe { libc::listen(sock.as_raw_fd(), 128) })?;
+        Ok(Listener {
+            inner: Arc::new(ListenerInner {
+                sock: SharedFd::new(sock),
+                address,
+                authkey: authkey.map(<[u8]>::to_vec),
+                closed: AtomicBool::new(false),
+                close_event: crate::threading::Event::new(),
+                handshake_timeout: Duration::from_secs(20),
+            }),
+        })
+    }
+
+    /// The address it listens on (for TCP port 0, the port picked).
+    /// Python: `Listener.address`.
+    pub fn address(&self) -> &Address {
+        &self.inner.address
+    }
+
+    /// Accepts the next connection and runs the handshake on it. Python:
+    /// `Listener.accept()`.
+    ///
+    /// # Errors
+    /// [`ConnectionError::Authentication`] (or `Protocol`, `Eof`) when the
+    /// newcomer fails the handshake or does not finish it within 20
+    /// seconds; that connection is dropped and the next `accept` serves
+    /// the next client. `Closed` after [`close`](Listener::close).
+    ///
+    /// # Cancel safety
+    /// A connection accepted but not yet through its handshake is dropped
+    /// (its client sees end of file); none waiting in the backlog is lost.
+    pub async fn accept(&self) -> Result<Connection, ConnectionError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(ConnectionError::Closed);
+        }
+        let mut closing = std::pin::pin!(self.inner.close_event.wait());
+        let fd = std::future::poll_fn(|cx| {
+            if closing.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(ConnectionError::Closed));
+            }
+            self.inner
+                .sock
+                .poll_io(cx, Interest::READABLE, |fd| {
+                    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+                    // SAFETY: accept4 on our listening socket; no address wanted.
+                    let r = unsafe {
+                        libc::accept4(
+                            fd,
+                            std::ptr::null_mut(),
+                            std::ptr::null_mut(),
+                            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                        )
+                    };
+                    #[cfg(not(any(
+                        target_os = "linux",
+                        target_os = "android",
+                        target_os = "freebsd"
+                    )))]
+                    // SAFETY: as above; flags set right after.
+                    let r = unsafe {
+                        let r = libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut());
+                        if r >= 0 {
+                            libc::fcntl(r, libc::F_SETFD, libc::FD_CLOEXEC);
+                            libc::fcntl(
+                                r,
+                                libc::F_SETFL,
+                                libc::fcntl(r, libc::F_GETFL) | libc::O_NONBLOCK,
+                            );
+                        }
+                        r
+                    };
+                    // SAFETY: a fresh descriptor nothing else owns.
+                    cvt(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+                })
+                .map_err(ConnectionError::from)
+        })
+        .await?;
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(ConnectionError::Closed);
+        }
+        let unix = matches!(self.inner.address, Address::Unix(_));
+        if !unix {
+            set_nodelay(&fd);
+        }
+        let conn = Connection::from_socket(fd, true, true, unix);
+        let key = self.inner.authkey.as_deref();
+        match within(Some(self.inner.handshake_timeout), auth::server(&conn, key)).await {
+            Some(Ok(())) => Ok(conn),
+            Some(Err(e)) => Err(e),
+            None => Err(ConnectionError::Protocol(
+                "the client did not finish the handshake in time".into(),
+            )),
+        }
+    }
+
+    /// Stops listening (and removes a Unix socket's path). Later accepts
+    /// fail with `Closed`. Python: `Listener.close()`.
+    pub fn close(&self) {
+        if !self.inner.closed.swap(true, Ordering::AcqRel) {
+            // SAFETY: shutdown(2) on our socket wakes a pending accept.
+            unsafe { libc::shutdown(self.inner.sock.raw(), libc::SHUT_RDWR) };
+            self.inner.close_event.set();
+            if let Address::Unix(p) = &self.inner.address {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+
+    /// The blocking facade.
+    pub fn blocking(&self) -> BlockingListener<'_> {
+        BlockingListener { listener: self }
+    }
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener")
+            .field("address", &self.inner.address)
+            .field("authenticated", &self.inner.authkey.is_some())
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// The blocking facade of a [`Listener`].
+#[derive(Debug)]
+pub struct BlockingListener<'a> {
+    listener: &'a Listener,
+}
+
+impl BlockingListener<'_> {
+    /// [`Listener::accept`], blocking.
+    pub fn accept(&self) -> Result<Connection, ConnectionError> {
+        block_on_io(self.listener.accept())
+    }
+}
+
+fn set_nodelay(fd: &OwnedFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a valid int pointer on our socket.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Connecting to a [`Listener`]. Python:
+/// `multiprocessing.connection.Client(address, authkey=...)`.
+#[derive(Debug)]
+pub struct Client;
+
+impl Client {
+    /// Connects to `address` and runs the handshake (with `authkey` if
+    /// given; it must match the listener's).
+    ///
+    /// # Errors
+    /// [`ConnectionError::Authentication`] on a wrong or missing key,
+    /// `Io` if nothing listens there.
+    ///
+    /// # Cancel safety
+    /// A dropped connect closes its socket; nothing else is affected.
+    pub async fn connect(
+        address: &Address,
+        authkey: Option<&[u8]>,
+    ) -> Result<Connection, ConnectionError> {
+        let conn = match address {
+            Address::Unix(path) => {
+                let (addr, len) = unix_sockaddr(path)?;
+                let mut backoff = Duration::from_micros(100);
+                loop {
+                    let sock = new_socket(libc::AF_UNIX)?;
+                    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+                    let r = unsafe {
+                        libc::connect(
+                            sock.as_raw_fd(),
+                            (&addr as *const libc::sockaddr_un).cast(),
+                            len,
+                        )
+                    };
+                    if r == 0 {
+                        break Connection::from_socket(sock, true, true, true);
+                    }
+                    let e = io::Error::last_os_error();
+                    // A full backlog: try again shortly (poll cannot tell).
+                    if e.raw_os_error() == Some(libc::EAGAIN) {
+                        crate::io::driver::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(50));
+                        continue;
+                    }
+                    return Err(e.into());
+                }
+            }
+            Address::Tcp(a) => {
+                let family = if a.is_ipv4() {
+                    libc::AF_INET
+                } else {
+                    libc::AF_INET6
+                };
+                let sock = new_socket(family)?;
+                let (storage, len) = raw_sockaddr(a);
+                // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
+                let r = unsafe {
+                    libc::connect(
+                        sock.as_raw_fd(),
+                        (&storage as *const libc::sockaddr_storage).cast(),
+                        len,
+                    )
+                };
+                if r < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                        return Err(e.into());
+                    }
+                }
+                set_nodelay(&sock);
+                let conn = Connection::from_socket(sock, true, true, false);
+                conn.wait_connected().await?;
+                conn
+            }
+        };
+        auth::client(&conn, authkey).await?;
+        Ok(conn)
+    }
+
+    /// [`Client::connect`], blocking.
+    pub fn connect_blocking(
+        address: &Address,
+        authkey: Option<&[u8]>,
+    ) -> Result<Connection, ConnectionError> {
+        block_on_io(Client::connect(address, authkey))
+    }
+}
+
+/// A `sockaddr_in` / `sockaddr_in6` for `a`.
+fn raw_sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; zeroed is valid, and it is
+    // large and aligned enough for either family.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(v4) => {
+            // SAFETY: as above.
+            let sin = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(v4.ip().octets()),
+            };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: as above.
+            let sin6 = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: v6.ip().octets(),
+            };
+            sin6.sin6_flowinfo = v6.flowinfo();
+            sin6.sin6_scope_id = v6.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// Something [`wait`] can wait on: a [`Connection`] (ready when there is
+/// something to receive, or end of file) or a process sentinel.
+pub trait Waitable: Send + Sync {
+    #[doc(hidden)]
+    fn poll_waitable(&self, cx: &mut Context<'_>) -> Poll<bool>;
+}
+
+impl Waitable for Connection {
+    fn poll_waitable(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        self.poll_ready_raw(cx)
+    }
+}
+
+/// Waits until at least one of `objects` is ready, or `timeout` passes;
+/// returns the indices of the ready ones (empty on timeout). Python:
+/// `multiprocessing.connection.wait(object_list, timeout)`.
+///
+/// # Cancel safety
+/// Nothing is lost: waiting receives nothing.
+pub async fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
+    let all = std::future::poll_fn(|cx| {
+        let ready: Vec<usize> = objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.poll_waitable(cx).is_ready())
+            .map(|(i, _)| i)
+            .collect();
+        if ready.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(ready)
+        }
+    });
+    within(timeout, all).await.unwrap_or_default()
+}
+
+/// [`wait`], blocking.
+pub fn wait_blocking(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
+    block_on_io(wait(objects, timeout))
+}

@@ -1,0 +1,328 @@
+//! The wire: length-prefixed frames carrying postcard messages (or raw
+//! bytes) and, over Unix sockets, OS handles.
+//!
+//! A frame is an 8-byte header, the payload's length and the number of OS
+//! handles as two little-endian `u32`s, then the payload. The handles
+//! travel as `SCM_RIGHTS` with the frame's first bytes. A frame longer than
+//! the receiver's limit is refused from its header, before anything is
+//! allocated; a large frame's buffer then grows as its bytes arrive, so a
+//! header that lies costs nothing.
+//!
+//! Reading and writing keep their progress in [`ReadState`] and
+//! [`WriteState`] (inside the connection): a receive dropped half-way
+//! loses nothing (the next one goes on), and a send dropped half-way
+//! either sent nothing or leaves the rest of its frame to be flushed by the
+//! next send, so the stream never tears.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::task::{Context, Poll, ready};
+
+use tokio::io::Interest;
+
+use super::errors::ConnectionError;
+use crate::io::fd::SharedFd;
+use crate::io::sys;
+
+/// Header bytes before each payload.
+pub(crate) const HEADER: usize = 8;
+
+/// The largest frame a connection accepts unless told otherwise: 256 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 256 << 20;
+
+/// Frames up to this size are read through the shared buffer; larger ones
+/// get a buffer of their own that they are read straight into.
+const SMALL: usize = 64 * 1024;
+
+/// What a large frame's buffer starts at, at most; it grows as bytes come.
+const FIRST_RESERVE: usize = 16 << 20;
+
+pub(crate) fn header(len: usize, nfds: usize) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    h[4..].copy_from_slice(&(nfds as u32).to_le_bytes());
+    h
+}
+
+/// One received frame.
+pub(crate) struct Frame {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+}
+
+/// A frame too large to go through the shared buffer, being read.
+struct Big {
+    bytes: Vec<u8>,
+    len: usize,
+    nfds: usize,
+}
+
+/// The receiving half's progress.
+#[derive(Default)]
+pub(crate) struct ReadState {
+    buf: Vec<u8>,
+    start: usize,
+    big: Option<Big>,
+    fds: VecDeque<OwnedFd>,
+    eof: bool,
+    /// After a framing error the stream has lost its place.
+    broken: Option<String>,
+}
+
+impl ReadState {
+    /// Bytes received and not yet handed out (for `poll`).
+    pub(crate) fn has_data(&self) -> bool {
+        self.buf.len() > self.start || self.big.is_some()
+    }
+
+    pub(crate) fn at_eof(&self) -> bool {
+        self.eof
+    }
+
+    fn fail(&mut self, e: ConnectionError) -> ConnectionError {
+        self.broken = Some(e.to_string());
+        e
+    }
+
+    fn take_fds(&mut self, n: usize) -> Result<Vec<OwnedFd>, ConnectionError> {
+        if self.fds.len() < n {
+            return Err(self.fail(ConnectionError::Protocol(format!(
+                "a frame announced {n} OS handles, {} came",
+                self.fds.len()
+            ))));
+        }
+        Ok(self.fds.drain(..n).collect())
+    }
+
+    /// A whole frame from what has been received, if there is one.
+    fn parse(&mut self, max: usize) -> Result<Option<Frame>, ConnectionError> {
+        if let Some(big) = &self.big {
+            if big.bytes.len() < big.len {
+                return Ok(None);
+            }
+            let big = self.big.take().expect("checked");
+            let fds = self.take_fds(big.nfds)?;
+            return Ok(Some(Frame {
+                bytes: big.bytes,
+                fds,
+            }));
+        }
+        let avail = self.buf.len() - self.start;
+        if avail < HEADER {
+            return Ok(None);
+        }
+        let h = &self.buf[self.start..self.start + HEADER];
+        let len = u32::from_le_bytes(h[..4].try_into().expect("4 bytes")) as usize;
+        let nfds = u32::from_le_bytes(h[4..].try_into().expect("4 bytes")) as usize;
+        if len > max {
+            return Err(self.fail(ConnectionError::FrameTooLarge {
+                len: len as u64,
+                max,
+            }));
+        }
+        if nfds > sys::MAX_FDS {
+            return Err(self.fail(ConnectionError::Protocol(format!(
+                "a frame announced {nfds} OS handles (at most {})",
+                sys::MAX_FDS
+            ))));
+        }
+        let body = self.start + HEADER;
+        if avail >= HEADER + len {
+            let bytes = self.buf[body..body + len].to_vec();
+            self.start = body + len;
+            if self.start == self.buf.len() {
+                self.buf.clear();
+                self.start = 0;
+            }
+            let fds = self.take_fds(nfds)?;
+            return Ok(Some(Frame { bytes, fds }));
+        }
+        if len > SMALL {
+            // Its own buffer from here: what has come so far moves over.
+            let mut bytes = Vec::with_capacity(len.min(FIRST_RESERVE));
+            bytes.extend_from_slice(&self.buf[body..]);
+            self.buf.clear();
+            self.start = 0;
+            self.big = Some(Big { bytes, len, nfds });
+        }
+        Ok(None)
+    }
+
+    /// Receives the next frame.
+    pub(crate) fn poll_frame(
+        &mut self,
+        sock: &SharedFd,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<Result<Frame, ConnectionError>> {
+        if let Some(m) = &self.broken {
+            return Poll::Ready(Err(ConnectionError::Protocol(format!(
+                "the connection broke earlier: {m}"
+            ))));
+        }
+        loop {
+            match self.parse(max) {
+                Ok(Some(f)) => return Poll::Ready(Ok(f)),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            if self.eof {
+                return Poll::Ready(Err(if self.has_data() {
+                    self.fail(ConnectionError::Protocol(
+                        "the peer closed the connection in the middle of a frame".into(),
+                    ))
+                } else {
+                    ConnectionError::Eof
+                }));
+            }
+            let n = match ready!(self.poll_fill(sock, cx)) {
+                Ok(n) => n,
+                Err(e) => return Poll::Ready(Err(e.into())),
+            };
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+    }
+
+    /// Reads once: into the large frame's own buffer (never past its end),
+    /// or into the shared buffer.
+    fn poll_fill(&mut self, sock: &SharedFd, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let fds = &mut self.fds;
+        if let Some(big) = &mut self.big {
+            let want = big.len - big.bytes.len();
+            big.bytes
+                .reserve(want.min(FIRST_RESERVE.max(big.bytes.len())));
+            let len = big.bytes.len();
+            let spare = big.bytes.spare_capacity_mut();
+            let room = spare.len().min(want);
+            let n = ready!(sock.poll_io(cx, Interest::READABLE, |fd| {
+                sys::recv_with_fds(fd, &mut spare[..room], fds)
+            }))?;
+            // SAFETY: recvmsg initialised `n` bytes after `len`.
+            unsafe { big.bytes.set_len(len + n) };
+            return Poll::Ready(Ok(n));
+        }
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > SMALL {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.reserve(SMALL);
+        let len = self.buf.len();
+        let spare = self.buf.spare_capacity_mut();
+        let n = ready!(sock.poll_io(cx, Interest::READABLE, |fd| {
+            sys::recv_with_fds(fd, spare, fds)
+        }))?;
+        // SAFETY: recvmsg initialised `n` bytes after `len`.
+        unsafe { self.buf.set_len(len + n) };
+        Poll::Ready(Ok(n))
+    }
+
+    /// Reads whatever is there without waiting; `Ready(true)` when there is
+    /// data or end of file to report.
+    pub(crate) fn poll_readable(
+        &mut self,
+        sock: &SharedFd,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<bool>> {
+        if self.has_data() || self.eof || self.broken.is_some() {
+            return Poll::Ready(Ok(true));
+        }
+        match ready!(self.poll_fill(sock, cx)) {
+            Ok(0) => {
+                self.eof = true;
+                Poll::Ready(Ok(true))
+            }
+            Ok(_) => Poll::Ready(Ok(true)),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// The sending half's progress: the rest of a frame whose send was dropped
+/// half-way, owed to the stream before anything else.
+#[derive(Default)]
+pub(crate) struct WriteState {
+    owed: Vec<u8>,
+}
+
+impl WriteState {
+    /// Writes what an earlier, dropped send left behind.
+    pub(crate) fn poll_flush(
+        &mut self,
+        sock: &SharedFd,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        while !self.owed.is_empty() {
+            let owed = &self.owed;
+            let n = ready!(sock.poll_io(cx, Interest::WRITABLE, |fd| {
+                sys::send_parts(fd, &[owed], 0, &[])
+            }))?;
+            self.owed.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// One frame being written: `parts` gathered, the handles with the first
+/// bytes. Dropped half-way, it leaves the rest in the write state.
+pub(crate) struct Sending<'a> {
+    state: &'a mut WriteState,
+    parts: [&'a [u8]; 2],
+    fds: Vec<RawFd>,
+    sent: usize,
+    total: usize,
+}
+
+impl<'a> Sending<'a> {
+    pub(crate) fn new(
+        state: &'a mut WriteState,
+        header: &'a [u8],
+        payload: &'a [u8],
+        fds: &[OwnedFd],
+    ) -> Sending<'a> {
+        Sending {
+            state,
+            parts: [header, payload],
+            fds: fds.iter().map(|f| f.as_raw_fd()).collect(),
+            sent: 0,
+            total: header.len() + payload.len(),
+        }
+    }
+
+    pub(crate) fn poll_send(
+        &mut self,
+        sock: &SharedFd,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        while self.sent < self.total {
+            let (parts, sent) = (&self.parts, self.sent);
+            let fds: &[RawFd] = if sent == 0 { &self.fds } else { &[] };
+            let n = ready!(sock.poll_io(cx, Interest::WRITABLE, |fd| {
+                sys::send_parts(fd, parts, sent, fds)
+            }))?;
+            self.sent += n;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        if self.sent > 0 && self.sent < self.total {
+            let mut skip = self.sent;
+            for part in self.parts {
+                if skip >= part.len() {
+                    skip -= part.len();
+                } else {
+                    self.state.owed.extend_from_slice(&part[skip..]);
+                    skip = 0;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! Pipe, Connection, Listener / Client, wait, and bad input on the wire.
+
+use std::io::Write;
+use std::time::Duration;
+
+use conex::multiprocessing::{
+    Address, Client, ConnectionError, Listener, pipe, wait, wait_blocking,
+};
+
+use crate::{RT, Test};
+
+pub(crate) const TESTS: &[Test] = &[
+    ("conn::duplex_round_trip_async", duplex_round_trip_async),
+    (
+        "conn::duplex_round_trip_blocking",
+        duplex_round_trip_blocking,
+    ),
+    ("conn::one_way_pipe_directions", one_way_pipe_directions),
+    ("conn::bytes_and_messages_mix", bytes_and_messages_mix),
+    ("conn::recv_bytes_into_too_short", recv_bytes_into_too_short),
+    ("conn::eof_when_peer_dropped", eof_when_peer_dropped),
+    ("conn::closed_end_errors", closed_end_errors),
+    ("conn::poll_timeout_and_ready", poll_timeout_and_ready),
+    ("conn::large_message_round_trip", large_message_round_trip),
+    ("conn::oversized_frame_refused", oversized_frame_refused),
+    (
+        "conn::wrong_type_is_decode_error",
+        wrong_type_is_decode_error,
+    ),
+    (
+        "conn::connection_through_connection",
+        connection_through_connection,
+    ),
+    ("listener::unix_with_key", listener_unix_with_key),
+    ("listener::tcp_without_key", listener_tcp_without_key),
+    (
+        "listener::wrong_key_both_sides_then_serves",
+        listener_wrong_key_both_sides_then_serves,
+    ),
+    (
+        "listener::garbage_client_then_serves",
+        listener_garbage_client_then_serves,
+    ),
+    (
+        "listener::oversized_handshake_then_serves",
+        listener_oversized_handshake_then_serves,
+    ),
+    (
+        "listener::double_bind_and_accept_after_close",
+        listener_double_bind_and_accept_after_close,
+    ),
+    ("listener::blocking_faces", listener_blocking_faces),
+    (
+        "wait::ready_indices_and_timeout",
+        wait_ready_indices_and_timeout,
+    ),
+];
+
+// _TestConnection.test_connection (send/recv, send_bytes/recv_bytes)
+fn duplex_round_trip_async() {
+    RT.block_on(async {
+        let (a, b) = pipe(true).unwrap();
+        a.send(&(1u8, "two".to_string(), vec![3.0f64]))
+            .await
+            .unwrap();
+        let got: (u8, String, Vec<f64>) = b.recv().await.unwrap();
+        assert_eq!(got, (1, "two".into(), vec![3.0]));
+        b.send(&Some(-5i64)).await.unwrap();
+        assert_eq!(a.recv::<Option<i64>>().await.unwrap(), Some(-5));
+    });
+}
+
+// _TestConnection.test_connection, on the blocking facade
+fn duplex_round_trip_blocking() {
+    let (a, b) = pipe(true).unwrap();
+    let t = std::thread::spawn(move || {
+        for _ in 0..100 {
+            let n: u32 = b.blocking().recv().unwrap();
+            b.blocking().send(&(n + 1)).unwrap();
+        }
+    });
+    for i in 0..100u32 {
+        a.blocking().send(&i).unwrap();
+        assert_eq!(a.blocking().recv::<u32>().unwrap(), i + 1);
+    }
+    t.join().unwrap();
+}
+
+// _TestConnection.test_duplex_false
+fn one_way_pipe_directions() {
+    let (r, w) = pipe(false).unwrap();
+    assert!(r.readable() && !r.writable());
+    assert!(w.writable() && !w.readable());
+    w.blocking().send(&7u8).unwrap();
+    assert_eq!(r.blocking().recv::<u8>().unwrap(), 7);
+    assert!(matches!(
+        r.blocking().send(&1u8),
+        Err(ConnectionError::WrongDirection(_))
+    ));
+    assert!(matches!(
+        w.blocking().recv::<u8>(),
+        Err(ConnectionError::WrongDirection(_))
+    ));
+}
+
+// _TestConnection.test_sendbytes (offsets are slices in Rust)
+fn bytes_and_messages_mix() {
+    let (a, b) = pipe(true).unwrap();
+    let c = a.blocking();
+    c.send_bytes(b"").unwrap();
+    c.send_bytes(&b"abcdefgh"[2..5]).unwrap();
+    assert_eq!(b.blocking().recv_bytes().unwrap(), b"");
+    assert_eq!(b.blocking().recv_bytes().unwrap(), b"cde");
+    // A message sent with send arrives as its encoding.
+    c.send(&300u32).unwrap();
+    let raw = b.blocking().recv_bytes().unwrap();
+    assert!(!raw.is_empty());
+    b.blocking().send_bytes(&raw).unwrap();
+    assert_eq!(c.recv::<u32>().unwrap(), 300);
+}
+
+// _TestConnection.test_connection (recv_bytes_into, BufferTooShort)
+fn recv_bytes_into_too_short() {
+    let (a, b) = pipe(true).unwrap();
+    a.blocking().send_bytes(b"hello world").unwrap();
+    let mut small = [0u8; 4];
+    match b.blocking().recv_bytes_into(&mut small) {
+        Err(ConnectionError::BufferTooShort(m)) => assert_eq!(m, b"hello world"),
+        other => panic!("expected BufferTooShort, got {other:?}"),
+    }
+    a.blocking().send_bytes(b"fits").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(b.blocking().recv_bytes_into(&mut buf).unwrap(), 4);
+    assert_eq!(&buf[..4], b"fits");
+}
+
+// _TestConnection.test_connection (EOFError after the peer closes)
+fn eof_when_peer_dropped() {
+    let (a, b) = pipe(true).unwrap();
+    a.blocking().send(&1u8).unwrap();
+    drop(a);
+    // What was sent before the close still arrives, then EOF.
+    assert_eq!(b.blocking().recv::<u8>().unwrap(), 1);
+    assert!(b.blocking().recv::<u8>().unwrap_err().is_eof());
+    assert!(b.blocking().recv_bytes().unwrap_err().is_eof());
+    // poll says ready at EOF (a recv will not block).
+    assert!(b.blocking().poll().unwrap());
+}
+
+// _TestConnection.test_closed (OSError on a closed connection)
+fn closed_end_errors() {
+    let (a, b) = pipe(true).unwrap();
+    a.close();
+    assert!(a.closed());
+    assert!(matches!(
+        a.blocking().send(&1u8),
+        Err(ConnectionError::Closed)
+    ));
+    assert!(matches!(
+        a.blocking().recv::<u8>(),
+        Err(ConnectionError::Closed)
+    ));
+    assert!(b.blocking().recv::<u8>().unwrap_err().is_eof());
+    a.close(); // twice is fine, as in Python
+}
+
+// _TestConnection.test_poll / test_poll_timeout
+fn poll_timeout_and_ready() {
+    RT.block_on(async {
+        let (a, b) = pipe(true).unwrap();
+        assert!(!b.try_poll().unwrap());
+        assert!(!b.poll_timeout(Duration::from_millis(20)).await.unwrap());
+        a.send(&5u8).await.unwrap();
+        assert!(b.poll_timeout(Duration::from_secs(10)).await.unwrap());
+        assert!(b.poll().await.unwrap());
+        // poll does not consume.
+        assert_eq!(b.recv::<u8>().await.unwrap(), 5);
+        assert!(!b.try_poll().unwrap());
+    });
+}
+
+// _TestConnection.test_large_fd_transfer's cousin: a message larger than
+// any socket buffer, both ways at once.
+fn large_message_round_trip() {
+    RT.block_on(async {
+        let (a, b) = pipe(true).unwrap();
+        let big: Vec<u8> = (0..8 << 20).map(|i| (i % 251) as u8).collect();
+        let big2 = big.clone();
+        let echo = tokio::spawn(async move {
+            let m = b.recv_bytes().await.unwrap();
+            b.send_bytes(&m).await.unwrap();
+        });
+        a.send_bytes(&big).await.unwrap();
+        assert_eq!(a.recv_bytes().await.unwrap(), big2);
+        echo.await.unwrap();
+    });
+}
+
+// Not in CPython (pickle has no size limit): a frame above the limit is
+// refused from its header, before allocation, and breaks the connection.
+fn oversized_frame_refused() {
+    let (a, b) = pipe(true).unwrap();
+    b.set_max_frame(1024);
+    a.blocking().send_bytes(&[0u8; 1000]).unwrap();
+    assert_eq!(b.blocking().recv_bytes().unwrap().len(), 1000);
+    a.blocking().send_bytes(&vec![0u8; 4096]).unwrap();
+    match b.blocking().recv_bytes() {
+        Err(ConnectionError::FrameTooLarge { len, max }) => assert_eq!((len, max), (4096, 1024)),
+        other => panic!("expected FrameTooLarge, got {other:?}"),
+    }
+}
+
+// _TestConnection (an unpicklable message): the wrong type is a Decode
+// error and the connection goes on.
+fn wrong_type_is_decode_error() {
+    let (a, b) = pipe(true).unwrap();
+    a.blocking().send(&"not a number at all").unwrap();
+    a.blocking().send(&9u16).unwrap();
+    // 20 bytes cannot hold 32 varints.
+    assert!(matches!(
+        b.blocking().recv::<[u64; 32]>(),
+        Err(ConnectionError::Decode(_))
+    ));
+    assert_eq!(b.blocking().recv::<u16>().unwrap(), 9);
+}
+
+// _TestPicklingConnections: a connection sent over a connection works at
+// the far end (its descriptor crosses with SCM_RIGHTS).
+fn connection_through_connection() {
+    let (a, b) = pipe(true).unwrap();
+    let (x, y) = pipe(true).unwrap();
+    a.blocking().send(&y).unwrap();
+    drop(y);
+    let y2: conex::multiprocessing::Connection = b.blocking().recv().unwrap();
+    x.blocking().send(&"through").unwrap();
+    assert_eq!(y2.blocking().recv::<String>().unwrap(), "through");
+}
+
+// _TestListenerClient.test_listener_client (AF_UNIX) with an auth key
+fn listener_unix_with_key() {
+    RT.block_on(async {
+        let l = Listener::bind(Address::unix_temp(), Some(b"k3y")).unwrap();
+        let addr = l.address().clone();
+        let Address::Unix(path) = &addr else { panic!() };
+        assert!(path.exists());
+        let client = tokio::spawn({
+            let addr = addr.clone();
+            async move {
+                let c = Client::connect(&addr, Some(b"k3y")).await.unwrap();
+                c.send(&"ping").await.unwrap();
+                c.recv::<String>().await.unwrap()
+            }
+        });
+        let conn = l.accept().await.unwrap();
+        assert_eq!(conn.recv::<String>().await.unwrap(), "ping");
+        conn.send(&"pong").await.unwrap();
+        assert_eq!(client.await.unwrap(), "pong");
+        l.close();
+        assert!(!path.exists(), "close removes the socket path");
+    });
+}
+
+// _TestListenerClient.test_listener_client (AF_INET), no key
+fn listener_tcp_without_key() {
+    RT.block_on(async {
+        let l =
+            Listener::bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(), None).unwrap();
+        let addr = l.address().clone();
+        let Address::Tcp(sa) = addr else { panic!() };
+        assert_ne!(sa.port(), 0);
+        let client = tokio::spawn(async move {
+            let c = Client::connect(&addr, None).await.unwrap();
+            c.send(&vec![1u32, 2, 3]).await.unwrap();
+        });
+        let conn = l.accept().await.unwrap();
+        assert_eq!(conn.recv::<Vec<u32>>().await.unwrap(), vec![1, 2, 3]);
+        client.await.unwrap();
+    });
+}
+
+// _TestListenerClient / test_multiprocessing's AuthenticationError: a
+// wrong key fails on both sides; the listener serves the next client.
+fn listener_wrong_key_both_sides_then_serves() {
+    RT.block_on(async {
+        let l = Listener::bind(Address::unix_temp(), Some(b"right")).unwrap();
+        let addr = l.address().clone();
+        let bad = tokio::spawn({
+            let addr = addr.clone();
+            async move { Client::connect(&addr, Some(b"wrong")).await }
+        });
+        match l.accept().await {
+            Err(ConnectionError::Authentication(_)) => {}
+            other => panic!("expected AuthenticationError at the listener, got {other:?}"),
+        }
+        match bad.await.unwrap() {
+            Err(ConnectionError::Authentication(_)) => {}
+            other => panic!("expected AuthenticationError at the client, got {other:?}"),
+        }
+        // A client without a key, to a listener that wants one.
+        let none = tokio::spawn({
+            let addr = addr.clone();
+            async move { Client::connect(&addr, None).await }
+        });
+        assert!(l.accept().await.is_err());
+        assert!(none.await.unwrap().is_err());
+        let good = tokio::spawn(async move {
+            let c = Client::connect(&addr, Some(b"right")).await.unwrap();
+            c.send(&1u8).await.unwrap();
+        });
+        let c = l.accept().await.unwrap();
+        assert_eq!(c.recv::<u8>().await.unwrap(), 1);
+        good.await.unwrap();
+    });
+}
+
+fn raw_unix(addr: &Address) -> std::os::unix::net::UnixStream {
+    let Address::Unix(p) = addr else { panic!() };
+    std::os::unix::net::UnixStream::connect(p).unwrap()
+}
+
+// Fault test: garbage instead of a handshake fails that connection only.
+fn listener_garbage_client_then_serves() {
+    RT.block_on(async {
+        let l = Listener::bind(Address::unix_temp(), Some(b"key")).unwrap();
+        let addr = l.address().clone();
+        let mut raw = raw_unix(&addr);
+        raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxx")
+            .unwrap();
+        drop(raw);
+        assert!(l.accept().await.is_err());
+        let good =
+            tokio::spawn(async move { Client::connect(&addr, Some(b"key")).await.map(|_| ()) });
+        l.accept().await.unwrap();
+        good.await.unwrap().unwrap();
+    });
+}
+
+// Fault test: a header announcing a huge frame during the handshake is
+// refused without allocating it.
+fn listener_oversized_handshake_then_serves() {
+    RT.block_on(async {
+        let l = Listener::bind(Address::unix_temp(), None).unwrap();
+        let addr = l.address().clone();
+        let mut raw = raw_unix(&addr);
+        let mut header = [0u8; 8];
+        header[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        raw.write_all(&header).unwrap();
+        match l.accept().await {
+            // The handshake caps frames at 1 KiB: refused from the header.
+            Err(ConnectionError::FrameTooLarge { .. })
+            | Err(ConnectionError::Protocol(_))
+            | Err(ConnectionError::Authentication(_)) => {}
+            other => panic!("expected the frame refused, got {other:?}"),
+        }
+        drop(raw);
+        let good = tokio::spawn(async move { Client::connect(&addr, None).await.map(|_| ()) });
+        l.accept().await.unwrap();
+        good.await.unwrap().unwrap();
+    });
+}
+
+// _TestListener.test_multiple_bind; accept after close
+fn listener_double_bind_and_accept_after_close() {
+    RT.block_on(async {
+        let l = Listener::bind(Address::unix_temp(), None).unwrap();
+        match Listener::bind(l.address().clone(), None) {
+            Err(ConnectionError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse),
+            other => panic!("expected AddrInUse, got {other:?}"),
+        }
+        let t =
+            Listener::bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(), None).unwrap();
+        assert!(Listener::bind(t.address().clone(), None).is_err());
+        l.close();
+        assert!(matches!(l.accept().await, Err(ConnectionError::Closed)));
+        // A pending accept is woken by close.
+        let l2 = Listener::bind(Address::unix_temp(), None).unwrap();
+        let l3 = l2.clone();
+        let pending = tokio::spawn(async move { l3.accept().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        l2.close();
+        let r = tokio::time::timeout(Duration::from_secs(10), pending)
+            .await
+            .expect("close wakes accept");
+        assert!(r.unwrap().is_err());
+    });
+}
+
+// _TestListenerClient with threads: the blocking facades.
+fn listener_blocking_faces() {
+    let l = Listener::bind(Address::unix_temp(), Some(b"b")).unwrap();
+    let addr = l.address().clone();
+    let t = std::thread::spawn(move || {
+        let c = Client::connect_blocking(&addr, Some(b"b")).unwrap();
+        c.blocking().send(&"blocking").unwrap();
+    });
+    let c = l.blocking().accept().unwrap();
+    assert_eq!(c.blocking().recv::<String>().unwrap(), "blocking");
+    t.join().unwrap();
+}
+
+// _TestWait.test_wait, test_wait_timeout
+fn wait_ready_indices_and_timeout() {
+    let pipes: Vec<_> = (0..4).map(|_| pipe(true).unwrap()).collect();
+    let readers: Vec<&dyn conex::multiprocessing::Waitable> =
+        pipes.iter().map(|(r, _)| r as _).collect();
+    assert!(wait_blocking(&readers, Some(Duration::from_millis(20))).is_empty());
+    pipes[1].1.blocking().send(&1u8).unwrap();
+    pipes[3].1.blocking().send(&1u8).unwrap();
+    let mut ready = wait_blocking(&readers, Some(Duration::from_secs(10)));
+    ready.sort();
+    assert_eq!(ready, vec![1, 3]);
+    RT.block_on(async {
+        let (a, b) = pipe(true).unwrap();
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            a.send(&2u8).await.unwrap();
+            a
+        });
+        assert_eq!(wait(&[&b], None).await, vec![0]);
+        sender.await.unwrap();
+    });
+}

@@ -1,0 +1,45 @@
+//! The multiprocessing suite (one binary, `harness = false`): its `main`
+//! calls `conex::multiprocessing::init()` first thing, so the children
+//! the tests start (this same binary, re-executed or forked) divert into
+//! the worker loop instead of running the suite again. Real processes
+//! throughout. Behaviours are derived from CPython's
+//! Lib/test/_test_multiprocessing.py; each test names the one it follows.
+
+mod conn;
+mod procs;
+
+use std::sync::LazyLock;
+
+use libtest_mimic::{Arguments, Trial};
+
+pub(crate) static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+});
+
+/// A test: a name and a body that panics on failure.
+pub(crate) type Test = (&'static str, fn());
+
+fn main() {
+    conex::multiprocessing::init();
+    let args = Arguments::from_args();
+    let trials = conn::TESTS
+        .iter()
+        .chain(procs::TESTS)
+        .map(|&(name, f)| {
+            Trial::test(name, move || {
+                std::panic::catch_unwind(f).map_err(|p| {
+                    p.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default()
+                        .into()
+                })
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
