@@ -1,0 +1,259 @@
+//! multiprocessing against its peers (../shared/ANCHORS.md): Pipe small
+//! messages one way (vs a framed tokio UnixStream), round trips (vs a
+//! blocking std socketpair ping-pong), send_bytes 1 MiB (vs a raw tokio
+//! UnixStream), each in one process and, for conex, also to a child
+//! process; and Process start+join by spawn and forkserver vs procspawn.
+//!
+//! Its own `main`: children of the bench are the bench binary, diverted
+//! by `conex::multiprocessing::init()` (and procspawn's by its `init`).
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use conex::multiprocessing::{Connection, Process, StartMethod, pipe};
+use criterion::{Criterion, Throughput, criterion_group};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+
+fn group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(3));
+    g
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A child's side of the one-way bench: receives `n` u64s, acknowledges.
+fn sink((conn, n): (Connection, u64)) {
+    let b = conn.blocking();
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(b.recv::<u64>().unwrap());
+    }
+    b.send(&sum).unwrap();
+}
+
+/// A child's side of the round-trip bench: echoes until end of file.
+fn echo(conn: Connection) {
+    let b = conn.blocking();
+    while let Ok(x) = b.recv::<u64>() {
+        if b.send(&x).is_err() {
+            return;
+        }
+    }
+}
+
+fn small_oneway(c: &mut Criterion) {
+    let rt = rt();
+    let mut g = group(c, "mp_pipe_small_oneway");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("conex_pipe_tasks", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let (a, z) = pipe(true).unwrap();
+                let rx = tokio::spawn(async move {
+                    let mut sum = 0u64;
+                    for _ in 0..iters {
+                        sum = sum.wrapping_add(z.recv::<u64>().await.unwrap());
+                    }
+                    sum
+                });
+                let start = Instant::now();
+                for i in 0..iters {
+                    a.send(&i).await.unwrap();
+                }
+                black_box(rx.await.unwrap());
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("conex_pipe_to_child_process", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let (a, z) = pipe(true).unwrap();
+                let p = Process::new(sink, (z, iters));
+                p.start().unwrap();
+                // The child is up once it answers.
+                a.send(&0u64).await.unwrap();
+                let start = Instant::now();
+                for i in 1..iters {
+                    a.send(&i).await.unwrap();
+                }
+                black_box(a.recv::<u64>().await.unwrap());
+                let t = start.elapsed();
+                p.join().await.unwrap();
+                t
+            })
+        })
+    });
+    g.bench_function("tokio_unixstream_framed", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let (a, z) = tokio::net::UnixStream::pair().unwrap();
+                let rx = tokio::spawn(async move {
+                    let mut r = BufReader::new(z);
+                    let mut sum = 0u64;
+                    let mut hdr = [0u8; 4];
+                    let mut body = [0u8; 8];
+                    for _ in 0..iters {
+                        r.read_exact(&mut hdr).await.unwrap();
+                        let n = u32::from_le_bytes(hdr) as usize;
+                        r.read_exact(&mut body[..n]).await.unwrap();
+                        sum = sum.wrapping_add(u64::from_le_bytes(body));
+                    }
+                    sum
+                });
+                let start = Instant::now();
+                let mut w = BufWriter::new(a);
+                for i in 0..iters {
+                    let mut m = [0u8; 12];
+                    m[..4].copy_from_slice(&8u32.to_le_bytes());
+                    m[4..].copy_from_slice(&i.to_le_bytes());
+                    w.write_all(&m).await.unwrap();
+                    // One message, one send: as a framed sink's send().
+                    w.flush().await.unwrap();
+                }
+                black_box(rx.await.unwrap());
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+fn roundtrip(c: &mut Criterion) {
+    let mut g = group(c, "mp_pipe_roundtrip");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("conex_blocking_threads", |b| {
+        let (a, z) = pipe(true).unwrap();
+        let t = std::thread::spawn(move || echo(z));
+        b.iter(|| {
+            a.blocking().send(&7u64).unwrap();
+            black_box(a.blocking().recv::<u64>().unwrap());
+        });
+        a.close();
+        t.join().unwrap();
+    });
+    g.bench_function("conex_blocking_child_process", |b| {
+        let (a, z) = pipe(true).unwrap();
+        let p = Process::new(echo, z);
+        p.start().unwrap();
+        b.iter(|| {
+            a.blocking().send(&7u64).unwrap();
+            black_box(a.blocking().recv::<u64>().unwrap());
+        });
+        a.close();
+        p.blocking().join().unwrap();
+    });
+    g.bench_function("std_socketpair_threads", |b| {
+        let (mut a, mut z) = std::os::unix::net::UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut m = [0u8; 8];
+            while z.read_exact(&mut m).is_ok() {
+                if z.write_all(&m).is_err() {
+                    return;
+                }
+            }
+        });
+        b.iter(|| {
+            let mut m = 7u64.to_le_bytes();
+            a.write_all(&m).unwrap();
+            a.read_exact(&mut m).unwrap();
+            black_box(m);
+        });
+        drop(a);
+        t.join().unwrap();
+    });
+    g.finish();
+}
+
+fn bytes_1mib(c: &mut Criterion) {
+    const MIB: usize = 1 << 20;
+    let rt = rt();
+    let mut g = group(c, "mp_pipe_send_bytes_1mib");
+    g.throughput(Throughput::Bytes(MIB as u64));
+    g.bench_function("conex_send_bytes_tasks", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let (a, z) = pipe(true).unwrap();
+                let rx = tokio::spawn(async move {
+                    let mut buf = vec![0u8; MIB];
+                    for _ in 0..iters {
+                        z.recv_bytes_into(&mut buf).await.unwrap();
+                    }
+                });
+                let data = vec![1u8; MIB];
+                let start = Instant::now();
+                for _ in 0..iters {
+                    a.send_bytes(&data).await.unwrap();
+                }
+                rx.await.unwrap();
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("tokio_unixstream_raw", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let (mut a, mut z) = tokio::net::UnixStream::pair().unwrap();
+                let rx = tokio::spawn(async move {
+                    let mut buf = vec![0u8; MIB];
+                    for _ in 0..iters {
+                        z.read_exact(&mut buf).await.unwrap();
+                    }
+                });
+                let data = vec![1u8; MIB];
+                let start = Instant::now();
+                for _ in 0..iters {
+                    a.write_all(&data).await.unwrap();
+                }
+                rx.await.unwrap();
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+fn nothing(_: ()) {}
+
+fn start_join(c: &mut Criterion) {
+    let mut g = group(c, "mp_process_start_join");
+    g.throughput(Throughput::Elements(1));
+    for (name, m) in [
+        ("conex_spawn", StartMethod::Spawn),
+        ("conex_forkserver", StartMethod::Forkserver),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let p = Process::builder().start_method(m).build(nothing, ());
+                p.start().unwrap();
+                p.blocking().result().unwrap();
+            })
+        });
+    }
+    g.bench_function("procspawn_spawn", |b| {
+        b.iter(|| procspawn::spawn((), |()| ()).join().unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, small_oneway, roundtrip, bytes_1mib, start_join);
+
+fn main() {
+    conex::multiprocessing::init();
+    procspawn::init();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
