@@ -2,7 +2,8 @@
 //! messages one way (vs a framed tokio UnixStream), round trips (vs a
 //! blocking std socketpair ping-pong), send_bytes 1 MiB (vs a raw tokio
 //! UnixStream), each in one process and, for conex, also to a child
-//! process; and Process start+join by spawn and forkserver vs procspawn.
+//! process; 64 MiB through SharedMemory to a child vs two memcpys; and
+//! Process start+join by spawn and forkserver vs procspawn.
 //!
 //! Its own `main`: children of the bench are the bench binary, diverted
 //! by `conex::multiprocessing::init()` (and procspawn's by its `init`).
@@ -11,7 +12,7 @@ use std::hint::black_box;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use conex::multiprocessing::{Connection, Process, StartMethod, pipe};
+use conex::multiprocessing::{Connection, Process, SharedMemory, StartMethod, pipe};
 use criterion::{Criterion, Throughput, criterion_group};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 
@@ -226,6 +227,49 @@ fn bytes_1mib(c: &mut Criterion) {
     g.finish();
 }
 
+/// A child's side of the shared memory bench: on each request, copies
+/// the whole block out (the second memcpy), answers with a checksum.
+fn shm_reader((shm, conn): (SharedMemory, Connection)) {
+    let mut local = vec![0u8; shm.size()];
+    let b = conn.blocking();
+    while b.recv::<()>().is_ok() {
+        local.copy_from_slice(shm.buf());
+        b.send(&local[local.len() / 2]).unwrap();
+    }
+}
+
+fn shm_64mib(c: &mut Criterion) {
+    const SIZE: usize = 64 << 20;
+    let mut g = group(c, "mp_shared_memory_64mib");
+    g.throughput(Throughput::Bytes(SIZE as u64));
+    g.bench_function("conex_write_here_read_in_child", |b| {
+        let mut shm = SharedMemory::create(None, SIZE).unwrap();
+        let (a, z) = pipe(true).unwrap();
+        let p = Process::new(shm_reader, (SharedMemory::attach(shm.name()).unwrap(), z));
+        p.start().unwrap();
+        let src = vec![3u8; SIZE];
+        b.iter(|| {
+            shm.buf_mut().copy_from_slice(&src);
+            a.blocking().send(&()).unwrap();
+            black_box(a.blocking().recv::<u8>().unwrap());
+        });
+        a.close();
+        p.blocking().join().unwrap();
+        shm.unlink().unwrap();
+    });
+    g.bench_function("two_memcpys_one_process", |b| {
+        let src = vec![3u8; SIZE];
+        let mut mid = vec![0u8; SIZE];
+        let mut dst = vec![0u8; SIZE];
+        b.iter(|| {
+            mid.copy_from_slice(black_box(&src));
+            dst.copy_from_slice(black_box(&mid));
+            black_box(dst[SIZE / 2]);
+        });
+    });
+    g.finish();
+}
+
 fn nothing(_: ()) {}
 
 fn start_join(c: &mut Criterion) {
@@ -249,7 +293,14 @@ fn start_join(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, small_oneway, roundtrip, bytes_1mib, start_join);
+criterion_group!(
+    benches,
+    small_oneway,
+    roundtrip,
+    bytes_1mib,
+    shm_64mib,
+    start_join
+);
 
 fn main() {
     conex::multiprocessing::init();

@@ -254,6 +254,7 @@ pub fn init() {
     match role.to_str() {
         Some("worker") => super::worker::spawned_main(),
         Some("forkserver") => super::forkserver::main(),
+        Some("tracker") => super::tracker::main(),
         _ => {
             eprintln!("conex: unknown process role {role:?}");
             std::process::exit(2);

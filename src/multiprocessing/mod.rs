@@ -9,6 +9,8 @@
 //! | `current_process`, `parent_process`, `active_children`, `cpu_count` | same names ([`current_authkey`] for `authkey`) |
 //! | `Pipe(duplex)`, `Connection` | [`pipe`], [`Connection`] (async, and [`Connection::blocking`]) |
 //! | `connection.Listener`, `Client`, `wait`, `AuthenticationError` | [`Listener`], [`Client`], [`wait`], [`AuthenticationError`] |
+//! | `shared_memory.SharedMemory(name, create, size, track)` | [`SharedMemory::create`], [`SharedMemory::attach`], [`SharedMemory::create_untracked`] |
+//! | `resource_tracker` | a tracker process unlinks tracked blocks a dead creator left |
 //!
 //! ## How a child runs your `fn`
 //!
@@ -32,8 +34,8 @@
 //! connection only, with a typed [`ConnectionError`].
 //!
 //! Not yet here (see the README): cross-process queues and
-//! synchronization primitives, `Value` / `Array`, and
-//! `multiprocessing.shared_memory`. Unix only.
+//! synchronization primitives, `Value` / `Array`, `ShareableList` and
+//! `SharedMemoryManager`. Unix only.
 
 mod auth;
 mod callable;
@@ -45,6 +47,8 @@ mod handles;
 mod launch;
 mod listener;
 mod process;
+mod shared_memory;
+mod tracker;
 mod wire;
 mod worker;
 
@@ -61,4 +65,5 @@ pub use process::{
     BlockingProcess, BlockingProcessHandle, Process, ProcessBuilder, ProcessHandle, Sentinel,
     active_children,
 };
+pub use shared_memory::{SharedMemory, ShmError};
 pub use wire::DEFAULT_MAX_FRAME;

@@ -7,6 +7,7 @@
 
 mod conn;
 mod procs;
+mod shm;
 
 use std::sync::LazyLock;
 
@@ -29,6 +30,7 @@ fn main() {
     let trials = conn::TESTS
         .iter()
         .chain(procs::TESTS)
+        .chain(shm::TESTS)
         .map(|&(name, f)| {
             Trial::test(name, move || {
                 std::panic::catch_unwind(f).map_err(|p| {

@@ -1,0 +1,151 @@
+//! shared_memory: create / attach / close / unlink, errors, a block
+//! shared with a child, and the tracker's cleanup after a killed creator.
+
+use std::path::Path;
+use std::time::Duration;
+
+use conex::multiprocessing::{Connection, Process, SharedMemory, ShmError, pipe};
+
+use crate::Test;
+
+pub(crate) const TESTS: &[Test] = &[
+    ("shm::basics", basics),
+    ("shm::errors", errors),
+    (
+        "shm::written_in_child_read_in_parent",
+        written_in_child_read_in_parent,
+    ),
+    (
+        "shm::creator_killed_is_cleaned_up",
+        creator_killed_is_cleaned_up,
+    ),
+    (
+        "shm::untracked_outlives_its_creator",
+        untracked_outlives_its_creator,
+    ),
+];
+
+fn on_disk(name: &str) -> bool {
+    Path::new("/dev/shm").join(name).exists()
+}
+
+fn unique(tag: &str) -> String {
+    format!("cnxtest_{}_{tag}", std::process::id())
+}
+
+// _TestSharedMemory.test_shared_memory_basics
+fn basics() {
+    let name = unique("basics");
+    let mut a = SharedMemory::create(Some(&name), 512).unwrap();
+    assert_eq!(a.name(), name);
+    assert_eq!(a.size(), 512);
+    assert!(a.buf().iter().all(|&b| b == 0), "a new block is zeroed");
+    a.buf_mut()[..4].copy_from_slice(b"abcd");
+    let mut b = SharedMemory::attach(&name).unwrap();
+    assert_eq!(b.size(), 512);
+    assert_eq!(&b.buf()[..4], b"abcd");
+    b.buf_mut()[4] = b'!';
+    assert_eq!(a.buf()[4], b'!', "both map the same memory");
+    b.close();
+    assert!(b.buf().is_empty());
+    b.close(); // twice is fine
+    assert!(on_disk(&name));
+    a.unlink().unwrap();
+    assert!(!on_disk(&name));
+    // Still mapped here after unlink, as in Python.
+    assert_eq!(&a.buf()[..4], b"abcd");
+    // A random name when none is given.
+    let mut r = SharedMemory::create(None, 1).unwrap();
+    assert!(!r.name().is_empty());
+    r.unlink().unwrap();
+}
+
+// _TestSharedMemory.test_shared_memory_basics (FileExistsError,
+// FileNotFoundError, ValueError for size 0)
+fn errors() {
+    let name = unique("errors");
+    let mut a = SharedMemory::create(Some(&name), 64).unwrap();
+    assert!(matches!(SharedMemory::create(Some(&name), 64), Err(ShmError::Exists(n)) if n == name));
+    a.unlink().unwrap();
+    assert!(matches!(SharedMemory::attach(&name), Err(ShmError::NotFound(n)) if n == name));
+    assert!(matches!(a.unlink(), Err(ShmError::NotFound(_))));
+    assert!(matches!(
+        SharedMemory::create(None, 0),
+        Err(ShmError::Invalid(_))
+    ));
+    assert!(matches!(
+        SharedMemory::create(Some("a/b"), 8),
+        Err(ShmError::Invalid(_))
+    ));
+    assert!(matches!(
+        SharedMemory::attach(""),
+        Err(ShmError::Invalid(_))
+    ));
+}
+
+fn fill_squares(mut shm: SharedMemory) -> u64 {
+    for (i, b) in shm.buf_mut().iter_mut().enumerate() {
+        *b = (i * i % 251) as u8;
+    }
+    shm.buf().iter().map(|&b| b as u64).sum()
+}
+
+// _TestSharedMemory.test_shared_memory_across_processes
+fn written_in_child_read_in_parent() {
+    let name = unique("child");
+    let mut shm = SharedMemory::create(Some(&name), 1 << 20).unwrap();
+    // It crosses as its name; the child attaches.
+    let p = Process::new(fill_squares, SharedMemory::attach(&name).unwrap());
+    p.start().unwrap();
+    let sum = p.blocking().result().unwrap();
+    assert_eq!(shm.buf().iter().map(|&b| b as u64).sum::<u64>(), sum);
+    assert_eq!(shm.buf()[100], (100 * 100 % 251) as u8);
+    shm.unlink().unwrap();
+}
+
+fn create_and_hang((name, tracked, report): (String, bool, Connection)) {
+    let shm = if tracked {
+        SharedMemory::create(Some(&name), 4096).unwrap()
+    } else {
+        SharedMemory::create_untracked(Some(&name), 4096).unwrap()
+    };
+    report.blocking().send(&shm.name().to_owned()).unwrap();
+    if tracked {
+        std::thread::sleep(Duration::from_secs(300));
+    }
+}
+
+// _TestSharedMemory.test_shared_memory_cleaned_after_process_termination
+fn creator_killed_is_cleaned_up() {
+    let name = unique("killed");
+    let (ours, theirs) = pipe(true).unwrap();
+    let p = Process::new(create_and_hang, (name.clone(), true, theirs));
+    p.start().unwrap();
+    assert_eq!(ours.blocking().recv::<String>().unwrap(), name);
+    assert!(on_disk(&name));
+    p.kill().unwrap();
+    p.blocking().join().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while on_disk(&name) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tracker did not unlink {name}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// _TestSharedMemory.test_shared_memory_untracking (3.13, track=False)
+fn untracked_outlives_its_creator() {
+    let name = unique("untracked");
+    let (ours, theirs) = pipe(true).unwrap();
+    let p = Process::new(create_and_hang, (name.clone(), false, theirs));
+    p.start().unwrap();
+    assert_eq!(ours.blocking().recv::<String>().unwrap(), name);
+    p.blocking().join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    // Give a (wrong) tracker time to act, then check it is still there.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = SharedMemory::attach(&name).expect("an untracked block outlives its creator");
+    again.unlink().unwrap();
+}
