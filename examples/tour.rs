@@ -24,6 +24,15 @@
 //! (`tr | sort | uniq -c | sort -rn | head`), 8 MiB echoed through `cat` by
 //! `communicate`, a command cut short by its timeout (and the output it had
 //! printed), and the blocking facade from an OS thread.
+//!
+//! **multiprocessing**: worker processes (one started by `spawn`, one by
+//! the fork server) take batches of page ids over a `Pipe`, count the
+//! words of each page, answer with their counts and add their totals into
+//! a `SharedMemory` block of counters the parent reads at the end; a
+//! `Listener` with an auth key accepts a child that holds the key and
+//! refuses a client that does not; a worker's panic comes back with its
+//! remote backtrace. (Cross-process `Queue` and `Array` are not built
+//! yet: the shared block stands in for the `Array`.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -141,6 +150,8 @@ impl Stats {
 }
 
 fn main() {
+    // Worker processes are this binary again: init diverts them here.
+    conex::multiprocessing::init();
     println!("conex tour");
     println!("==========\n");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -152,6 +163,7 @@ fn main() {
     rt.block_on(pipeline_tour());
     futures_tour();
     rt.block_on(subprocess_tour());
+    rt.block_on(multiprocessing_tour());
     // Python's interpreter waits for non-daemon threads at exit.
     threading::join_non_daemon_blocking();
 }
@@ -620,5 +632,167 @@ async fn threading_tour() {
     );
     assert_eq!(indexed, crawled, "every crawled page was indexed");
     assert!(max_in_flight.load(SeqCst) <= FETCH_LIMIT);
+    println!();
+}
+
+/// A worker process: batches of page ids in, word counts out; its total
+/// goes into slot `slot` of the shared counters.
+fn count_words(
+    (conn, mut counters, slot): (
+        conex::multiprocessing::Connection,
+        conex::multiprocessing::SharedMemory,
+        usize,
+    ),
+) -> usize {
+    let conn = conn.blocking();
+    let mut batches = 0;
+    while let Ok(ids) = conn.recv::<Vec<u64>>() {
+        let counts: Vec<u32> = ids
+            .iter()
+            .map(|&id| page_text(id).split_whitespace().count() as u32)
+            .collect();
+        let total: u64 = counts.iter().map(|&c| c as u64).sum();
+        let cell = &mut counters.buf_mut()[slot * 8..slot * 8 + 8];
+        let sum = u64::from_ne_bytes(cell.try_into().expect("8 bytes")) + total;
+        cell.copy_from_slice(&sum.to_ne_bytes());
+        conn.send(&counts).expect("the parent listens");
+        batches += 1;
+    }
+    batches
+}
+
+/// A child that dials the parent's Listener with the inherited auth key.
+fn dial_back(address: conex::multiprocessing::Address) -> String {
+    let key = conex::multiprocessing::current_authkey();
+    let c = conex::multiprocessing::Client::connect_blocking(&address, Some(&key))
+        .expect("the key matches");
+    c.blocking()
+        .send(&format!("hello from pid {}", std::process::id()))
+        .expect("send");
+    c.blocking().recv::<String>().expect("reply")
+}
+
+fn divide((a, b): (i64, i64)) -> i64 {
+    a.checked_div(b)
+        .unwrap_or_else(|| panic!("cannot divide {a} by {b}"))
+}
+
+/// multiprocessing: processes, pipes, shared memory, listeners, panics.
+async fn multiprocessing_tour() {
+    use conex::multiprocessing::{
+        Address, Client, ConnectionError, Listener, Process, ProcessError, SharedMemory,
+        StartMethod, current_authkey, pipe,
+    };
+
+    println!("[multiprocessing] worker processes of this very binary");
+    // 1. Two workers, a pipe each, one block of shared counters.
+    let t = Instant::now();
+    let mut counters = SharedMemory::create(None, 2 * 8).expect("shared memory");
+    let mut workers = Vec::new();
+    for (slot, method) in [StartMethod::Spawn, StartMethod::Forkserver]
+        .into_iter()
+        .enumerate()
+    {
+        let (ours, theirs) = pipe(true).expect("pipe");
+        let shared = SharedMemory::attach(counters.name()).expect("attach");
+        let p = Process::builder()
+            .name(format!("counter-{method}"))
+            .start_method(method)
+            .build(count_words, (theirs, shared, slot));
+        p.start().expect("start");
+        workers.push((p, ours));
+    }
+    let started = t.elapsed();
+    let pages: Vec<u64> = (0..3000).collect();
+    let mut words_by_reply = 0u64;
+    for (i, batch) in pages.chunks(100).enumerate() {
+        let (_, conn) = &workers[i % 2];
+        conn.send(&batch.to_vec()).await.expect("send a batch");
+    }
+    for (i, _) in pages.chunks(100).enumerate() {
+        let (_, conn) = &workers[i % 2];
+        let counts: Vec<u32> = conn.recv().await.expect("counts");
+        words_by_reply += counts.iter().map(|&c| c as u64).sum::<u64>();
+    }
+    let mut batches = Vec::new();
+    for (p, conn) in &workers {
+        conn.close();
+        batches.push((
+            p.name(),
+            p.pid().unwrap_or(0),
+            p.result().await.expect("worker result"),
+        ));
+    }
+    let shared: Vec<u64> = counters
+        .buf()
+        .chunks(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    let expected: u64 = pages
+        .iter()
+        .map(|&id| page_text(id).split_whitespace().count() as u64)
+        .sum();
+    assert_eq!(
+        shared.iter().sum::<u64>(),
+        expected,
+        "the shared counters add up"
+    );
+    assert_eq!(words_by_reply, expected, "the replies add up");
+    counters.unlink().expect("unlink");
+    for (name, pid, n) in &batches {
+        println!("  {name} (pid {pid}) counted {n} batches");
+    }
+    println!(
+        "  {} pages, {} words: shared counters {:?} sum to the replies' total; started both in {:.1} ms, all done in {:.1} ms",
+        pages.len(),
+        expected,
+        shared,
+        started.as_secs_f64() * 1e3,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
+    // 2. A Listener with this process's auth key: a child holding the key
+    // (inherited) gets in; a client with the wrong key is refused, and the
+    // listener goes on serving.
+    let listener = Listener::bind(Address::unix_temp(), Some(&current_authkey())).expect("bind");
+    let child = Process::new(dial_back, listener.address().clone());
+    child.start().expect("start");
+    let conn = listener.accept().await.expect("the child authenticates");
+    let hello: String = conn.recv().await.expect("hello");
+    conn.send(&"welcome".to_string()).await.expect("reply");
+    println!(
+        "  listener at {}: {hello:?}; child got {:?}",
+        listener.address(),
+        child.result().await.expect("child")
+    );
+    let address = listener.address().clone();
+    let intruder = tokio::spawn(async move {
+        Client::connect(&address, Some(b"not the key"))
+            .await
+            .map(|_| ())
+    });
+    let refused = listener.accept().await.expect_err("a wrong key is refused");
+    let intruder = intruder
+        .await
+        .expect("task")
+        .expect_err("the client sees it too");
+    assert!(matches!(refused, ConnectionError::Authentication(_)));
+    println!("  wrong key: listener says \"{refused}\", client says \"{intruder}\"");
+    listener.close();
+
+    // 3. A panic in a worker comes back with its message and backtrace.
+    let p = Process::new(divide, (7, 0));
+    p.start().expect("start");
+    match p.result().await {
+        Err(ProcessError::Panicked(e)) => {
+            let frames = e.backtrace.as_deref().unwrap_or("").lines().count();
+            println!(
+                "  a worker panicked: {:?}, exit code {:?}, {frames} backtrace lines came back",
+                e.message,
+                p.exitcode()
+            );
+        }
+        other => panic!("expected a panic, got {other:?}"),
+    }
     println!();
 }

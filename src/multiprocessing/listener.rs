@@ -23,7 +23,9 @@ use crate::io::sys;
 /// Where a [`Listener`] listens and a [`Client`] connects.
 ///
 /// Python: an `AF_UNIX` path string, or an `AF_INET` `(host, port)` tuple.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// It is serde data: send it to a child so that it can connect back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Address {
     /// A Unix socket path. Connections over it can carry OS handles.
