@@ -463,10 +463,12 @@ async fn task_executor_limit_and_shutdown() {
     let g2 = gate.clone();
     let running = ex.spawn(async move { g2.wait().await }).unwrap();
     let running2 = ex.spawn(std::future::pending::<()>()).unwrap();
-    let queued = ex.spawn(async {}).unwrap();
     while !(running.running() && running2.running()) {
         tokio::task::yield_now().await;
     }
+    // Only now: spawned together, its task could take a slot first (tasks
+    // on two workers start in any order) and finish instead of queueing.
+    let queued = ex.spawn(async {}).unwrap();
     let ex2 = ex.clone();
     let shut = tokio::spawn(async move { ex2.shutdown_and_wait(true).await });
     while !queued.cancelled() {
