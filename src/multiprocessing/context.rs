@@ -245,6 +245,7 @@ pub fn cpu_count() -> usize {
 /// ```
 pub fn init() {
     let Some(role) = std::env::var_os(ROLE_ENV) else {
+        INITIALISED.store(true, std::sync::atomic::Ordering::SeqCst);
         return;
     };
     // SAFETY: first thing in main, before any other thread exists (the
@@ -254,12 +255,27 @@ pub fn init() {
     match role.to_str() {
         Some("worker") => super::worker::spawned_main(),
         Some("forkserver") => super::forkserver::main(),
-        Some("tracker") => super::tracker::main(),
         _ => {
             eprintln!("conex: unknown process role {role:?}");
             std::process::exit(2);
         }
     }
+}
+
+/// Set by [`init`] in the program itself (a worker, whose `init` diverts,
+/// sets it in `worker::run`).
+static INITIALISED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records that this process's children can be this binary again.
+pub(crate) fn mark_initialised() {
+    INITIALISED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether re-executing this binary is safe: [`init`] ran first thing in
+/// its `main`, so a re-executed child diverts instead of running the
+/// program (and starting children of its own, and so on).
+pub(crate) fn initialised() -> bool {
+    INITIALISED.load(std::sync::atomic::Ordering::SeqCst) && std::env::var_os(ROLE_ENV).is_none()
 }
 
 /// Panics if this is a conex child whose `main` skipped [`init`] (it

@@ -166,6 +166,10 @@ pub enum StartError {
     /// spoke. The usual cause: its `main` does not call
     /// [`init`](super::init) first thing.
     NoHandshake(String),
+    /// This program's `main` did not call [`init`](super::init) first
+    /// thing, so a child of this binary would run the program itself:
+    /// nothing was started.
+    NoInit,
 }
 
 impl fmt::Display for StartError {
@@ -189,6 +193,12 @@ impl fmt::Display for StartError {
                 f,
                 "the child never completed the handshake ({m}); does its main call \
                  conex::multiprocessing::init() first thing?"
+            ),
+            StartError::NoInit => write!(
+                f,
+                "cannot start a child of this binary: its main must call \
+                 conex::multiprocessing::init() first thing (else the child would run the \
+                 program itself)"
             ),
         }
     }

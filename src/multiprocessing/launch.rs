@@ -88,6 +88,11 @@ fn argv0() -> std::ffi::OsString {
 
 /// Re-executes this binary with `ctrl` as its stdin.
 pub(crate) fn spawn_role(role: &str, ctrl: OwnedFd) -> Result<std::process::Child, StartError> {
+    // Without init first thing in main, the child would run the program
+    // itself: refuse here, in the parent, before anything starts.
+    if !super::context::initialised() {
+        return Err(StartError::NoInit);
+    }
     let mut cmd = std::process::Command::new(exe_path());
     cmd.arg0(argv0())
         .env(ROLE_ENV, role)

@@ -48,6 +48,8 @@ mod launch;
 mod listener;
 mod process;
 mod shared_memory;
+mod sharedctypes;
+mod synchronize;
 mod tracker;
 mod wire;
 mod worker;
@@ -66,4 +68,9 @@ pub use process::{
     active_children,
 };
 pub use shared_memory::{SharedMemory, ShmError};
+pub use sharedctypes::{Array, Element, IndexError, RawArray, RawValue, Value};
+pub use synchronize::{
+    BlockingEvent, BlockingLock, BlockingRLock, BlockingSemaphore, BoundedSemaphore, Event, Lock,
+    LockGuard, RLock, RLockGuard, Semaphore,
+};
 pub use wire::DEFAULT_MAX_FRAME;

@@ -3,20 +3,30 @@
 //! exited (normally, by a panic, or killed). Python:
 //! `multiprocessing.resource_tracker`.
 //!
-//! Started (by `spawn`) on the first tracked [`SharedMemory`] a process
-//! creates. Its stdin is the read end of a pipe whose write end only the
-//! creator holds; each line is `R name` (register) or `U name`
+//! It is a *fork* of the creator that never executes anything: it works
+//! in memory allocated before the fork, with system calls only (`read`,
+//! `unlink`, `write`, `_exit`), which is what a fork of a multi-threaded
+//! process may do. So it needs no [`init`](super::init) in `main` (a
+//! re-executed tracker would run a `main` without it as the program
+//! itself, and that program would start a tracker of its own...), and any
+//! program, doc tests included, can create tracked blocks.
+//!
+//! Its only open descriptor is the read end of a pipe whose write end only
+//! the creator holds; each line is `R name` (register) or `U name`
 //! (unregister). End of file means the creator is gone: whatever is still
 //! registered is unlinked, with a warning on stderr as Python prints.
-//!
-//! [`SharedMemory`]: super::SharedMemory
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Mutex;
 
 use crate::io::sys;
+
+/// Names are at most this long (checked by `SharedMemory`: 250 bytes).
+const NAME: usize = 256;
+/// How many blocks one creator may have registered at once; more are
+/// not tracked (and not lost: unlink still works).
+const SLOTS: usize = 4096;
 
 static WRITER: Mutex<Option<std::fs::File>> = Mutex::new(None);
 
@@ -33,15 +43,6 @@ fn send(line: &str) {
     }
 }
 
-fn start() -> Option<std::fs::File> {
-    let (r, w) = sys::pipe().ok()?;
-    sys::set_nonblocking(std::os::fd::AsFd::as_fd(&w), false).ok()?;
-    let child = super::launch::spawn_role("tracker", r).ok()?;
-    // Never waited for: it outlives us by design, and is reparented.
-    std::mem::forget(child);
-    Some(std::fs::File::from(w))
-}
-
 /// Tracks `name`: unlinked when this process has gone, unless unregistered.
 pub(crate) fn register(name: &str) {
     send(&format!("R {name}\n"));
@@ -52,41 +53,164 @@ pub(crate) fn unregister(name: &str) {
     send(&format!("U {name}\n"));
 }
 
-/// The tracker process: its pipe came as stdin.
-pub(crate) fn main() -> ! {
-    // Python's tracker ignores both: it must outlive a Ctrl-C'd creator.
-    // SAFETY: setting dispositions before any thread exists.
+/// The highest descriptor number to close in the child.
+fn max_fd() -> RawFd {
+    // SAFETY: plain system call.
+    let n = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+    if n <= 0 {
+        1024
+    } else {
+        n.min(1 << 20) as RawFd
+    }
+}
+
+fn start() -> Option<std::fs::File> {
+    let (r, w) = sys::pipe().ok()?;
+    sys::set_nonblocking(std::os::fd::AsFd::as_fd(&w), false).ok()?;
+    sys::set_nonblocking(std::os::fd::AsFd::as_fd(&r), false).ok()?;
+    // Everything the child needs, allocated before the fork.
+    let mut table = vec![0u8; NAME * SLOTS];
+    let mut buf = vec![0u8; 8192];
+    let mut path = [0u8; NAME + 16];
+    let top = max_fd();
+    let rfd = r.as_raw_fd();
+    // SAFETY: the child only makes system calls on memory that exists
+    // already (no allocation, no locks), then `_exit`s.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return None;
+    }
+    if pid == 0 {
+        // SAFETY: as above; the child owns copies of these buffers.
+        unsafe { child(rfd, top, &mut table, &mut buf, &mut path) }
+    }
+    drop(r);
+    Some(std::fs::File::from(w))
+}
+
+/// The tracker's life. Only async-signal-safe calls from here on.
+///
+/// # Safety
+/// Called in the child of a `fork`, once.
+unsafe fn child(rfd: RawFd, top: RawFd, table: &mut [u8], buf: &mut [u8], path: &mut [u8]) -> ! {
+    // SAFETY: system calls on this process's own descriptors and signal
+    // dispositions.
     unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGTERM, libc::SIG_IGN);
-    }
-    // SAFETY: taking our own stdin.
-    let input = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(libc::dup(0)) });
-    let mut live = BTreeSet::new();
-    for line in std::io::BufReader::new(input).lines() {
-        let Ok(line) = line else { break };
-        match line.split_once(' ') {
-            Some(("R", n)) => {
-                live.insert(n.to_owned());
+        // Python's tracker ignores both: it must outlive a Ctrl-C'd creator.
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_IGN;
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
+        // Keep nothing of the creator's open but the pipe (and stderr):
+        // a socket held here would hide its peer's end of file.
+        let mut fd = 3;
+        while fd < top {
+            if fd != rfd {
+                libc::close(fd);
             }
-            Some(("U", n)) => {
-                live.remove(n);
+            fd += 1;
+        }
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            if null > 2 {
+                libc::close(null);
             }
-            _ => {}
         }
     }
-    if !live.is_empty() {
-        eprintln!(
-            "conex resource tracker: {} leaked shared memory block(s) to clean up: {:?}",
-            live.len(),
-            live
-        );
-    }
-    for n in live {
-        if let Ok(c) = std::ffi::CString::new(format!("/{n}")) {
-            // SAFETY: a plain system call with a valid C string.
-            unsafe { libc::shm_unlink(c.as_ptr()) };
+    let mut line = [0u8; NAME + 4];
+    let mut len = 0usize;
+    loop {
+        // SAFETY: reading into our own buffer.
+        let n = unsafe { libc::read(rfd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            // Reading errno allocates nothing.
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            break;
+        }
+        if n == 0 {
+            break;
+        }
+        for &b in buf.iter().take(n as usize) {
+            if b == b'\n' {
+                apply(&line[..len], table);
+                len = 0;
+            } else if len < line.len() {
+                line[len] = b;
+                len += 1;
+            }
         }
     }
-    std::process::exit(0)
+    // The creator is gone: unlink what it left.
+    let mut leaked = 0;
+    for slot in table.chunks_exact(NAME) {
+        let n = slot.iter().position(|&b| b == 0).unwrap_or(NAME);
+        if n == 0 {
+            continue;
+        }
+        leaked += 1;
+        // SAFETY: system calls on buffers we own.
+        unsafe { unlink_shm(&slot[..n], path) };
+    }
+    if leaked > 0 {
+        let msg =
+            b"conex resource tracker: unlinked shared memory block(s) its creator left behind\n";
+        // SAFETY: write(2) to stderr.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
+    // SAFETY: ends the process without running anything of the creator's.
+    unsafe { libc::_exit(0) }
+}
+
+/// One command line: `R name` or `U name`.
+fn apply(line: &[u8], table: &mut [u8]) {
+    if line.len() < 3 || line[1] != b' ' || line.len() - 2 >= NAME {
+        return;
+    }
+    let name = &line[2..];
+    match line[0] {
+        b'R' => {
+            if let Some(slot) = table.chunks_exact_mut(NAME).find(|s| s[0] == 0) {
+                slot[..name.len()].copy_from_slice(name);
+                slot[name.len()] = 0;
+            }
+        }
+        b'U' => {
+            if let Some(slot) = table
+                .chunks_exact_mut(NAME)
+                .find(|s| s[..name.len()] == *name && s[name.len()] == 0)
+            {
+                slot[0] = 0;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Unlinks the POSIX shared memory object `name`.
+///
+/// # Safety
+/// System calls only; `path` is scratch space of at least `NAME + 16`.
+unsafe fn unlink_shm(name: &[u8], path: &mut [u8]) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const PREFIX: &[u8] = b"/dev/shm/";
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const PREFIX: &[u8] = b"/";
+    let total = PREFIX.len() + name.len();
+    if total + 1 > path.len() {
+        return;
+    }
+    path[..PREFIX.len()].copy_from_slice(PREFIX);
+    path[PREFIX.len()..total].copy_from_slice(name);
+    path[total] = 0;
+    // SAFETY: a NUL-terminated path in our buffer.
+    unsafe {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        libc::unlink(path.as_ptr().cast());
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        libc::shm_unlink(path.as_ptr().cast());
+    }
 }

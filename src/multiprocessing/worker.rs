@@ -79,6 +79,9 @@ fn fail(msg: &str) -> ! {
 
 /// The worker's life, on its control socket.
 pub(crate) fn run(ctrl: OwnedFd) -> ! {
+    // This binary diverted here through init (spawn) or is a fork of one
+    // that did: its own children can be this binary again.
+    super::context::mark_initialised();
     install_panic_capture();
     if sys::set_nonblocking(std::os::fd::AsFd::as_fd(&ctrl), true).is_err() {
         fail("bad control socket");

@@ -8,6 +8,7 @@
 mod conn;
 mod procs;
 mod shm;
+mod sync;
 
 use std::sync::LazyLock;
 
@@ -31,6 +32,7 @@ fn main() {
         .iter()
         .chain(procs::TESTS)
         .chain(shm::TESTS)
+        .chain(sync::TESTS)
         .map(|&(name, f)| {
             Trial::test(name, move || {
                 std::panic::catch_unwind(f).map_err(|p| {

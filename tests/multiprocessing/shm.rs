@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use conex::multiprocessing::{Connection, Process, SharedMemory, ShmError, pipe};
+use conex::multiprocessing::{
+    Array, Connection, IndexError, Process, RawArray, RawValue, SharedMemory, ShmError, Value, pipe,
+};
 
 use crate::Test;
 
@@ -22,6 +24,18 @@ pub(crate) const TESTS: &[Test] = &[
     (
         "shm::untracked_outlives_its_creator",
         untracked_outlives_its_creator,
+    ),
+    (
+        "sharedctypes::value_counter_across_processes",
+        value_counter_across_processes,
+    ),
+    (
+        "sharedctypes::array_children_fill_slots",
+        array_children_fill_slots,
+    ),
+    (
+        "sharedctypes::wrong_element_type_is_refused",
+        wrong_element_type_is_refused,
     ),
 ];
 
@@ -148,4 +162,74 @@ fn untracked_outlives_its_creator() {
     std::thread::sleep(Duration::from_millis(200));
     let mut again = SharedMemory::attach(&name).expect("an untracked block outlives its creator");
     again.unlink().unwrap();
+}
+
+fn add_thousand(v: Value<u64>) {
+    for _ in 0..1000 {
+        let lock = v.get_lock();
+        let _g = lock.blocking().lock();
+        v.set(v.get() + 1);
+    }
+}
+
+// _TestValue.test_value / test_getobj_getlock: a locked read-modify-write
+// from several processes loses no update.
+fn value_counter_across_processes() {
+    let v = Value::new(0u64).unwrap();
+    let ps: Vec<_> = (0..3)
+        .map(|_| {
+            let p = Process::new(add_thousand, v.clone());
+            p.start().unwrap();
+            p
+        })
+        .collect();
+    add_thousand(v.clone());
+    for p in &ps {
+        p.blocking().result().unwrap();
+    }
+    assert_eq!(v.get(), 4000);
+    let raw = RawValue::new(-3i16).unwrap();
+    raw.set(raw.get() * 2);
+    assert_eq!(raw.get(), -6);
+    assert_eq!(v.get_obj().get(), 4000);
+}
+
+fn fill_slot((a, i): (Array<f64>, usize)) {
+    a.set(i, i as f64 * 1.5).unwrap();
+    assert!(a.set(a.len(), 0.0).is_err());
+}
+
+// _TestArray.test_array / test_rawarray
+fn array_children_fill_slots() {
+    let a = Array::<f64>::new(4).unwrap();
+    let ps: Vec<_> = (0..4)
+        .map(|i| {
+            let p = Process::new(fill_slot, (a.clone(), i));
+            p.start().unwrap();
+            p
+        })
+        .collect();
+    for p in &ps {
+        p.blocking().result().unwrap();
+    }
+    assert_eq!(a.to_vec(), [0.0, 1.5, 3.0, 4.5]);
+    assert_eq!(a.get(4), Err(IndexError { index: 4, len: 4 }));
+    let r = RawArray::from_slice(&[true, false, true]).unwrap();
+    assert_eq!(r.to_vec(), [true, false, true]);
+    r.copy_from_slice(&[false; 3]).unwrap();
+    assert!(r.copy_from_slice(&[false; 2]).is_err());
+    assert_eq!(r.to_vec(), [false; 3]);
+}
+
+// Not in CPython (ctypes objects carry their type): a shared value
+// received as another element type is refused.
+fn wrong_element_type_is_refused() {
+    let (a, b) = pipe(true).unwrap();
+    a.blocking().send(&Value::new(1u64).unwrap()).unwrap();
+    assert!(matches!(
+        b.blocking().recv::<Value<i32>>(),
+        Err(conex::multiprocessing::ConnectionError::Decode(_))
+    ));
+    a.blocking().send(&RawArray::<u8>::new(3).unwrap()).unwrap();
+    assert_eq!(b.blocking().recv::<RawArray<u8>>().unwrap().len(), 3);
 }

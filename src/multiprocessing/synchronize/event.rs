@@ -1,0 +1,189 @@
+//! The cross-process `Event`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use super::block::Block;
+use super::futex;
+use super::sem::deadline;
+
+// Word 0: a generation (bumped by every set) shifted left once, and the
+// flag in bit 0. Word 1: sleepers.
+const WORD: usize = 0;
+const SLEEPERS: usize = 4;
+
+/// An event flag shared by processes. Python: `multiprocessing.Event()`.
+///
+/// As [`threading::Event`](crate::threading::Event): a waiter woken by
+/// `set` returns true even if `clear` follows at once (each `set` starts a
+/// new generation, and a waiter returns when the generation it slept in
+/// has ended).
+///
+/// # Cancel safety
+/// Waiting takes nothing: a dropped wait loses nothing.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let e = conex::multiprocessing::Event::new()?;
+/// assert!(!e.wait_timeout(std::time::Duration::from_millis(1)).await);
+/// e.set();
+/// assert!(e.is_set());
+/// e.wait().await;
+/// e.clear();
+/// assert!(!e.is_set());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Event {
+    block: Arc<Block>,
+}
+
+super::serde_via_block!(Event, |block| Event { block });
+
+impl Event {
+    /// A new, clear event.
+    ///
+    /// # Errors
+    /// The OS refused the shared memory.
+    pub fn new() -> std::io::Result<Event> {
+        Ok(Event {
+            block: Arc::new(Block::new(16)?),
+        })
+    }
+
+    fn word(&self) -> &std::sync::atomic::AtomicU32 {
+        self.block.u32(WORD)
+    }
+
+    /// Whether the flag is set. Python: `is_set()`.
+    pub fn is_set(&self) -> bool {
+        self.word().load(SeqCst) & 1 == 1
+    }
+
+    /// Sets the flag and wakes every waiter. Python: `set()`.
+    pub fn set(&self) {
+        let w = self.word();
+        let mut cur = w.load(SeqCst);
+        loop {
+            if cur & 1 == 1 {
+                return;
+            }
+            let next = (cur | 1).wrapping_add(2);
+            match w.compare_exchange_weak(cur, next, SeqCst, SeqCst) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        if self.block.u32(SLEEPERS).load(SeqCst) > 0 {
+            futex::wake(w, u32::MAX);
+        }
+    }
+
+    /// Clears the flag. Python: `clear()`.
+    pub fn clear(&self) {
+        self.word().fetch_and(!1, SeqCst);
+    }
+
+    /// Sleeps until set (true) or the deadline / cancel (false).
+    fn wait_blocking(&self, deadline: Option<Instant>, cancel: Option<&AtomicBool>) -> bool {
+        let w = self.word();
+        let start = w.load(SeqCst);
+        if start & 1 == 1 {
+            return true;
+        }
+        loop {
+            let now = w.load(SeqCst);
+            if now & 1 == 1 || now >> 1 != start >> 1 {
+                return true;
+            }
+            if cancel.is_some_and(|c| c.load(SeqCst)) {
+                return false;
+            }
+            let mut slice = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return false,
+                },
+                None => None,
+            };
+            if cancel.is_some() {
+                slice = Some(slice.map_or(Duration::from_millis(50), |s| {
+                    s.min(Duration::from_millis(50))
+                }));
+            }
+            self.block.u32(SLEEPERS).fetch_add(1, SeqCst);
+            futex::wait(w, now, slice);
+            self.block.u32(SLEEPERS).fetch_sub(1, SeqCst);
+        }
+    }
+
+    async fn wait_async(&self, deadline: Option<Instant>) -> bool {
+        if self.is_set() {
+            return true;
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (me, c2) = (self.clone(), cancel.clone());
+        let task = crate::threading::runtime_handle()
+            .spawn_blocking(move || me.wait_blocking(deadline, Some(&c2)));
+        struct Stop(Arc<AtomicBool>, Event);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                self.0.store(true, SeqCst);
+                futex::wake(self.1.word(), u32::MAX);
+            }
+        }
+        let _stop = Stop(cancel, self.clone());
+        task.await.unwrap_or(false)
+    }
+
+    /// Waits until the flag is set. Python: `wait()`.
+    pub async fn wait(&self) {
+        self.wait_async(None).await;
+    }
+
+    /// Waits at most `timeout`; returns whether it was set. Python:
+    /// `wait(timeout)`.
+    pub async fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_async(deadline(timeout)).await
+    }
+
+    /// How many waiters (of every process) are asleep in `wait` now. Not
+    /// in Python; for tests that must know a waiter is waiting.
+    #[doc(hidden)]
+    pub fn waiting(&self) -> u32 {
+        self.block.u32(SLEEPERS).load(SeqCst)
+    }
+
+    /// The blocking facade.
+    pub fn blocking(&self) -> BlockingEvent<'_> {
+        BlockingEvent { ev: self }
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("multiprocessing::Event")
+            .field("set", &self.is_set())
+            .finish()
+    }
+}
+
+/// The blocking facade of an [`Event`].
+#[derive(Debug)]
+pub struct BlockingEvent<'a> {
+    ev: &'a Event,
+}
+
+impl BlockingEvent<'_> {
+    /// [`Event::wait`], blocking.
+    pub fn wait(&self) {
+        self.ev.wait_blocking(None, None);
+    }
+
+    /// [`Event::wait_timeout`], blocking.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.ev.wait_blocking(deadline(timeout), None)
+    }
+}

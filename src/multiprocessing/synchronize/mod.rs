@@ -1,0 +1,51 @@
+//! Cross-process synchronization: Python's `multiprocessing.Lock`,
+//! `RLock`, `Semaphore`, `BoundedSemaphore` and `Event`
+//! (`multiprocessing.synchronize`), with the in-process semantics of
+//! [`crate::threading`].
+//!
+//! Each primitive's state lives in a small shared block ([`block`]); a
+//! primitive is a cheap `Clone` handle to it, and it is serde data: passed
+//! to a child (as a [`Process`](super::Process) argument or over a
+//! Unix-socket [`Connection`](super::Connection)) it arrives as a handle to
+//! the same state. Every wait goes through one semaphore core ([`sem`]);
+//! see there for how the async face waits and what a cancelled wait
+//! loses (nothing).
+//!
+//! Differences from the in-process primitives: wake-up order across
+//! processes is the kernel's (futexes are not FIFO; neither are Python's
+//! POSIX semaphores); timeouts run on the OS clock (not tokio's, which
+//! `pause()` cannot stop in another process).
+
+mod block;
+mod event;
+mod futex;
+mod lock;
+mod rlock;
+mod sem;
+mod semaphore;
+
+pub(crate) use block::Block;
+pub use event::{BlockingEvent, Event};
+pub use lock::{BlockingLock, Lock, LockGuard};
+pub use rlock::{BlockingRLock, RLock, RLockGuard};
+pub use semaphore::{BlockingSemaphore, BoundedSemaphore, Semaphore};
+
+/// Serde for a handle whose whole state is one `Arc<Block>` field `block`
+/// plus fields rebuilt from it.
+macro_rules! serde_via_block {
+    ($t:ident, |$b:ident| $rebuild:expr) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                (*self.block).serialize(s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                let $b = std::sync::Arc::new(super::block::Block::deserialize(d)?);
+                Ok($rebuild)
+            }
+        }
+    };
+}
+pub(crate) use serde_via_block;
