@@ -270,6 +270,39 @@ fn shm_64mib(c: &mut Criterion) {
     g.finish();
 }
 
+fn lock_uncontended(c: &mut Criterion) {
+    let mut g = group(c, "mp_lock_uncontended");
+    g.throughput(Throughput::Elements(1));
+    let lock = conex::multiprocessing::Lock::new().unwrap();
+    g.bench_function("conex_mp_lock_blocking", |b| {
+        b.iter(|| {
+            lock.blocking().acquire();
+            lock.release().unwrap();
+        })
+    });
+    let rt = rt();
+    g.bench_function("conex_mp_lock_async", |b| {
+        b.iter_custom(|iters| {
+            let lock = lock.clone();
+            rt.block_on(async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    lock.acquire().await;
+                    lock.release().unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    let pl = parking_lot::Mutex::new(0u64);
+    g.bench_function("parking_lot_mutex_in_process", |b| {
+        b.iter(|| {
+            *pl.lock() += 1;
+        })
+    });
+    g.finish();
+}
+
 fn nothing(_: ()) {}
 
 fn start_join(c: &mut Criterion) {
@@ -299,6 +332,7 @@ criterion_group!(
     roundtrip,
     bytes_1mib,
     shm_64mib,
+    lock_uncontended,
     start_join
 );
 

@@ -28,11 +28,11 @@
 //! **multiprocessing**: worker processes (one started by `spawn`, one by
 //! the fork server) take batches of page ids over a `Pipe`, count the
 //! words of each page, answer with their counts and add their totals into
-//! a `SharedMemory` block of counters the parent reads at the end; a
+//! a shared `Array` (under its cross-process lock) the parent reads at the
+//! end; 64 KiB go through a `SharedMemory` block to a child; a
 //! `Listener` with an auth key accepts a child that holds the key and
 //! refuses a client that does not; a worker's panic comes back with its
-//! remote backtrace. (Cross-process `Queue` and `Array` are not built
-//! yet: the shared block stands in for the `Array`.)
+//! remote backtrace. (The cross-process `Queue` is not built yet.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -636,11 +636,11 @@ async fn threading_tour() {
 }
 
 /// A worker process: batches of page ids in, word counts out; its total
-/// goes into slot `slot` of the shared counters.
+/// goes into slot `slot` of the shared `Array` of counters.
 fn count_words(
-    (conn, mut counters, slot): (
+    (conn, counters, slot): (
         conex::multiprocessing::Connection,
-        conex::multiprocessing::SharedMemory,
+        conex::multiprocessing::Array<u64>,
         usize,
     ),
 ) -> usize {
@@ -652,13 +652,22 @@ fn count_words(
             .map(|&id| page_text(id).split_whitespace().count() as u32)
             .collect();
         let total: u64 = counts.iter().map(|&c| c as u64).sum();
-        let cell = &mut counters.buf_mut()[slot * 8..slot * 8 + 8];
-        let sum = u64::from_ne_bytes(cell.try_into().expect("8 bytes")) + total;
-        cell.copy_from_slice(&sum.to_ne_bytes());
+        {
+            // with counters.get_lock(): counters[slot] += total
+            let lock = counters.get_lock();
+            let _g = lock.blocking().lock();
+            let now = counters.get(slot).expect("a slot per worker");
+            counters.set(slot, now + total).expect("a slot per worker");
+        }
         conn.send(&counts).expect("the parent listens");
         batches += 1;
     }
     batches
+}
+
+/// A child reading a shared block.
+fn checksum(block: conex::multiprocessing::SharedMemory) -> u64 {
+    block.buf().iter().map(|&b| b as u64).sum()
 }
 
 /// A child that dials the parent's Listener with the inherited auth key.
@@ -680,25 +689,24 @@ fn divide((a, b): (i64, i64)) -> i64 {
 /// multiprocessing: processes, pipes, shared memory, listeners, panics.
 async fn multiprocessing_tour() {
     use conex::multiprocessing::{
-        Address, Client, ConnectionError, Listener, Process, ProcessError, SharedMemory,
+        Address, Array, Client, ConnectionError, Listener, Process, ProcessError, SharedMemory,
         StartMethod, current_authkey, pipe,
     };
 
     println!("[multiprocessing] worker processes of this very binary");
-    // 1. Two workers, a pipe each, one block of shared counters.
+    // 1. Two workers, a pipe each, one shared Array of counters.
     let t = Instant::now();
-    let mut counters = SharedMemory::create(None, 2 * 8).expect("shared memory");
+    let counters = Array::<u64>::new(2).expect("shared array");
     let mut workers = Vec::new();
     for (slot, method) in [StartMethod::Spawn, StartMethod::Forkserver]
         .into_iter()
         .enumerate()
     {
         let (ours, theirs) = pipe(true).expect("pipe");
-        let shared = SharedMemory::attach(counters.name()).expect("attach");
         let p = Process::builder()
             .name(format!("counter-{method}"))
             .start_method(method)
-            .build(count_words, (theirs, shared, slot));
+            .build(count_words, (theirs, counters.clone(), slot));
         p.start().expect("start");
         workers.push((p, ours));
     }
@@ -723,11 +731,7 @@ async fn multiprocessing_tour() {
             p.result().await.expect("worker result"),
         ));
     }
-    let shared: Vec<u64> = counters
-        .buf()
-        .chunks(8)
-        .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
-        .collect();
+    let shared = counters.to_vec();
     let expected: u64 = pages
         .iter()
         .map(|&id| page_text(id).split_whitespace().count() as u64)
@@ -738,12 +742,11 @@ async fn multiprocessing_tour() {
         "the shared counters add up"
     );
     assert_eq!(words_by_reply, expected, "the replies add up");
-    counters.unlink().expect("unlink");
     for (name, pid, n) in &batches {
         println!("  {name} (pid {pid}) counted {n} batches");
     }
     println!(
-        "  {} pages, {} words: shared counters {:?} sum to the replies' total; started both in {:.1} ms, all done in {:.1} ms",
+        "  {} pages, {} words: the shared Array {:?} sums to the replies' total; started both in {:.1} ms, all done in {:.1} ms",
         pages.len(),
         expected,
         shared,
@@ -751,7 +754,27 @@ async fn multiprocessing_tour() {
         t.elapsed().as_secs_f64() * 1e3
     );
 
-    // 2. A Listener with this process's auth key: a child holding the key
+    // 2. 64 KiB through a SharedMemory block: a child checksums what this
+    // process wrote (it arrives attached, by name).
+    let mut block = SharedMemory::create(None, 64 << 10).expect("shared memory");
+    for (i, b) in block.buf_mut().iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    let expected: u64 = block.buf().iter().map(|&b| b as u64).sum();
+    let reader = Process::new(
+        checksum,
+        SharedMemory::attach(block.name()).expect("attach"),
+    );
+    reader.start().expect("start");
+    let got = reader.result().await.expect("checksum");
+    assert_eq!(got, expected);
+    println!(
+        "  SharedMemory {:?}: a child summed its 64 KiB to {got}, as written",
+        block.name()
+    );
+    block.unlink().expect("unlink");
+
+    // 3. A Listener with this process's auth key: a child holding the key
     // (inherited) gets in; a client with the wrong key is refused, and the
     // listener goes on serving.
     let listener = Listener::bind(Address::unix_temp(), Some(&current_authkey())).expect("bind");
@@ -780,7 +803,7 @@ async fn multiprocessing_tour() {
     println!("  wrong key: listener says \"{refused}\", client says \"{intruder}\"");
     listener.close();
 
-    // 3. A panic in a worker comes back with its message and backtrace.
+    // 4. A panic in a worker comes back with its message and backtrace.
     let p = Process::new(divide, (7, 0));
     p.start().expect("start");
     match p.result().await {

@@ -11,6 +11,8 @@
 //! | `connection.Listener`, `Client`, `wait`, `AuthenticationError` | [`Listener`], [`Client`], [`wait`], [`AuthenticationError`] |
 //! | `shared_memory.SharedMemory(name, create, size, track)` | [`SharedMemory::create`], [`SharedMemory::attach`], [`SharedMemory::create_untracked`] |
 //! | `resource_tracker` | a tracker process unlinks tracked blocks a dead creator left |
+//! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`] |
+//! | `Value`, `Array`, `RawValue`, `RawArray` | [`Value`], [`Array`], [`RawValue`], [`RawArray`] |
 //!
 //! ## How a child runs your `fn`
 //!
@@ -33,9 +35,9 @@
 //! anything is allocated; malformed or truncated input fails that
 //! connection only, with a typed [`ConnectionError`].
 //!
-//! Not yet here (see the README): cross-process queues and
-//! synchronization primitives, `Value` / `Array`, `ShareableList` and
-//! `SharedMemoryManager`. Unix only.
+//! Not yet here (see the README): the cross-process `Queue` family,
+//! `Condition` and `Barrier`, `ShareableList` and `SharedMemoryManager`.
+//! Unix only.
 
 mod auth;
 mod callable;
