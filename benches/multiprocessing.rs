@@ -99,36 +99,98 @@ fn small_oneway(c: &mut Criterion) {
         })
     });
     g.bench_function("tokio_unixstream_framed", |b| {
+        b.iter_custom(|iters| framed_unixstream(&rt, iters))
+    });
+    g.finish();
+}
+
+/// The framed-socket peer: `iters` u64s, length-prefixed, one write per
+/// message, from a task to a task over a tokio UnixStream pair.
+fn framed_unixstream(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+    rt.block_on(async {
+        let (a, z) = tokio::net::UnixStream::pair().unwrap();
+        let rx = tokio::spawn(async move {
+            let mut r = BufReader::new(z);
+            let mut sum = 0u64;
+            let mut hdr = [0u8; 4];
+            let mut body = [0u8; 8];
+            for _ in 0..iters {
+                r.read_exact(&mut hdr).await.unwrap();
+                let n = u32::from_le_bytes(hdr) as usize;
+                r.read_exact(&mut body[..n]).await.unwrap();
+                sum = sum.wrapping_add(u64::from_le_bytes(body));
+            }
+            sum
+        });
+        let start = Instant::now();
+        let mut w = BufWriter::new(a);
+        for i in 0..iters {
+            let mut m = [0u8; 12];
+            m[..4].copy_from_slice(&8u32.to_le_bytes());
+            m[4..].copy_from_slice(&i.to_le_bytes());
+            w.write_all(&m).await.unwrap();
+            // One message, one send: as a framed sink's send().
+            w.flush().await.unwrap();
+        }
+        black_box(rx.await.unwrap());
+        start.elapsed()
+    })
+}
+
+/// A child's side of the queue bench: takes `n` items, returns their sum.
+fn drain_queue((q, n): (conex::multiprocessing::Queue<u64>, u64)) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(q.blocking().get().unwrap());
+    }
+    sum
+}
+
+fn queue_spsc(c: &mut Criterion) {
+    let rt = rt();
+    let mut g = group(c, "mp_queue_spsc");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("conex_mp_queue_to_child_process", |b| {
+        b.iter_custom(|iters| {
+            let q = conex::multiprocessing::Queue::<u64>::new(1024).unwrap();
+            let p = Process::new(drain_queue, (q.clone(), iters + 1));
+            p.start().unwrap();
+            // The child is up once it has taken the first item.
+            q.blocking().put(0).unwrap();
+            while !q.empty() {
+                std::hint::spin_loop();
+            }
+            let start = Instant::now();
+            for i in 0..iters {
+                q.blocking().put(i).unwrap();
+            }
+            black_box(p.blocking().result().unwrap());
+            start.elapsed()
+        })
+    });
+    g.bench_function("conex_mp_queue_async_tasks", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
-                let (a, z) = tokio::net::UnixStream::pair().unwrap();
+                let q = conex::multiprocessing::Queue::<u64>::new(1024).unwrap();
+                let q2 = q.clone();
                 let rx = tokio::spawn(async move {
-                    let mut r = BufReader::new(z);
                     let mut sum = 0u64;
-                    let mut hdr = [0u8; 4];
-                    let mut body = [0u8; 8];
                     for _ in 0..iters {
-                        r.read_exact(&mut hdr).await.unwrap();
-                        let n = u32::from_le_bytes(hdr) as usize;
-                        r.read_exact(&mut body[..n]).await.unwrap();
-                        sum = sum.wrapping_add(u64::from_le_bytes(body));
+                        sum = sum.wrapping_add(q2.get().await.unwrap());
                     }
                     sum
                 });
                 let start = Instant::now();
-                let mut w = BufWriter::new(a);
                 for i in 0..iters {
-                    let mut m = [0u8; 12];
-                    m[..4].copy_from_slice(&8u32.to_le_bytes());
-                    m[4..].copy_from_slice(&i.to_le_bytes());
-                    w.write_all(&m).await.unwrap();
-                    // One message, one send: as a framed sink's send().
-                    w.flush().await.unwrap();
+                    q.put(i).await.unwrap();
                 }
                 black_box(rx.await.unwrap());
                 start.elapsed()
             })
         })
+    });
+    g.bench_function("tokio_unixstream_framed", |b| {
+        b.iter_custom(|iters| framed_unixstream(&rt, iters))
     });
     g.finish();
 }
@@ -333,6 +395,7 @@ criterion_group!(
     bytes_1mib,
     shm_64mib,
     lock_uncontended,
+    queue_spsc,
     start_join
 );
 

@@ -13,6 +13,7 @@
 //! | `resource_tracker` | a tracker process unlinks tracked blocks a dead creator left |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`] |
 //! | `Value`, `Array`, `RawValue`, `RawArray` | [`Value`], [`Array`], [`RawValue`], [`RawArray`] |
+//! | `Queue`, `JoinableQueue`, `SimpleQueue` | [`Queue`], [`JoinableQueue`], [`SimpleQueue`] |
 //!
 //! ## How a child runs your `fn`
 //!
@@ -35,8 +36,8 @@
 //! anything is allocated; malformed or truncated input fails that
 //! connection only, with a typed [`ConnectionError`].
 //!
-//! Not yet here (see the README): the cross-process `Queue` family,
-//! `Condition` and `Barrier`, `ShareableList` and `SharedMemoryManager`.
+//! Not yet here (see the README): the cross-process `Condition` and
+//! `Barrier`, `ShareableList` and `SharedMemoryManager`.
 //! Unix only.
 
 mod auth;
@@ -49,6 +50,7 @@ mod handles;
 mod launch;
 mod listener;
 mod process;
+mod queues;
 mod shared_memory;
 mod sharedctypes;
 mod synchronize;
@@ -68,6 +70,9 @@ pub use listener::{Address, BlockingListener, Client, Listener, Waitable, wait, 
 pub use process::{
     BlockingProcess, BlockingProcessHandle, Process, ProcessBuilder, ProcessHandle, Sentinel,
     active_children,
+};
+pub use queues::{
+    BlockingQueue, DEFAULT_CAPACITY, GetError, JoinableQueue, PutError, Queue, SimpleQueue,
 };
 pub use shared_memory::{SharedMemory, ShmError};
 pub use sharedctypes::{Array, Element, IndexError, RawArray, RawValue, Value};

@@ -7,6 +7,7 @@
 
 mod conn;
 mod procs;
+mod queues;
 mod shm;
 mod sync;
 
@@ -33,6 +34,7 @@ fn main() {
         .chain(procs::TESTS)
         .chain(shm::TESTS)
         .chain(sync::TESTS)
+        .chain(queues::TESTS)
         .map(|&(name, f)| {
             Trial::test(name, move || {
                 std::panic::catch_unwind(f).map_err(|p| {

@@ -18,10 +18,10 @@
 
 mod block;
 mod event;
-mod futex;
+pub(crate) mod futex;
 mod lock;
 mod rlock;
-mod sem;
+pub(crate) mod sem;
 mod semaphore;
 
 pub(crate) use block::Block;

@@ -75,6 +75,19 @@ impl Sem {
         deadline: Option<Instant>,
         cancel: Option<&AtomicBool>,
     ) -> bool {
+        self.acquire_blocking_stop(deadline, cancel, None)
+    }
+
+    /// [`acquire_blocking`](Sem::acquire_blocking) that also gives up
+    /// (false) once the shared word at byte `stop` of the block is
+    /// non-zero (a queue's shutdown; its setter wakes every sleeper).
+    pub(crate) fn acquire_blocking_stop(
+        &self,
+        deadline: Option<Instant>,
+        cancel: Option<&AtomicBool>,
+        stop: Option<usize>,
+    ) -> bool {
+        let stopped = || stop.is_some_and(|o| self.block.u32(o).load(SeqCst) != 0);
         for _ in 0..64 {
             if self.try_acquire() {
                 return true;
@@ -85,7 +98,7 @@ impl Sem {
             if self.try_acquire() {
                 return true;
             }
-            if cancel.is_some_and(|c| c.load(SeqCst)) {
+            if cancel.is_some_and(|c| c.load(SeqCst)) || stopped() {
                 return false;
             }
             let mut slice = match deadline {
@@ -99,7 +112,7 @@ impl Sem {
                 slice = Some(slice.map_or(SLICE, |s| s.min(SLICE)));
             }
             self.sleepers().fetch_add(1, SeqCst);
-            if self.value().load(SeqCst) == 0 {
+            if self.value().load(SeqCst) == 0 && !stopped() {
                 futex::wait(self.value(), 0, slice);
             }
             self.sleepers().fetch_sub(1, SeqCst);
@@ -108,6 +121,15 @@ impl Sem {
 
     /// The async face of [`acquire_blocking`](Sem::acquire_blocking).
     pub(crate) async fn acquire_async(&self, deadline: Option<Instant>) -> bool {
+        self.acquire_async_stop(deadline, None).await
+    }
+
+    /// The async face of [`acquire_blocking_stop`](Sem::acquire_blocking_stop).
+    pub(crate) async fn acquire_async_stop(
+        &self,
+        deadline: Option<Instant>,
+        stop: Option<usize>,
+    ) -> bool {
         if self.try_acquire() {
             return true;
         }
@@ -115,7 +137,7 @@ impl Sem {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (me, c2) = (self.clone(), cancel.clone());
         crate::threading::runtime_handle().spawn_blocking(move || {
-            if me.acquire_blocking(deadline, Some(&c2)) && tx.send(()).is_err() {
+            if me.acquire_blocking_stop(deadline, Some(&c2), stop) && tx.send(()).is_err() {
                 // The waiter is gone: the permit goes back.
                 let _ = me.release(1);
             }
@@ -129,6 +151,11 @@ impl Sem {
         let got = (&mut waiting.rx).await.is_ok();
         waiting.done = true;
         got
+    }
+
+    /// Sets the count (a drained queue's items: under the queue's lock).
+    pub(crate) fn set_value(&self, v: u32) {
+        self.value().store(v, SeqCst);
     }
 
     /// Adds `n` permits and wakes that many sleepers.
@@ -150,7 +177,7 @@ impl Sem {
     }
 
     /// Wakes every sleeper (a cancelled waiter's, among them).
-    fn wake_all(&self) {
+    pub(crate) fn wake_all(&self) {
         futex::wake(self.value(), u32::MAX);
     }
 }

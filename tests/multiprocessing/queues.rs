@@ -1,0 +1,338 @@
+//! Cross-process Queue, JoinableQueue and SimpleQueue. Behaviours from
+//! CPython's _TestQueue (Lib/test/_test_multiprocessing.py) and the
+//! shutdown tests of Lib/test/test_queue.py.
+
+use std::time::{Duration, Instant};
+
+use conex::multiprocessing::{GetError, JoinableQueue, Process, PutError, Queue, SimpleQueue};
+
+use crate::{RT, Test};
+
+pub(crate) const TESTS: &[Test] = &[
+    ("queues::fifo_full_and_empty", fifo_full_and_empty),
+    ("queues::timeouts", timeouts),
+    (
+        "queues::many_producers_and_consumers",
+        many_producers_and_consumers,
+    ),
+    (
+        "queues::items_survive_a_producer_that_exits",
+        items_survive_a_producer_that_exits,
+    ),
+    (
+        "queues::joinable_task_done_and_join",
+        joinable_task_done_and_join,
+    ),
+    (
+        "queues::shutdown_wakes_and_drains",
+        shutdown_wakes_and_drains,
+    ),
+    (
+        "queues::shutdown_immediate_drops_and_joins",
+        shutdown_immediate_drops_and_joins,
+    ),
+    (
+        "queues::byte_capacity_bounds_and_refuses",
+        byte_capacity_bounds_and_refuses,
+    ),
+    (
+        "queues::cancelled_waits_lose_nothing",
+        cancelled_waits_lose_nothing,
+    ),
+    (
+        "queues::wrong_type_and_simple_queue",
+        wrong_type_and_simple_queue,
+    ),
+];
+
+// _TestQueue.test_put / test_get
+fn fifo_full_and_empty() {
+    let q = Queue::<u32>::new(3).unwrap();
+    assert_eq!(q.maxsize(), 3);
+    assert!(q.empty() && !q.full());
+    assert!(matches!(q.get_nowait(), Err(GetError::Empty)));
+    for i in 0..3 {
+        q.put_nowait(i).unwrap();
+    }
+    assert!(q.full());
+    assert_eq!(q.qsize(), 3);
+    match q.put_nowait(9) {
+        Err(PutError::Full(9)) => {}
+        other => panic!("expected Full(9), got {other:?}"),
+    }
+    RT.block_on(async {
+        assert_eq!(q.get().await.unwrap(), 0);
+        q.put(3).await.unwrap();
+    });
+    assert_eq!(q.blocking().get().unwrap(), 1);
+    assert_eq!(q.blocking().get_nowait().unwrap(), 2);
+    assert_eq!(q.blocking().get().unwrap(), 3);
+    assert!(q.empty());
+}
+
+// _TestQueue.test_timeout
+fn timeouts() {
+    let q = Queue::<u8>::new(1).unwrap();
+    let t = Instant::now();
+    assert!(matches!(
+        q.blocking().get_timeout(Duration::from_millis(50)),
+        Err(GetError::Empty)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    q.blocking().put(1).unwrap();
+    let t = Instant::now();
+    assert!(
+        q.blocking()
+            .put_timeout(2, Duration::from_millis(50))
+            .unwrap_err()
+            .is_full()
+    );
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    RT.block_on(async {
+        assert!(
+            q.put_timeout(2, Duration::from_millis(20))
+                .await
+                .unwrap_err()
+                .is_full()
+        );
+        assert_eq!(q.get_timeout(Duration::from_secs(10)).await.unwrap(), 1);
+        assert!(matches!(
+            q.get_timeout(Duration::from_millis(20)).await,
+            Err(GetError::Empty)
+        ));
+    });
+}
+
+fn produce((q, base, n): (Queue<Option<u64>>, u64, u64)) {
+    for i in 0..n {
+        q.blocking().put(Some(base + i)).unwrap();
+    }
+}
+
+fn consume(q: Queue<Option<u64>>) -> (u64, u64) {
+    let (mut count, mut sum) = (0, 0);
+    while let Some(v) = q.blocking().get().unwrap() {
+        count += 1;
+        sum += v;
+    }
+    (count, sum)
+}
+
+// _TestQueue.test_queue with several processes on each side
+fn many_producers_and_consumers() {
+    let q = Queue::<Option<u64>>::new(64).unwrap();
+    let producers: Vec<_> = (0..3u64)
+        .map(|k| {
+            let p = Process::new(produce, (q.clone(), k * 1_000_000, 2000));
+            p.start().unwrap();
+            p
+        })
+        .collect();
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let p = Process::new(consume, q.clone());
+            p.start().unwrap();
+            p
+        })
+        .collect();
+    for p in &producers {
+        p.blocking().result().unwrap();
+    }
+    for _ in &consumers {
+        q.blocking().put(None).unwrap();
+    }
+    let (mut count, mut sum) = (0, 0);
+    for p in &consumers {
+        let (c, s) = p.blocking().result().unwrap();
+        count += c;
+        sum += s;
+    }
+    let expected: u64 = (0..3u64)
+        .map(|k| (0..2000).map(|i| k * 1_000_000 + i).sum::<u64>())
+        .sum();
+    assert_eq!((count, sum), (6000, expected));
+    assert!(q.empty());
+}
+
+fn put_and_exit((q, n): (Queue<u32>, u32)) {
+    for i in 0..n {
+        q.blocking().put(i).unwrap();
+    }
+    // No flush, no join_thread: straight out.
+    std::process::exit(0)
+}
+
+// _TestQueue.test_queue_feeder_on_queue_feeder_error's premise: items put
+// before a producer exits are not lost.
+fn items_survive_a_producer_that_exits() {
+    let q = Queue::<u32>::unbounded().unwrap();
+    let p = Process::new(put_and_exit, (q.clone(), 500));
+    p.start().unwrap();
+    p.blocking().join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(q.qsize(), 500);
+    let got: Vec<u32> = (0..500).map(|_| q.get_nowait().unwrap()).collect();
+    assert_eq!(got, (0..500).collect::<Vec<_>>());
+}
+
+fn work_and_mark(q: JoinableQueue<u32>) -> u32 {
+    let mut n = 0;
+    while let Ok(_item) = q.blocking().get_timeout(Duration::from_millis(300)) {
+        std::thread::sleep(Duration::from_millis(1));
+        q.task_done().unwrap();
+        n += 1;
+    }
+    n
+}
+
+// _TestQueue.test_task_done
+fn joinable_task_done_and_join() {
+    let q = JoinableQueue::<u32>::new(0).unwrap();
+    for i in 0..40 {
+        q.blocking().put(i).unwrap();
+    }
+    assert_eq!(q.unfinished_tasks(), 40);
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let p = Process::new(work_and_mark, q.clone());
+            p.start().unwrap();
+            p
+        })
+        .collect();
+    RT.block_on(q.join());
+    assert_eq!(q.unfinished_tasks(), 0);
+    let done: u32 = workers.iter().map(|p| p.blocking().result().unwrap()).sum();
+    assert_eq!(done, 40);
+    assert!(q.task_done().is_err(), "task_done() called too many times");
+    q.join_blocking();
+}
+
+fn get_one(q: Queue<u8>) -> String {
+    match q.blocking().get() {
+        Ok(v) => format!("got {v}"),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+// test_queue.py BaseQueueTestMixin.test_shutdown_* (3.13): a waiting
+// getter in another process wakes with ShutDown; queued items drain
+// first; puts fail.
+fn shutdown_wakes_and_drains() {
+    let q = Queue::<u8>::new(4).unwrap();
+    let p = Process::new(get_one, q.clone());
+    p.start().unwrap();
+    // Let the child reach its wait; whether it did or not, the answer is
+    // ShutDown (it finds the queue shut and empty either way).
+    std::thread::sleep(Duration::from_millis(50));
+    q.shutdown(false);
+    assert_eq!(p.blocking().result().unwrap(), "ShutDown");
+    assert!(q.is_shutdown());
+    assert!(matches!(q.put_nowait(1), Err(PutError::ShutDown(1))));
+
+    let q = Queue::<u8>::new(4).unwrap();
+    q.put_nowait(7).unwrap();
+    q.put_nowait(8).unwrap();
+    q.shutdown(false);
+    assert_eq!(q.get_nowait().unwrap(), 7);
+    assert_eq!(RT.block_on(q.get()).unwrap(), 8);
+    assert!(matches!(q.get_nowait(), Err(GetError::ShutDown)));
+    assert!(matches!(q.blocking().get(), Err(GetError::ShutDown)));
+}
+
+fn put_blocked(q: Queue<u8>) -> String {
+    match q.blocking().put(9) {
+        Ok(()) => "put".into(),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+// test_queue.py test_shutdown_immediate_* : queued items are dropped and
+// counted done; a blocked putter wakes with ShutDown.
+fn shutdown_immediate_drops_and_joins() {
+    let q = JoinableQueue::<u8>::new(2).unwrap();
+    q.put_nowait(1).unwrap();
+    q.put_nowait(2).unwrap();
+    let p = Process::new(put_blocked, (*q).clone());
+    p.start().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    q.shutdown(true);
+    assert_eq!(p.blocking().result().unwrap(), "ShutDown(..)");
+    assert_eq!(q.qsize(), 0);
+    assert_eq!(q.unfinished_tasks(), 0);
+    q.join_blocking();
+    assert!(matches!(q.get_nowait(), Err(GetError::ShutDown)));
+}
+
+// Not in CPython (its pipe has no size limit): the queue's byte capacity
+// bounds the bytes in flight; a larger item is refused with the item back.
+fn byte_capacity_bounds_and_refuses() {
+    let q = Queue::<Vec<u8>>::with_capacity(0, 1024).unwrap();
+    match q.put_nowait(vec![1; 2000]) {
+        Err(PutError::Item(v, m)) => {
+            assert_eq!(v.len(), 2000);
+            assert!(m.contains("capacity"), "{m}");
+        }
+        other => panic!("expected Item, got {other:?}"),
+    }
+    q.put_nowait(vec![2; 600]).unwrap();
+    // Not enough bytes left for a second 600: put_nowait says Full...
+    assert!(q.put_nowait(vec![3; 600]).unwrap_err().is_full());
+    // ...and a blocking put waits for a get to free them.
+    let q2 = q.clone();
+    let t = std::thread::spawn(move || q2.blocking().put(vec![4; 600]).is_ok());
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(q.blocking().get().unwrap()[0], 2);
+    assert!(t.join().unwrap());
+    assert_eq!(
+        q.blocking().get_timeout(Duration::from_secs(10)).unwrap()[0],
+        4
+    );
+}
+
+// Not in CPython: dropped async gets and puts take nothing and lose
+// nothing.
+fn cancelled_waits_lose_nothing() {
+    let q = Queue::<u32>::new(1).unwrap();
+    RT.block_on(async {
+        for _ in 0..5 {
+            assert!(
+                tokio::time::timeout(Duration::from_millis(2), q.get())
+                    .await
+                    .is_err()
+            );
+        }
+        q.put(1).await.unwrap();
+        for _ in 0..5 {
+            assert!(
+                tokio::time::timeout(Duration::from_millis(2), q.put(2))
+                    .await
+                    .is_err()
+            );
+        }
+        assert_eq!(q.qsize(), 1);
+        assert_eq!(q.get().await.unwrap(), 1);
+        // The slot the cancelled puts waited for is free: one put fits.
+        q.put_nowait(3).unwrap();
+        assert!(q.put_nowait(4).unwrap_err().is_full());
+        assert_eq!(q.get_timeout(Duration::from_secs(10)).await.unwrap(), 3);
+    });
+}
+
+// _TestSimpleQueue.test_empty; a wrong type is a Decode error.
+fn wrong_type_and_simple_queue() {
+    let q = Queue::<String>::new(0).unwrap();
+    q.put_nowait("not a number".into()).unwrap();
+    let as_numbers: Queue<[u64; 32]> = {
+        // The same queue, seen with another item type (as a child built
+        // with a different signature would).
+        let (a, b) = conex::multiprocessing::pipe(true).unwrap();
+        a.blocking().send(&q).unwrap();
+        b.blocking().recv().unwrap()
+    };
+    assert!(matches!(as_numbers.get_nowait(), Err(GetError::Decode(_))));
+    let s = SimpleQueue::<u8>::new().unwrap();
+    assert!(s.empty());
+    s.blocking().put(5).unwrap();
+    assert!(!s.empty());
+    assert_eq!(s.blocking().get().unwrap(), 5);
+}
