@@ -29,10 +29,12 @@
 //! the fork server) take batches of page ids over a `Pipe`, count the
 //! words of each page, answer with their counts and add their totals into
 //! a shared `Array` (under its cross-process lock) the parent reads at the
-//! end; 64 KiB go through a `SharedMemory` block to a child; a
+//! end; two more take numbers from a `JoinableQueue`, mark them done and
+//! put their sums on a `Queue`; 64 KiB go through a `SharedMemory` block
+//! to a child; a
 //! `Listener` with an auth key accepts a child that holds the key and
 //! refuses a client that does not; a worker's panic comes back with its
-//! remote backtrace. (The cross-process `Queue` is not built yet.)
+//! remote backtrace.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -665,6 +667,25 @@ fn count_words(
     batches
 }
 
+/// A worker: squares numbers from `work` (marking each done) until a
+/// `None`, then puts its pid and sum on `results`.
+fn sum_squares(
+    (work, results): (
+        conex::multiprocessing::JoinableQueue<Option<u64>>,
+        conex::multiprocessing::Queue<(u32, u64)>,
+    ),
+) {
+    let mut sum = 0;
+    while let Ok(Some(n)) = work.blocking().get() {
+        sum += n * n;
+        work.task_done().expect("one get, one task_done");
+    }
+    results
+        .blocking()
+        .put((std::process::id(), sum))
+        .expect("put");
+}
+
 /// A child reading a shared block.
 fn checksum(block: conex::multiprocessing::SharedMemory) -> u64 {
     block.buf().iter().map(|&b| b as u64).sum()
@@ -689,8 +710,8 @@ fn divide((a, b): (i64, i64)) -> i64 {
 /// multiprocessing: processes, pipes, shared memory, listeners, panics.
 async fn multiprocessing_tour() {
     use conex::multiprocessing::{
-        Address, Array, Client, ConnectionError, Listener, Process, ProcessError, SharedMemory,
-        StartMethod, current_authkey, pipe,
+        Address, Array, Client, ConnectionError, JoinableQueue, Listener, Process, ProcessError,
+        Queue, SharedMemory, StartMethod, current_authkey, pipe,
     };
 
     println!("[multiprocessing] worker processes of this very binary");
@@ -754,7 +775,42 @@ async fn multiprocessing_tour() {
         t.elapsed().as_secs_f64() * 1e3
     );
 
-    // 2. 64 KiB through a SharedMemory block: a child checksums what this
+    // 2. A JoinableQueue of work shared by two worker processes, results
+    // back on a Queue; join() waits until every item is marked done.
+    let t = Instant::now();
+    let work = JoinableQueue::<Option<u64>>::new(256).expect("queue");
+    let results = Queue::<(u32, u64)>::unbounded().expect("queue");
+    let squarers: Vec<_> = (0..2)
+        .map(|_| {
+            let p = Process::new(sum_squares, (work.clone(), results.clone()));
+            p.start().expect("start");
+            p
+        })
+        .collect();
+    for n in 1..=2000u64 {
+        work.put(Some(n)).await.expect("put");
+    }
+    work.join().await;
+    for _ in &squarers {
+        work.put(None).await.expect("put");
+    }
+    let mut total = 0u64;
+    let mut per_worker = Vec::new();
+    for _ in &squarers {
+        let (pid, sum) = results.get().await.expect("result");
+        per_worker.push(pid);
+        total += sum;
+    }
+    for p in &squarers {
+        p.join().await.expect("join");
+    }
+    assert_eq!(total, (1..=2000u64).map(|n| n * n).sum::<u64>());
+    println!(
+        "  JoinableQueue: 2000 numbers squared by workers {per_worker:?}, sum {total}, joined and collected in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
+    // 3. 64 KiB through a SharedMemory block: a child checksums what this
     // process wrote (it arrives attached, by name).
     let mut block = SharedMemory::create(None, 64 << 10).expect("shared memory");
     for (i, b) in block.buf_mut().iter_mut().enumerate() {
@@ -774,7 +830,7 @@ async fn multiprocessing_tour() {
     );
     block.unlink().expect("unlink");
 
-    // 3. A Listener with this process's auth key: a child holding the key
+    // 4. A Listener with this process's auth key: a child holding the key
     // (inherited) gets in; a client with the wrong key is refused, and the
     // listener goes on serving.
     let listener = Listener::bind(Address::unix_temp(), Some(&current_authkey())).expect("bind");
@@ -803,7 +859,7 @@ async fn multiprocessing_tour() {
     println!("  wrong key: listener says \"{refused}\", client says \"{intruder}\"");
     listener.close();
 
-    // 4. A panic in a worker comes back with its message and backtrace.
+    // 5. A panic in a worker comes back with its message and backtrace.
     let p = Process::new(divide, (7, 0));
     p.start().expect("start");
     match p.result().await {
