@@ -1,13 +1,12 @@
 //! The cross-process `JoinableQueue`.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::queue::Queue;
+use crate::multiprocessing::synchronize::futex;
 use crate::queue::TaskDoneError;
 
 /// A [`Queue`] that counts unfinished tasks. Python:
@@ -85,18 +84,13 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         if self.unfinished_tasks() == 0 {
             return;
         }
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (ring, c2) = (self.q.ring().clone(), cancel.clone());
-        let task = crate::threading::runtime_handle()
-            .spawn_blocking(move || ring.join_blocking(Some(&c2)));
-        struct Stop(Arc<AtomicBool>);
-        impl Drop for Stop {
-            fn drop(&mut self) {
-                self.0.store(true, SeqCst);
-            }
-        }
-        let _stop = Stop(cancel);
-        let _ = task.await;
+        let (ring, waker) = (self.q.ring().clone(), self.q.ring().clone());
+        futex::off_thread(
+            move |cancel| ring.join_blocking(Some(cancel)),
+            move || futex::wake(waker.unfinished_word(), u32::MAX),
+            |()| {},
+        )
+        .await;
     }
 
     /// [`join`](JoinableQueue::join), blocking.

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::multiprocessing::synchronize::Block;
 use crate::multiprocessing::synchronize::futex;
@@ -23,6 +23,7 @@ const LOCK: usize = 0;
 const ITEMS: usize = 16;
 const SLOTS: usize = 32;
 const UNFINISHED: usize = 48;
+const JOIN_SLEEPERS: usize = 52;
 const SHUTDOWN: usize = 56;
 const SPACE: usize = 60;
 const SPACE_SLEEPERS: usize = 64;
@@ -205,50 +206,49 @@ impl Ring {
                 self.capacity() as usize - 4,
             ));
         }
-        loop {
-            self.lock();
-            if self.is_shutdown() {
-                self.unlock();
-                self.return_slot();
-                return Err(RingError::ShutDown);
-            }
-            let (head, tail) = (
-                self.block.u64(HEAD).load(SeqCst),
-                self.block.u64(TAIL).load(SeqCst),
-            );
-            if self.capacity() - (tail - head) >= need {
+        // Under the lock: write if the ring has the bytes; otherwise sleep
+        // until a get frees some (it bumps the SPACE word).
+        let done = futex::wait_for(
+            self.block.u32(SPACE),
+            self.block.u32(SPACE_SLEEPERS),
+            deadline,
+            None,
+            |_| {
+                self.lock();
+                if self.is_shutdown() {
+                    self.unlock();
+                    return Some(Err(RingError::ShutDown));
+                }
+                let (head, tail) = (
+                    self.block.u64(HEAD).load(SeqCst),
+                    self.block.u64(TAIL).load(SeqCst),
+                );
+                if self.capacity() - (tail - head) < need {
+                    self.unlock();
+                    return None;
+                }
                 self.write_at(tail, &(item.len() as u32).to_le_bytes());
                 self.write_at(tail + 4, item);
                 self.block.u64(TAIL).store(tail + need, SeqCst);
                 self.block.u64(COUNT).fetch_add(1, SeqCst);
                 self.block.u32(UNFINISHED).fetch_add(1, SeqCst);
                 self.unlock();
+                Some(Ok(()))
+            },
+        );
+        match done {
+            Some(Ok(())) => {
                 let _ = sem(&self.block, ITEMS).release(1);
-                return Ok(());
+                Ok(())
             }
-            // Short of bytes: sleep until a get frees some.
-            let word = self.block.u32(SPACE);
-            let seen = word.load(SeqCst);
-            self.unlock();
-            let slice = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => {
-                        self.return_slot();
-                        return Err(RingError::Full);
-                    }
-                },
-                None => None,
-            };
-            self.block.u32(SPACE_SLEEPERS).fetch_add(1, SeqCst);
-            futex::wait(
-                word,
-                seen,
-                slice.map_or(Some(Duration::from_millis(100)), |s| {
-                    Some(s.min(Duration::from_millis(100)))
-                }),
-            );
-            self.block.u32(SPACE_SLEEPERS).fetch_sub(1, SeqCst);
+            Some(Err(e)) => {
+                self.return_slot();
+                Err(e)
+            }
+            None => {
+                self.return_slot();
+                Err(RingError::Full)
+            }
         }
     }
 
@@ -339,7 +339,7 @@ impl Ring {
                 Err(now) => cur = now,
             }
         }
-        if cur == 1 {
+        if cur == 1 && self.block.u32(JOIN_SLEEPERS).load(SeqCst) > 0 {
             futex::wake(w, u32::MAX);
         }
         true
@@ -347,14 +347,17 @@ impl Ring {
 
     /// Blocks until no task is unfinished (or `cancel`).
     pub(crate) fn join_blocking(&self, cancel: Option<&AtomicBool>) {
-        let w = self.block.u32(UNFINISHED);
-        loop {
-            let cur = w.load(SeqCst);
-            if cur == 0 || cancel.is_some_and(|c| c.load(SeqCst)) {
-                return;
-            }
-            futex::wait(w, cur, cancel.map(|_| Duration::from_millis(50)));
-        }
+        let _ = futex::wait_for(
+            self.unfinished_word(),
+            self.block.u32(JOIN_SLEEPERS),
+            None,
+            cancel,
+            |v| (v == 0).then_some(()),
+        );
+    }
+
+    pub(crate) fn unfinished_word(&self) -> &std::sync::atomic::AtomicU32 {
+        self.block.u32(UNFINISHED)
     }
 
     /// Shuts the queue down; `immediate` also drops what is queued.

@@ -88,54 +88,33 @@ impl Event {
 
     /// Sleeps until set (true) or the deadline / cancel (false).
     fn wait_blocking(&self, deadline: Option<Instant>, cancel: Option<&AtomicBool>) -> bool {
-        let w = self.word();
-        let start = w.load(SeqCst);
+        let start = self.word().load(SeqCst);
         if start & 1 == 1 {
             return true;
         }
-        loop {
-            let now = w.load(SeqCst);
-            if now & 1 == 1 || now >> 1 != start >> 1 {
-                return true;
-            }
-            if cancel.is_some_and(|c| c.load(SeqCst)) {
-                return false;
-            }
-            let mut slice = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return false,
-                },
-                None => None,
-            };
-            if cancel.is_some() {
-                slice = Some(slice.map_or(Duration::from_millis(50), |s| {
-                    s.min(Duration::from_millis(50))
-                }));
-            }
-            self.block.u32(SLEEPERS).fetch_add(1, SeqCst);
-            futex::wait(w, now, slice);
-            self.block.u32(SLEEPERS).fetch_sub(1, SeqCst);
-        }
+        // Set now, or a set (a new generation) since `start`.
+        futex::wait_for(
+            self.word(),
+            self.block.u32(SLEEPERS),
+            deadline,
+            cancel,
+            |now| (now & 1 == 1 || now >> 1 != start >> 1).then_some(()),
+        )
+        .is_some()
     }
 
     async fn wait_async(&self, deadline: Option<Instant>) -> bool {
         if self.is_set() {
             return true;
         }
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (me, c2) = (self.clone(), cancel.clone());
-        let task = crate::threading::runtime_handle()
-            .spawn_blocking(move || me.wait_blocking(deadline, Some(&c2)));
-        struct Stop(Arc<AtomicBool>, Event);
-        impl Drop for Stop {
-            fn drop(&mut self) {
-                self.0.store(true, SeqCst);
-                futex::wake(self.1.word(), u32::MAX);
-            }
-        }
-        let _stop = Stop(cancel, self.clone());
-        task.await.unwrap_or(false)
+        let (me, waker) = (self.clone(), self.clone());
+        futex::off_thread(
+            move |cancel| me.wait_blocking(deadline, Some(cancel)),
+            move || futex::wake(waker.word(), u32::MAX),
+            |_| {},
+        )
+        .await
+        .unwrap_or(false)
     }
 
     /// Waits until the flag is set. Python: `wait()`.

@@ -52,3 +52,104 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = (word, n);
 }
+
+/// How long one sleep lasts at most while an in-process cancel flag is
+/// watched (a cancelled async waiter's sleeper also gets a wake, so this
+/// only bounds a missed one).
+const SLICE: Duration = Duration::from_millis(50);
+
+/// The one wait loop of the cross-process primitives. Calls `step` with
+/// the current value of `word`; `Some(r)` ends the wait with `r`, `None`
+/// sleeps until `word` changes (counted in `sleepers`, so wakers can skip
+/// the system call when nobody sleeps) and calls it again. Returns `None`
+/// once `deadline` passes or `cancel` is set.
+pub(crate) fn wait_for<R>(
+    word: &AtomicU32,
+    sleepers: &AtomicU32,
+    deadline: Option<std::time::Instant>,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+    mut step: impl FnMut(u32) -> Option<R>,
+) -> Option<R> {
+    use std::sync::atomic::Ordering::SeqCst;
+    loop {
+        let seen = word.load(SeqCst);
+        if let Some(r) = step(seen) {
+            return Some(r);
+        }
+        if cancel.is_some_and(|c| c.load(SeqCst)) {
+            return None;
+        }
+        let mut slice = match deadline {
+            Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return None,
+            },
+            None => None,
+        };
+        if cancel.is_some() {
+            slice = Some(slice.map_or(SLICE, |s| s.min(SLICE)));
+        }
+        sleepers.fetch_add(1, SeqCst);
+        // A change between `seen` and here makes the futex return at once.
+        wait(word, seen, slice);
+        sleepers.fetch_sub(1, SeqCst);
+    }
+}
+
+/// The async face of every cross-process wait: `work` (a blocking wait
+/// honouring the cancel flag it is given) runs on a thread of the
+/// runtime's blocking pool and this future awaits its answer. Dropped
+/// first, it sets the flag, calls `wake` (so the sleeper notices), and
+/// hands an answer that arrives anyway to `undo` (a permit won after the
+/// drop goes back): whatever the timing, nothing is lost. `None` if the
+/// runtime dropped the wait (it is shutting down).
+pub(crate) async fn off_thread<R: Send + 'static>(
+    work: impl FnOnce(&std::sync::atomic::AtomicBool) -> R + Send + 'static,
+    wake: impl Fn() + Send + 'static,
+    undo: impl Fn(R) + Send + Sync + 'static,
+) -> Option<R> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    struct Pending<R, W: Fn(), U: Fn(R)> {
+        rx: tokio::sync::oneshot::Receiver<R>,
+        cancel: Arc<AtomicBool>,
+        wake: W,
+        undo: Arc<U>,
+        done: bool,
+    }
+    impl<R, W: Fn(), U: Fn(R)> Drop for Pending<R, W, U> {
+        fn drop(&mut self) {
+            if self.done {
+                return;
+            }
+            self.cancel.store(true, SeqCst);
+            (self.wake)();
+            self.rx.close();
+            if let Ok(r) = self.rx.try_recv() {
+                (self.undo)(r);
+            }
+        }
+    }
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    let undo = Arc::new(undo);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (c2, undo2) = (cancel.clone(), undo.clone());
+    crate::threading::runtime_handle().spawn_blocking(move || {
+        if let Err(r) = tx.send(work(&c2)) {
+            undo2(r);
+        }
+    });
+    let mut pending = Pending {
+        rx,
+        cancel,
+        wake,
+        undo,
+        done: false,
+    };
+    // An error: the runtime is shutting down and dropped the wait.
+    let r = (&mut pending.rx).await.ok();
+    pending.done = true;
+    r
+}

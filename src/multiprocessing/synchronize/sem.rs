@@ -28,9 +28,6 @@ pub(crate) struct Sem {
 #[derive(Debug)]
 pub(crate) struct TooMany;
 
-/// How long one futex sleep lasts at most while a cancel flag is watched.
-const SLICE: Duration = Duration::from_millis(50);
-
 impl Sem {
     /// Initialises a fresh (zeroed) block's semaphore.
     pub(crate) fn init(block: Arc<Block>, base: usize, value: u32, max: u32) -> Sem {
@@ -87,36 +84,23 @@ impl Sem {
         cancel: Option<&AtomicBool>,
         stop: Option<usize>,
     ) -> bool {
-        let stopped = || stop.is_some_and(|o| self.block.u32(o).load(SeqCst) != 0);
         for _ in 0..64 {
             if self.try_acquire() {
                 return true;
             }
             std::hint::spin_loop();
         }
-        loop {
-            if self.try_acquire() {
-                return true;
+        let stopped = || stop.is_some_and(|o| self.block.u32(o).load(SeqCst) != 0);
+        futex::wait_for(self.value(), self.sleepers(), deadline, cancel, |v| {
+            if v > 0 && self.try_acquire() {
+                Some(true)
+            } else if stopped() {
+                Some(false)
+            } else {
+                None
             }
-            if cancel.is_some_and(|c| c.load(SeqCst)) || stopped() {
-                return false;
-            }
-            let mut slice = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return false,
-                },
-                None => None,
-            };
-            if cancel.is_some() {
-                slice = Some(slice.map_or(SLICE, |s| s.min(SLICE)));
-            }
-            self.sleepers().fetch_add(1, SeqCst);
-            if self.value().load(SeqCst) == 0 && !stopped() {
-                futex::wait(self.value(), 0, slice);
-            }
-            self.sleepers().fetch_sub(1, SeqCst);
-        }
+        })
+        .unwrap_or(false)
     }
 
     /// The async face of [`acquire_blocking`](Sem::acquire_blocking).
@@ -124,7 +108,8 @@ impl Sem {
         self.acquire_async_stop(deadline, None).await
     }
 
-    /// The async face of [`acquire_blocking_stop`](Sem::acquire_blocking_stop).
+    /// The async face of [`acquire_blocking_stop`](Sem::acquire_blocking_stop):
+    /// a permit won after the future was dropped goes back.
     pub(crate) async fn acquire_async_stop(
         &self,
         deadline: Option<Instant>,
@@ -133,24 +118,18 @@ impl Sem {
         if self.try_acquire() {
             return true;
         }
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (me, c2) = (self.clone(), cancel.clone());
-        crate::threading::runtime_handle().spawn_blocking(move || {
-            if me.acquire_blocking_stop(deadline, Some(&c2), stop) && tx.send(()).is_err() {
-                // The waiter is gone: the permit goes back.
-                let _ = me.release(1);
-            }
-        });
-        let mut waiting = Waiting {
-            rx,
-            cancel,
-            sem: self.clone(),
-            done: false,
-        };
-        let got = (&mut waiting.rx).await.is_ok();
-        waiting.done = true;
-        got
+        let (me, waker, undo) = (self.clone(), self.clone(), self.clone());
+        futex::off_thread(
+            move |cancel| me.acquire_blocking_stop(deadline, Some(cancel), stop),
+            move || waker.wake_all(),
+            move |got| {
+                if got {
+                    let _ = undo.release(1);
+                }
+            },
+        )
+        .await
+        .unwrap_or(false)
     }
 
     /// Sets the count (a drained queue's items: under the queue's lock).
@@ -179,31 +158,6 @@ impl Sem {
     /// Wakes every sleeper (a cancelled waiter's, among them).
     pub(crate) fn wake_all(&self) {
         futex::wake(self.value(), u32::MAX);
-    }
-}
-
-/// An async acquire in flight. Dropped before its answer: wakes the
-/// sleeper (so it stops), and gives back a permit it won meanwhile,
-/// whether the answer is still on its way (the sender then fails and the
-/// sleeper releases) or already in the channel (released here).
-struct Waiting {
-    rx: tokio::sync::oneshot::Receiver<()>,
-    cancel: Arc<AtomicBool>,
-    sem: Sem,
-    done: bool,
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        self.cancel.store(true, SeqCst);
-        self.sem.wake_all();
-        self.rx.close();
-        if self.rx.try_recv().is_ok() {
-            let _ = self.sem.release(1);
-        }
     }
 }
 
