@@ -11,7 +11,7 @@
 //! | `connection.Listener`, `Client`, `wait`, `AuthenticationError` | [`Listener`], [`Client`], [`wait`], [`AuthenticationError`] |
 //! | `shared_memory.SharedMemory(name, create, size, track)` | [`SharedMemory::create`], [`SharedMemory::attach`], [`SharedMemory::create_untracked`] |
 //! | `resource_tracker` | a tracker process unlinks tracked blocks a dead creator left |
-//! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`] |
+//! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`] |
 //! | `Value`, `Array`, `RawValue`, `RawArray` | [`Value`], [`Array`], [`RawValue`], [`RawArray`] |
 //! | `Queue`, `JoinableQueue`, `SimpleQueue` | [`Queue`], [`JoinableQueue`], [`SimpleQueue`] |
 //!
@@ -36,8 +36,8 @@
 //! anything is allocated; malformed or truncated input fails that
 //! connection only, with a typed [`ConnectionError`].
 //!
-//! Not yet here (see the README): the cross-process `Condition` and
-//! `Barrier`, `ShareableList` and `SharedMemoryManager`.
+//! Not yet here (see the README): `ShareableList` and
+//! `SharedMemoryManager`.
 //! Unix only.
 
 mod auth;
@@ -77,7 +77,8 @@ pub use queues::{
 pub use shared_memory::{SharedMemory, ShmError};
 pub use sharedctypes::{Array, Element, IndexError, RawArray, RawValue, Value};
 pub use synchronize::{
-    BlockingEvent, BlockingLock, BlockingRLock, BlockingSemaphore, BoundedSemaphore, Event, Lock,
-    LockGuard, RLock, RLockGuard, Semaphore,
+    Barrier, BlockingBarrier, BlockingCondition, BlockingEvent, BlockingLock, BlockingRLock,
+    BlockingSemaphore, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard,
+    Semaphore,
 };
 pub use wire::DEFAULT_MAX_FRAME;

@@ -1,10 +1,11 @@
-//! Cross-process Lock, RLock, Semaphore, BoundedSemaphore and Event,
-//! passed to children as arguments, on both faces.
+//! Cross-process Lock, RLock, Semaphore, BoundedSemaphore, Event,
+//! Condition and Barrier, passed to children as arguments, on both faces.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conex::multiprocessing::{
-    BoundedSemaphore, Event, Lock, Process, RLock, Semaphore, SharedMemory, StartMethod,
+    Barrier, BoundedSemaphore, Condition, Event, Lock, Process, RLock, RawValue, Semaphore,
+    SharedMemory, StartMethod,
 };
 use conex::threading::ReleaseError;
 
@@ -37,6 +38,23 @@ pub(crate) const TESTS: &[Test] = &[
     (
         "sync::event_set_then_clear_still_wakes",
         event_set_then_clear_still_wakes,
+    ),
+    (
+        "sync::condition_notify_n_across_processes",
+        condition_notify_n_across_processes,
+    ),
+    (
+        "sync::condition_wait_for_timeout_and_misuse",
+        condition_wait_for_timeout_and_misuse,
+    ),
+    ("sync::barrier_across_processes", barrier_across_processes),
+    (
+        "sync::barrier_timeout_abort_reset",
+        barrier_timeout_abort_reset,
+    ),
+    (
+        "sync::barrier_cancelled_wait_breaks_it",
+        barrier_cancelled_wait_breaks_it,
     ),
 ];
 
@@ -292,4 +310,171 @@ fn event_set_then_clear_still_wakes() {
     for p in &waiters {
         assert!(p.blocking().result().unwrap());
     }
+}
+
+/// Waits on `c` (no predicate), then counts itself in `woke` under the
+/// lock.
+fn wait_then_count((c, woke): (Condition, RawValue<u32>)) {
+    let c2 = c.blocking();
+    let g = c2.lock();
+    let g = c2.wait(g);
+    woke.set(woke.get() + 1);
+    drop(g);
+}
+
+fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+// _TestCondition.test_notify / test_notify_n / test_notify_all
+fn condition_notify_n_across_processes() {
+    let c = Condition::new().unwrap();
+    let woke = RawValue::new(0u32).unwrap();
+    let ps: Vec<_> = (0..3)
+        .map(|_| {
+            let p = Process::new(wait_then_count, (c.clone(), woke.clone()));
+            p.start().unwrap();
+            p
+        })
+        .collect();
+    poll_until("three sleepers", || c.sleeping() == 3);
+    {
+        let g = c.blocking().lock();
+        c.notify(2).unwrap();
+        drop(g);
+    }
+    poll_until("two wake-ups", || woke.get() == 2);
+    // The third stays asleep (CPython checks the same after a pause).
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(woke.get(), 2);
+    assert_eq!(c.sleeping(), 1);
+    {
+        let g = c.blocking().lock();
+        c.notify_all().unwrap();
+        drop(g);
+    }
+    for p in &ps {
+        p.blocking().result().unwrap();
+    }
+    assert_eq!(woke.get(), 3);
+}
+
+fn set_and_notify((c, flag): (Condition, RawValue<u32>)) {
+    let g = c.blocking().lock();
+    flag.set(1);
+    c.notify_all().unwrap();
+    drop(g);
+}
+
+// _TestCondition.test_waitfor / test_timeout; notify without the lock
+fn condition_wait_for_timeout_and_misuse() {
+    let c = Condition::new().unwrap();
+    assert!(c.notify(1).is_err(), "notify needs the lock");
+    let flag = RawValue::new(0u32).unwrap();
+    RT.block_on(async {
+        let g = c.lock().await;
+        let (g, notified) = c.wait_timeout(g, Duration::from_millis(20)).await;
+        assert!(!notified);
+        let (g, ok) = c
+            .wait_for_timeout(g, Duration::from_millis(20), || flag.get() == 1)
+            .await;
+        assert!(!ok);
+        // A child sets the flag and notifies; the async wait_for sees it.
+        let p = Process::new(set_and_notify, (c.clone(), flag.clone()));
+        p.start().unwrap();
+        let g = c.wait_for(g, || flag.get() == 1).await;
+        assert!(
+            c.rlock().is_owned(),
+            "the lock is held again after the wait"
+        );
+        drop(g);
+        p.result().await.unwrap();
+    });
+    assert!(!c.rlock().is_owned());
+}
+
+fn barrier_rounds((b, rounds): (Barrier, u32)) -> Vec<usize> {
+    (0..rounds).map(|_| b.blocking().wait().unwrap()).collect()
+}
+
+// _TestBarrier.test_barrier / test_barrier_10 (several rounds)
+fn barrier_across_processes() {
+    let b = Barrier::new(3).unwrap();
+    assert_eq!(b.parties(), 3);
+    let ps: Vec<_> = (0..2)
+        .map(|_| {
+            let p = Process::new(barrier_rounds, (b.clone(), 3));
+            p.start().unwrap();
+            p
+        })
+        .collect();
+    let mine: Vec<usize> = RT.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(b.wait().await.unwrap());
+        }
+        v
+    });
+    let theirs: Vec<Vec<usize>> = ps.iter().map(|p| p.blocking().result().unwrap()).collect();
+    for round in 0..3 {
+        let mut idx = vec![mine[round], theirs[0][round], theirs[1][round]];
+        idx.sort();
+        assert_eq!(idx, vec![0, 1, 2], "round {round}: one index each");
+    }
+    assert!(!b.broken());
+}
+
+fn wait_once(b: Barrier) -> bool {
+    b.blocking().wait().is_err()
+}
+
+// _TestBarrier.test_timeout / test_abort / test_reset
+fn barrier_timeout_abort_reset() {
+    let b = Barrier::new(2).unwrap();
+    assert!(
+        b.blocking()
+            .wait_timeout(Duration::from_millis(20))
+            .is_err()
+    );
+    assert!(b.broken());
+    let p = Process::new(wait_once, b.clone());
+    p.start().unwrap();
+    assert!(
+        p.blocking().result().unwrap(),
+        "a broken barrier fails at once"
+    );
+    b.reset();
+    assert!(!b.broken());
+    // abort wakes a waiting party in another process.
+    let p = Process::new(wait_once, b.clone());
+    p.start().unwrap();
+    poll_until("a waiting party", || b.n_waiting() == 1);
+    b.abort();
+    assert!(p.blocking().result().unwrap());
+    b.reset();
+    // Whole again: two parties pass.
+    let p = Process::new(wait_once, b.clone());
+    p.start().unwrap();
+    assert!(b.blocking().wait_timeout(Duration::from_secs(60)).is_ok());
+    assert!(!p.blocking().result().unwrap());
+}
+
+// Not in CPython: a dropped async wait breaks the barrier for the others.
+fn barrier_cancelled_wait_breaks_it() {
+    let b = Barrier::new(2).unwrap();
+    RT.block_on(async {
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), b.wait())
+                .await
+                .is_err()
+        );
+    });
+    assert!(b.broken());
+    assert_eq!(b.n_waiting(), 0);
+    b.reset();
+    assert!(!b.broken());
 }

@@ -1,5 +1,6 @@
 //! Cross-process synchronization: Python's `multiprocessing.Lock`,
-//! `RLock`, `Semaphore`, `BoundedSemaphore` and `Event`
+//! `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition` and
+//! `Barrier`
 //! (`multiprocessing.synchronize`), with the in-process semantics of
 //! [`crate::threading`].
 //!
@@ -16,7 +17,9 @@
 //! POSIX semaphores); timeouts run on the OS clock (not tokio's, which
 //! `pause()` cannot stop in another process).
 
+mod barrier;
 mod block;
+mod condition;
 mod event;
 pub(crate) mod futex;
 mod lock;
@@ -24,7 +27,9 @@ mod rlock;
 pub(crate) mod sem;
 mod semaphore;
 
+pub use barrier::{Barrier, BlockingBarrier};
 pub(crate) use block::Block;
+pub use condition::{BlockingCondition, Condition};
 pub use event::{BlockingEvent, Event};
 pub use lock::{BlockingLock, Lock, LockGuard};
 pub use rlock::{BlockingRLock, RLock, RLockGuard};

@@ -52,7 +52,8 @@ super::serde_via_block!(RLock, |block| RLock {
     block,
 });
 
-fn me() -> (u32, u64) {
+/// Who the caller is: this process, and its task or thread.
+pub(crate) fn me() -> (u32, u64) {
     (std::process::id(), crate::wait::owner::current())
 }
 
@@ -86,6 +87,32 @@ impl RLock {
         self.block.u32(PID).store(pid, SeqCst);
         self.block.u64(ID).store(id, SeqCst);
         self.block.u32(COUNT).store(1, SeqCst);
+    }
+
+    /// Releases every level `me` holds (a condition's wait); returns how
+    /// many, 0 if `me` is not the owner.
+    pub(crate) fn release_all(&self, me: (u32, u64)) -> u32 {
+        if !self.owned_by(me) {
+            return 0;
+        }
+        let n = self.block.u32(COUNT).swap(0, SeqCst);
+        self.block.u64(ID).store(0, SeqCst);
+        self.block.u32(PID).store(0, SeqCst);
+        let _ = self.sem.release(1);
+        n
+    }
+
+    /// Takes the lock for `me` at `levels` levels (blocking; a condition
+    /// restoring what its wait released).
+    pub(crate) fn restore_blocking(&self, me: (u32, u64), levels: u32) {
+        self.sem.acquire_blocking(None, None);
+        self.take(me);
+        self.block.u32(COUNT).store(levels, SeqCst);
+    }
+
+    /// Whether `self` and `other` are handles to the same lock.
+    pub(crate) fn same(&self, other: &RLock) -> bool {
+        Arc::ptr_eq(&self.block, &other.block) || self.block.ptr() == other.block.ptr()
     }
 
     /// Acquires it (again, if the caller owns it). Python: `acquire()`.
@@ -125,7 +152,12 @@ impl RLock {
     /// # Errors
     /// [`ReleaseError::NotOwner`] unless the caller owns it.
     pub fn release(&self) -> Result<(), ReleaseError> {
-        if !self.owned_by(me()) {
+        self.release_as(me())
+    }
+
+    /// [`release`](RLock::release) on behalf of `me`.
+    pub(crate) fn release_as(&self, me: (u32, u64)) -> Result<(), ReleaseError> {
+        if !self.owned_by(me) {
             return Err(ReleaseError::NotOwner);
         }
         if self.block.u32(COUNT).fetch_sub(1, SeqCst) == 1 {
@@ -173,6 +205,18 @@ impl fmt::Debug for RLock {
 #[derive(Debug)]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,
+}
+
+impl<'a> RLockGuard<'a> {
+    /// The lock it holds.
+    pub(crate) fn rlock(&self) -> &'a RLock {
+        self.lock
+    }
+
+    /// A guard for `lock`, whose level the caller holds.
+    pub(crate) fn held(lock: &'a RLock) -> RLockGuard<'a> {
+        RLockGuard { lock }
+    }
 }
 
 impl Drop for RLockGuard<'_> {

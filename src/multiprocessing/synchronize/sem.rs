@@ -29,6 +29,9 @@ pub(crate) struct Sem {
 pub(crate) struct TooMany;
 
 impl Sem {
+    /// The largest count.
+    pub(crate) const MAX: u32 = i32::MAX as u32;
+
     /// Initialises a fresh (zeroed) block's semaphore.
     pub(crate) fn init(block: Arc<Block>, base: usize, value: u32, max: u32) -> Sem {
         let s = Sem { block, base };
