@@ -10,6 +10,7 @@
 //! | `Pipe(duplex)`, `Connection` | [`pipe`], [`Connection`] (async, and [`Connection::blocking`]) |
 //! | `connection.Listener`, `Client`, `wait`, `AuthenticationError` | [`Listener`], [`Client`], [`wait`], [`AuthenticationError`] |
 //! | `shared_memory.SharedMemory(name, create, size, track)` | [`SharedMemory::create`], [`SharedMemory::attach`], [`SharedMemory::create_untracked`] |
+//! | `shared_memory.ShareableList`, `managers.SharedMemoryManager` | [`ShareableList`], [`SharedMemoryManager`] |
 //! | `resource_tracker` | a tracker process unlinks tracked blocks a dead creator left |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`] |
 //! | `Value`, `Array`, `RawValue`, `RawArray` | [`Value`], [`Array`], [`RawValue`], [`RawArray`] |
@@ -36,8 +37,6 @@
 //! anything is allocated; malformed or truncated input fails that
 //! connection only, with a typed [`ConnectionError`].
 //!
-//! Not yet here (see the README): `ShareableList` and
-//! `SharedMemoryManager`.
 //! Unix only.
 
 mod auth;
@@ -51,6 +50,7 @@ mod launch;
 mod listener;
 mod process;
 mod queues;
+mod shareable_list;
 mod shared_memory;
 mod sharedctypes;
 mod synchronize;
@@ -74,6 +74,7 @@ pub use process::{
 pub use queues::{
     BlockingQueue, DEFAULT_CAPACITY, GetError, JoinableQueue, PutError, Queue, SimpleQueue,
 };
+pub use shareable_list::{Item, ListError, ShareableList, SharedMemoryManager};
 pub use shared_memory::{SharedMemory, ShmError};
 pub use sharedctypes::{Array, Element, IndexError, RawArray, RawValue, Value};
 pub use synchronize::{

@@ -236,6 +236,21 @@ impl SharedMemory {
         self.size
     }
 
+    /// The 64-bit word `i` of the block, for atomic access (a
+    /// [`ShareableList`](super::ShareableList)'s storage).
+    ///
+    /// # Panics
+    /// Past the end, or after `close`.
+    pub(crate) fn word(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!(
+            !self.ptr.is_null() && (i + 1) * 8 <= self.size,
+            "word {i} outside the block"
+        );
+        // SAFETY: in bounds, 8-aligned (the mapping is page-aligned), and
+        // only ever accessed atomically by ShareableList.
+        unsafe { &*self.ptr.add(i * 8).cast::<std::sync::atomic::AtomicU64>() }
+    }
+
     /// The memory, to read. Python: `SharedMemory.buf`.
     pub fn buf(&self) -> &[u8] {
         if self.ptr.is_null() {
@@ -284,10 +299,10 @@ impl SharedMemory {
             });
         }
         self.unlinked = true;
-        if self.tracked {
-            tracker::unregister(&self.name);
-            self.tracked = false;
-        }
+        // Whichever handle unlinks it (the creator's, or one attached by
+        // name in the creating process), the tracker forgets it.
+        tracker::unregister(&self.name);
+        self.tracked = false;
         Ok(())
     }
 }

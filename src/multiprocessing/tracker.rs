@@ -30,9 +30,9 @@ const SLOTS: usize = 4096;
 
 static WRITER: Mutex<Option<std::fs::File>> = Mutex::new(None);
 
-fn send(line: &str) {
+fn send(line: &str, start_if_needed: bool) {
     let mut w = WRITER.lock().unwrap_or_else(|e| e.into_inner());
-    if w.is_none() {
+    if w.is_none() && start_if_needed {
         *w = start();
     }
     if let Some(f) = w.as_mut() {
@@ -45,12 +45,13 @@ fn send(line: &str) {
 
 /// Tracks `name`: unlinked when this process has gone, unless unregistered.
 pub(crate) fn register(name: &str) {
-    send(&format!("R {name}\n"));
+    send(&format!("R {name}\n"), true);
 }
 
-/// Stops tracking `name` (it was unlinked).
+/// Stops tracking `name` (it was unlinked, by whichever handle): a no-op
+/// for a name this process never registered.
 pub(crate) fn unregister(name: &str) {
-    send(&format!("U {name}\n"));
+    send(&format!("U {name}\n"), false);
 }
 
 /// The highest descriptor number to close in the child.

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use conex::multiprocessing::{
-    Array, Connection, IndexError, Process, RawArray, RawValue, SharedMemory, ShmError, Value, pipe,
+    Array, Connection, IndexError, Item, ListError, Process, RawArray, RawValue, ShareableList,
+    SharedMemory, SharedMemoryManager, ShmError, Value, pipe,
 };
 
 use crate::Test;
@@ -36,6 +37,11 @@ pub(crate) const TESTS: &[Test] = &[
     (
         "sharedctypes::wrong_element_type_is_refused",
         wrong_element_type_is_refused,
+    ),
+    ("shm::shareable_list_basics", shareable_list_basics),
+    (
+        "shm::manager_unlinks_at_shutdown",
+        manager_unlinks_at_shutdown,
     ),
 ];
 
@@ -232,4 +238,76 @@ fn wrong_element_type_is_refused() {
     ));
     a.blocking().send(&RawArray::<u8>::new(3).unwrap()).unwrap();
     assert_eq!(b.blocking().recv::<RawArray<u8>>().unwrap().len(), 3);
+}
+
+fn bump_list(l: ShareableList) -> usize {
+    let Item::Int(n) = l.get(0).unwrap() else {
+        panic!("slot 0 holds an int")
+    };
+    l.set(0, n + 1).unwrap();
+    l.set(2, "child").unwrap();
+    l.len()
+}
+
+// _TestSharedMemory.test_shared_memory_ShareableList_basics
+fn shareable_list_basics() {
+    let items: Vec<Item> = vec![
+        41i64.into(),
+        2.5f64.into(),
+        "howdy".into(),
+        b"\x00\x01".as_slice().into(),
+        true.into(),
+        ().into(),
+    ];
+    let l = ShareableList::new(items.clone(), None).unwrap();
+    assert_eq!(l.len(), 6);
+    assert_eq!(l.to_vec().unwrap(), items);
+    assert_eq!(l.index(&Item::Bool(true)), Some(4));
+    assert_eq!(l.count(&Item::None), 1);
+    assert!(matches!(l.get(6), Err(ListError::Index(6))));
+    // A slot takes another type if it fits; a longer str does not.
+    l.set(1, "8 bytes!").unwrap();
+    assert_eq!(l.get(1).unwrap(), Item::Str("8 bytes!".into()));
+    assert!(matches!(
+        l.set(1, "nine byte"),
+        Err(ListError::TooLarge { index: 1, room: 8 })
+    ));
+    // A child attaches by name and writes; this process sees it.
+    let p = Process::new(bump_list, ShareableList::attach(l.name()).unwrap());
+    p.start().unwrap();
+    assert_eq!(p.blocking().result().unwrap(), 6);
+    assert_eq!(l.get(0).unwrap(), Item::Int(42));
+    assert_eq!(l.get(2).unwrap(), Item::Str("child".into()));
+    // Not a list: a plain block.
+    let mut plain = SharedMemory::create(None, 64).unwrap();
+    assert!(matches!(
+        ShareableList::attach(plain.name()),
+        Err(ListError::NotAList(_))
+    ));
+    plain.unlink().unwrap();
+    l.unlink().unwrap();
+}
+
+// _TestSharedMemory.test_shared_memory_SharedMemoryManager_basics
+fn manager_unlinks_at_shutdown() {
+    let smm = SharedMemoryManager::new();
+    let a = smm.shared_memory(100).unwrap();
+    let l = smm.shareable_list(["x", "y"]).unwrap();
+    let (an, ln) = (a.name().to_owned(), l.name().to_owned());
+    assert!(on_disk(&an) && on_disk(&ln));
+    smm.shutdown();
+    assert!(!on_disk(&an) && !on_disk(&ln));
+    assert!(matches!(
+        SharedMemory::attach(&an),
+        Err(ShmError::NotFound(_))
+    ));
+    // Still mapped here.
+    assert_eq!(l.get(1).unwrap(), Item::Str("y".into()));
+    assert!(smm.shared_memory(10).is_err(), "no blocks after shutdown");
+    // Drop shuts down too.
+    let name = {
+        let smm = SharedMemoryManager::new();
+        smm.shared_memory(10).unwrap().name().to_owned()
+    };
+    assert!(!on_disk(&name));
 }
