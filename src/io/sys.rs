@@ -219,6 +219,22 @@ pub(crate) fn send_parts(
             break;
         }
     }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = 0;
+    if fds.is_empty() && n == 1 {
+        // One contiguous part and nothing to attach: plain send(2), no
+        // message header for the kernel to copy in.
+        loop {
+            // SAFETY: the iovec points into a live slice of `parts`.
+            let r = unsafe { libc::send(fd, iov[0].iov_base, iov[0].iov_len, flags) };
+            match cvt(r) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
     // Room for MAX_FDS descriptors, aligned for cmsghdr.
     let mut cmsg = [0u64; (MAX_FDS * 4 + 64) / 8];
     // SAFETY: msghdr is plain data; zeroed is a valid empty header.
@@ -244,10 +260,6 @@ pub(crate) fn send_parts(
             std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(hdr), bytes);
         }
     }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let flags = libc::MSG_NOSIGNAL;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let flags = 0;
     loop {
         // SAFETY: `msg` points at live iovecs and control data.
         let r = unsafe { libc::sendmsg(fd, &msg, flags) };

@@ -18,6 +18,10 @@ use crate::io::driver::{block_on_io, within};
 use crate::io::fd::SharedFd;
 use crate::io::sys;
 
+/// Payloads up to this size are copied next to their header and sent
+/// with one plain `send(2)`; larger ones go out gathered (`sendmsg`).
+const SMALL_SEND: usize = 2048;
+
 struct Inner {
     sock: SharedFd,
     read: tokio::sync::Mutex<ReadState>,
@@ -224,7 +228,8 @@ impl Connection {
             return Err(ConnectionError::Encode("a message over 4 GiB".into()));
         }
         buf[..HEADER].copy_from_slice(&header(len, fds.len()));
-        self.write_frame(&buf[..HEADER], &buf[HEADER..], &fds).await
+        // Header and payload are one buffer: one part, one plain send.
+        self.write_frame(&buf, &[], &fds).await
     }
 
     /// Sends `buf` as one message, as is. Python: `Connection.send_bytes`
@@ -241,6 +246,13 @@ impl Connection {
             return Err(ConnectionError::Encode("a message over 4 GiB".into()));
         }
         let h = header(buf.len(), 0);
+        if buf.len() <= SMALL_SEND {
+            // Small: header and payload in one buffer, one plain send.
+            let mut one = [0u8; HEADER + SMALL_SEND];
+            one[..HEADER].copy_from_slice(&h);
+            one[HEADER..HEADER + buf.len()].copy_from_slice(buf);
+            return self.write_frame(&one[..HEADER + buf.len()], &[], &[]).await;
+        }
         self.write_frame(&h, buf, &[]).await
     }
 
@@ -335,7 +347,11 @@ impl Connection {
             return Err(ConnectionError::BufferTooShort(bytes));
         }
         buf[..bytes.len()].copy_from_slice(&bytes);
-        Ok(bytes.len())
+        let n = bytes.len();
+        if let Ok(mut r) = self.inner.read.try_lock() {
+            r.recycle(bytes);
+        }
+        Ok(n)
     }
 
     /// Waits until there is something to receive (a message, or end of

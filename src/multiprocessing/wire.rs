@@ -68,6 +68,10 @@ pub(crate) struct ReadState {
     eof: bool,
     /// After a framing error the stream has lost its place.
     broken: Option<String>,
+    /// A large frame's buffer handed back after use (`recv_bytes_into`
+    /// copies out of it): the next large frame reuses it instead of
+    /// faulting in fresh pages.
+    spare: Option<Vec<u8>>,
 }
 
 impl ReadState {
@@ -93,6 +97,13 @@ impl ReadState {
             ))));
         }
         Ok(self.fds.drain(..n).collect())
+    }
+
+    /// Takes back a large frame's buffer for the next one.
+    pub(crate) fn recycle(&mut self, bytes: Vec<u8>) {
+        if bytes.capacity() > SMALL && bytes.capacity() <= FIRST_RESERVE {
+            self.spare = Some(bytes);
+        }
     }
 
     /// A whole frame from what has been received, if there is one.
@@ -140,7 +151,13 @@ impl ReadState {
         }
         if len > SMALL {
             // Its own buffer from here: what has come so far moves over.
-            let mut bytes = Vec::with_capacity(len.min(FIRST_RESERVE));
+            let mut bytes = match self.spare.take() {
+                Some(mut v) if v.capacity() >= len.min(FIRST_RESERVE) => {
+                    v.clear();
+                    v
+                }
+                _ => Vec::with_capacity(len.min(FIRST_RESERVE)),
+            };
             bytes.extend_from_slice(&self.buf[body..]);
             self.buf.clear();
             self.start = 0;
