@@ -13,7 +13,7 @@ use tokio::io::Interest;
 
 use super::errors::ConnectionError;
 use super::handles::{self, Handle};
-use super::wire::{DEFAULT_MAX_FRAME, Frame, HEADER, ReadState, Sending, WriteState, header};
+use super::wire::{Body, DEFAULT_MAX_FRAME, Frame, HEADER, ReadState, Sending, WriteState, header};
 use crate::io::driver::{block_on_io, within};
 use crate::io::fd::SharedFd;
 use crate::io::sys;
@@ -316,8 +316,25 @@ impl Connection {
     /// Nothing is lost: bytes received before a drop stay in the
     /// connection, and the next receive goes on from them.
     pub async fn recv<T: DeserializeOwned>(&self) -> Result<T, ConnectionError> {
-        let frame = self.read_frame().await?;
-        decode(frame)
+        // Decoded where it lies in the receive buffer: no copy.
+        self.read_with(|body, fds| {
+            handles::provide(fds, || postcard::from_bytes(body.as_slice()))
+                .map_err(|e| ConnectionError::Decode(e.to_string()))
+        })
+        .await?
+    }
+
+    /// Receives the next frame and hands it to `f` where it lies.
+    async fn read_with<R>(
+        &self,
+        f: impl FnOnce(Body<'_>, Vec<OwnedFd>) -> R,
+    ) -> Result<R, ConnectionError> {
+        self.check_readable()?;
+        let max = self.max_frame();
+        let mut r = self.inner.read.lock().await;
+        let sock = &self.inner.sock;
+        let mut f = Some(f);
+        poll_fn(|cx| r.poll_with(sock, cx, max, &mut f)).await
     }
 
     /// Receives the next message's bytes. Python: `Connection.recv_bytes()`.
@@ -342,14 +359,25 @@ impl Connection {
     /// # Cancel safety
     /// As [`recv`](Connection::recv).
     pub async fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, ConnectionError> {
-        let bytes = self.read_frame().await?.bytes;
-        if bytes.len() > buf.len() {
-            return Err(ConnectionError::BufferTooShort(bytes));
-        }
-        buf[..bytes.len()].copy_from_slice(&bytes);
-        let n = bytes.len();
-        if let Ok(mut r) = self.inner.read.try_lock() {
-            r.recycle(bytes);
+        let spare = self
+            .read_with(|body, _fds| {
+                let n = body.as_slice().len();
+                if n > buf.len() {
+                    return Err(ConnectionError::BufferTooShort(body.into_vec()));
+                }
+                buf[..n].copy_from_slice(body.as_slice());
+                Ok((
+                    n,
+                    match body {
+                        Body::Own(v) => Some(v),
+                        Body::In(_) => None,
+                    },
+                ))
+            })
+            .await??;
+        let (n, big) = spare;
+        if let (Some(v), Ok(mut r)) = (big, self.inner.read.try_lock()) {
+            r.recycle(v);
         }
         Ok(n)
     }
@@ -461,12 +489,6 @@ fn pollfd(fd: std::os::fd::RawFd) -> libc::pollfd {
         events: libc::POLLIN,
         revents: 0,
     }
-}
-
-/// Decodes a frame as a `T`, handing it its OS handles.
-pub(crate) fn decode<T: DeserializeOwned>(frame: Frame) -> Result<T, ConnectionError> {
-    handles::provide(frame.fds, || postcard::from_bytes(&frame.bytes))
-        .map_err(|e| ConnectionError::Decode(e.to_string()))
 }
 
 impl AsRawFd for Connection {

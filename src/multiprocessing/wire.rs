@@ -58,6 +58,42 @@ struct Big {
     nfds: usize,
 }
 
+/// A received frame's bytes: where they lie in the shared buffer, or a
+/// large frame's own buffer.
+pub(crate) enum Body<'a> {
+    In(&'a [u8]),
+    Own(Vec<u8>),
+}
+
+impl Body<'_> {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Body::In(b) => b,
+            Body::Own(v) => v,
+        }
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        match self {
+            Body::In(b) => b.to_vec(),
+            Body::Own(v) => v,
+        }
+    }
+}
+
+/// What `parse_in_place` found.
+enum Parsed {
+    Nothing,
+    /// A whole frame in the shared buffer, at `body..body + len`.
+    Small {
+        body: usize,
+        len: usize,
+        nfds: usize,
+    },
+    /// A large frame, complete in its own buffer.
+    Big(Frame),
+}
+
 /// The receiving half's progress.
 #[derive(Default)]
 pub(crate) struct ReadState {
@@ -106,82 +142,41 @@ impl ReadState {
         }
     }
 
-    /// A whole frame from what has been received, if there is one.
-    fn parse(&mut self, max: usize) -> Result<Option<Frame>, ConnectionError> {
-        if let Some(big) = &self.big {
-            if big.bytes.len() < big.len {
-                return Ok(None);
-            }
-            let big = self.big.take().expect("checked");
-            let fds = self.take_fds(big.nfds)?;
-            return Ok(Some(Frame {
-                bytes: big.bytes,
-                fds,
-            }));
-        }
-        let avail = self.buf.len() - self.start;
-        if avail < HEADER {
-            return Ok(None);
-        }
-        let h = &self.buf[self.start..self.start + HEADER];
-        let len = u32::from_le_bytes(h[..4].try_into().expect("4 bytes")) as usize;
-        let nfds = u32::from_le_bytes(h[4..].try_into().expect("4 bytes")) as usize;
-        if len > max {
-            return Err(self.fail(ConnectionError::FrameTooLarge {
-                len: len as u64,
-                max,
-            }));
-        }
-        if nfds > sys::MAX_FDS {
-            return Err(self.fail(ConnectionError::Protocol(format!(
-                "a frame announced {nfds} OS handles (at most {})",
-                sys::MAX_FDS
-            ))));
-        }
-        let body = self.start + HEADER;
-        if avail >= HEADER + len {
-            let bytes = self.buf[body..body + len].to_vec();
-            self.start = body + len;
-            if self.start == self.buf.len() {
-                self.buf.clear();
-                self.start = 0;
-            }
-            let fds = self.take_fds(nfds)?;
-            return Ok(Some(Frame { bytes, fds }));
-        }
-        if len > SMALL {
-            // Its own buffer from here: what has come so far moves over.
-            let mut bytes = match self.spare.take() {
-                Some(mut v) if v.capacity() >= len.min(FIRST_RESERVE) => {
-                    v.clear();
-                    v
-                }
-                _ => Vec::with_capacity(len.min(FIRST_RESERVE)),
-            };
-            bytes.extend_from_slice(&self.buf[body..]);
-            self.buf.clear();
-            self.start = 0;
-            self.big = Some(Big { bytes, len, nfds });
-        }
-        Ok(None)
-    }
-
-    /// Receives the next frame.
-    pub(crate) fn poll_frame(
+    /// Receives the next frame and hands it to `f`: a frame in the shared
+    /// buffer as a borrowed slice (no copy), a large one as its own `Vec`.
+    pub(crate) fn poll_with<R>(
         &mut self,
         sock: &SharedFd,
         cx: &mut Context<'_>,
         max: usize,
-    ) -> Poll<Result<Frame, ConnectionError>> {
+        f: &mut Option<impl FnOnce(Body<'_>, Vec<OwnedFd>) -> R>,
+    ) -> Poll<Result<R, ConnectionError>> {
         if let Some(m) = &self.broken {
             return Poll::Ready(Err(ConnectionError::Protocol(format!(
                 "the connection broke earlier: {m}"
             ))));
         }
         loop {
-            match self.parse(max) {
-                Ok(Some(f)) => return Poll::Ready(Ok(f)),
-                Ok(None) => {}
+            match self.parse_in_place(max) {
+                Ok(Parsed::Nothing) => {}
+                Ok(Parsed::Big(frame)) => {
+                    let f = f.take().expect("polled after completion");
+                    return Poll::Ready(Ok(f(Body::Own(frame.bytes), frame.fds)));
+                }
+                Ok(Parsed::Small { body, len, nfds }) => {
+                    let fds = match self.take_fds(nfds) {
+                        Ok(fds) => fds,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    };
+                    let f = f.take().expect("polled after completion");
+                    let r = f(Body::In(&self.buf[body..body + len]), fds);
+                    self.start = body + len;
+                    if self.start == self.buf.len() {
+                        self.buf.clear();
+                        self.start = 0;
+                    }
+                    return Poll::Ready(Ok(r));
+                }
                 Err(e) => return Poll::Ready(Err(e)),
             }
             if self.eof {
@@ -201,6 +196,72 @@ impl ReadState {
                 self.eof = true;
             }
         }
+    }
+
+    fn parse_in_place(&mut self, max: usize) -> Result<Parsed, ConnectionError> {
+        if let Some(big) = &self.big {
+            if big.bytes.len() < big.len {
+                return Ok(Parsed::Nothing);
+            }
+            let big = self.big.take().expect("checked");
+            let fds = self.take_fds(big.nfds)?;
+            return Ok(Parsed::Big(Frame {
+                bytes: big.bytes,
+                fds,
+            }));
+        }
+        let avail = self.buf.len() - self.start;
+        if avail < HEADER {
+            return Ok(Parsed::Nothing);
+        }
+        let h = &self.buf[self.start..self.start + HEADER];
+        let len = u32::from_le_bytes(h[..4].try_into().expect("4 bytes")) as usize;
+        let nfds = u32::from_le_bytes(h[4..].try_into().expect("4 bytes")) as usize;
+        if len > max {
+            return Err(self.fail(ConnectionError::FrameTooLarge {
+                len: len as u64,
+                max,
+            }));
+        }
+        if nfds > sys::MAX_FDS {
+            return Err(self.fail(ConnectionError::Protocol(format!(
+                "a frame announced {nfds} OS handles (at most {})",
+                sys::MAX_FDS
+            ))));
+        }
+        let body = self.start + HEADER;
+        if avail >= HEADER + len {
+            return Ok(Parsed::Small { body, len, nfds });
+        }
+        if len > SMALL {
+            // Its own buffer from here: what has come so far moves over.
+            let mut bytes = match self.spare.take() {
+                Some(mut v) if v.capacity() >= len.min(FIRST_RESERVE) => {
+                    v.clear();
+                    v
+                }
+                _ => Vec::with_capacity(len.min(FIRST_RESERVE)),
+            };
+            bytes.extend_from_slice(&self.buf[body..]);
+            self.buf.clear();
+            self.start = 0;
+            self.big = Some(Big { bytes, len, nfds });
+        }
+        Ok(Parsed::Nothing)
+    }
+
+    /// Receives the next frame.
+    pub(crate) fn poll_frame(
+        &mut self,
+        sock: &SharedFd,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<Result<Frame, ConnectionError>> {
+        let mut f = Some(|body: Body<'_>, fds| Frame {
+            bytes: body.into_vec(),
+            fds,
+        });
+        self.poll_with(sock, cx, max, &mut f)
     }
 
     /// Reads once: into the large frame's own buffer (never past its end),
