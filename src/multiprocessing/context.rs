@@ -219,17 +219,17 @@ pub fn cpu_count() -> usize {
 }
 
 /// The worker entry: call it first thing in `main`. In the program itself
-/// it returns at once; in a process conex started (a worker, the fork
-/// server, the resource tracker) it runs that process's loop and never
-/// returns.
+/// it returns at once (and allows starting children of this binary); in a
+/// process conex started (a worker, the fork server) it runs that
+/// process's loop and never returns.
 ///
 /// Python: the `if __name__ == "__main__":` guard (and `freeze_support()`):
 /// a child re-executes the binary, and `init` is what keeps it from
-/// running the program's `main` again. A child whose `main` does not call
-/// it fails its handshake with a [`StartError::NoHandshake`] naming this
-/// function.
+/// running the program's `main` again. A program whose `main` does not
+/// call it cannot start children by `spawn` or `forkserver`
+/// ([`StartError::NoInit`]); `fork` and shared memory work without it.
 ///
-/// [`StartError::NoHandshake`]: super::StartError::NoHandshake
+/// [`StartError::NoInit`]: super::StartError::NoInit
 ///
 /// ```no_run
 /// fn work(n: u64) -> u64 {

@@ -319,10 +319,11 @@ impl ProcessHandle {
     ///
     /// # Errors
     /// `AlreadyStarted`, `Closed`; `Start` when the OS refuses, the start
-    /// method is not possible (fork with threads running), the arguments
-    /// do not encode, or this is a daemon. A child that starts but fails
-    /// its handshake (a different binary, a `main` without
-    /// [`init`](super::init)) is reported by `join` / `result`.
+    /// method is not possible (fork with threads running; spawn or
+    /// forkserver in a program whose `main` skipped [`init`](super::init)),
+    /// the arguments do not encode, or this is a daemon. A child that
+    /// starts but fails its handshake (a different binary) is reported by
+    /// `join` / `result`.
     pub fn start(&self) -> Result<(), ProcessError> {
         check_not_uninitialised_child();
         let (call, encode) = {
