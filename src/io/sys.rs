@@ -115,6 +115,18 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 
 /// Whether child `pid` has exited, without reaping it.
 pub(crate) fn exited_nowait(pid: u32) -> io::Result<bool> {
+    waitid_exited(pid, libc::WNOHANG)
+}
+
+/// Blocks until `pid` has exited, without reaping it (for a waiting
+/// thread where there are no pidfds).
+pub(crate) fn wait_exit_nowait(pid: u32) -> io::Result<()> {
+    waitid_exited(pid, 0).map(drop)
+}
+
+/// `waitid(P_PID, pid, WEXITED | WNOWAIT | extra)`, retried on EINTR:
+/// whether `pid` has exited (always true without `WNOHANG`).
+fn waitid_exited(pid: u32, extra: libc::c_int) -> io::Result<bool> {
     // SAFETY: siginfo_t is plain data; waitid fills it in.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     loop {
@@ -124,7 +136,7 @@ pub(crate) fn exited_nowait(pid: u32) -> io::Result<bool> {
                 libc::P_PID,
                 pid as libc::id_t,
                 &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                libc::WEXITED | libc::WNOWAIT | extra,
             )
         };
         if r < 0 {
@@ -134,33 +146,9 @@ pub(crate) fn exited_nowait(pid: u32) -> io::Result<bool> {
             }
             return Err(e);
         }
-        // SAFETY: waitid filled `info` in; si_pid is 0 if nothing exited.
-        return Ok(unsafe { info.si_pid() } != 0);
-    }
-}
-
-/// Blocks until `pid` has exited, without reaping it (for a waiting
-/// thread where there are no pidfds).
-pub(crate) fn wait_exit_nowait(pid: u32) -> io::Result<()> {
-    // SAFETY: as in `exited_nowait`.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: as in `exited_nowait`.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
+        // SAFETY: waitid filled `info` in; si_pid is 0 if nothing exited
+        // (only possible with WNOHANG).
+        return Ok(extra & libc::WNOHANG == 0 || unsafe { info.si_pid() } != 0);
     }
 }
 

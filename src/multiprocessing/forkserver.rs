@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -286,18 +286,9 @@ fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) {
 
 /// The server process: its link to the parent came as stdin.
 pub(crate) fn main() -> ! {
-    // SAFETY: taking our own stdin, before any thread exists.
-    let link = unsafe {
-        let fd = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
-        if fd < 0 {
-            libc::_exit(2);
-        }
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if null >= 0 {
-            libc::dup2(null, 0);
-            libc::close(null);
-        }
-        OwnedFd::from_raw_fd(fd)
+    let Some(link) = super::worker::take_stdin() else {
+        // SAFETY: plain exit.
+        unsafe { libc::_exit(2) }
     };
     let Ok((sig_r, sig_w)) = sys::pipe() else {
         // SAFETY: plain exit.

@@ -53,21 +53,29 @@ pub(crate) enum Done {
 
 /// A spawned child: its control socket came as stdin.
 pub(crate) fn spawned_main() -> ! {
+    match take_stdin() {
+        Some(ctrl) => run(ctrl),
+        None => fail("no control socket on stdin"),
+    }
+}
+
+/// A re-executed conex process's link to its parent, which came as stdin:
+/// moved to a close-on-exec descriptor, stdin becoming `/dev/null`.
+/// `None` if there is no stdin. Call it before any thread starts.
+pub(crate) fn take_stdin() -> Option<OwnedFd> {
     // SAFETY: dup/open/dup2 on our own standard input, before any thread.
-    let ctrl = unsafe {
+    unsafe {
         let fd = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
         if fd < 0 {
-            eprintln!("conex worker: no control socket on stdin");
-            libc::_exit(2);
+            return None;
         }
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
         if null >= 0 {
             libc::dup2(null, 0);
             libc::close(null);
         }
-        OwnedFd::from_raw_fd(fd)
-    };
-    run(ctrl)
+        Some(OwnedFd::from_raw_fd(fd))
+    }
 }
 
 fn fail(msg: &str) -> ! {
