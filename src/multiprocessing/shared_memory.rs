@@ -89,8 +89,6 @@ pub struct SharedMemory {
     name: String,
     ptr: *mut u8,
     size: usize,
-    /// Created by this object and registered with the tracker.
-    tracked: bool,
     unlinked: bool,
 }
 
@@ -180,7 +178,6 @@ impl SharedMemory {
             name,
             ptr,
             size,
-            tracked: track,
             unlinked: false,
         })
     }
@@ -221,7 +218,6 @@ impl SharedMemory {
             name: name.to_owned(),
             ptr,
             size,
-            tracked: false,
             unlinked: false,
         })
     }
@@ -302,7 +298,6 @@ impl SharedMemory {
         // Whichever handle unlinks it (the creator's, or one attached by
         // name in the creating process), the tracker forgets it.
         tracker::unregister(&self.name);
-        self.tracked = false;
         Ok(())
     }
 }
