@@ -44,6 +44,17 @@ pub trait Executor<A, R>: Send + Sync {
     where
         E: std::error::Error + Send + Sync + 'static;
 
+    /// Schedules `f` over each of `args` as one unit where the executor can
+    /// (a process pool sends them to one worker in one message: Python's
+    /// `chunksize`); one future per argument, in order. The default submits
+    /// them one by one.
+    ///
+    /// # Errors
+    /// As [`submit`](Executor::submit).
+    fn submit_chunk(&self, f: fn(A) -> R, args: Vec<A>) -> Result<Vec<Future<R>>, SubmitError> {
+        args.into_iter().map(|a| self.submit(f, a)).collect()
+    }
+
     /// Stops taking work. With `cancel_futures`, the work not started yet is
     /// cancelled (running work completes either way); with `wait`, blocks
     /// until every started work has finished and the workers are gone.
@@ -104,7 +115,8 @@ impl MapOptions {
     }
 
     /// Items sent to a worker process at a time (Python's `chunksize`;
-    /// process pools only, ignored by the others).
+    /// process pools send each chunk as one message, the other executors
+    /// submit its items one by one).
     pub fn chunksize(mut self, n: NonZeroUsize) -> Self {
         self.chunksize = Some(n);
         self
@@ -124,6 +136,7 @@ pub struct MapResults<A, R, I, E> {
     f: fn(A) -> R,
     args: Option<I>,
     buffersize: Option<usize>,
+    chunksize: usize,
     deadline: Option<Instant>,
     in_flight: VecDeque<Future<R>>,
     failed: bool,
@@ -155,6 +168,7 @@ where
             f,
             args: Some(args),
             buffersize: options.buffersize.map(NonZeroUsize::get),
+            chunksize: options.get_chunksize(),
             deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
             in_flight: VecDeque::new(),
             failed: false,
@@ -163,14 +177,32 @@ where
         Ok(m)
     }
 
-    /// Submits calls until the look-ahead is full or the input ends.
+    /// Submits calls, a chunk at a time, until the look-ahead is full or
+    /// the input ends.
     fn fill(&mut self) -> Result<(), SubmitError> {
-        while self.buffersize.is_none_or(|b| self.in_flight.len() < b) {
+        loop {
+            let room = match self.buffersize {
+                Some(b) => b.saturating_sub(self.in_flight.len()),
+                None => usize::MAX,
+            };
             let Some(args) = &mut self.args else { break };
-            match args.next() {
-                Some(a) => self.in_flight.push_back(self.executor.submit(self.f, a)?),
-                None => self.args = None,
+            if room == 0 {
+                break;
             }
+            let chunk: Vec<A> = args.by_ref().take(self.chunksize.min(room)).collect();
+            if chunk.len() < self.chunksize.min(room) {
+                self.args = None;
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let futures = if chunk.len() == 1 {
+                let a = chunk.into_iter().next().expect("one argument");
+                vec![self.executor.submit(self.f, a)?]
+            } else {
+                self.executor.submit_chunk(self.f, chunk)?
+            };
+            self.in_flight.extend(futures);
         }
         Ok(())
     }

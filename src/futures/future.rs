@@ -41,6 +41,9 @@ struct State<T> {
     /// `Some` once finished, until the value is taken.
     outcome: Option<Result<T, WorkError>>,
     callbacks: Vec<Callback<T>>,
+    /// What stops the work when a running future is cancelled (a process
+    /// pool's kill-on-cancel); `None`: running work cannot be cancelled.
+    stopper: Option<Box<dyn FnOnce() + Send>>,
 }
 
 struct Inner<T> {
@@ -140,6 +143,7 @@ impl<T> Future<T> {
                     status: Status::Pending,
                     outcome: None,
                     callbacks: Vec::new(),
+                    stopper: None,
                 }),
                 done: Flag::new(false),
             }),
@@ -158,7 +162,13 @@ impl<T> Future<T> {
     fn complete(&self, mut st: parking_lot::MutexGuard<'_, State<T>>, status: Status) {
         st.status = status;
         let callbacks = std::mem::take(&mut st.callbacks);
+        let stopper = st.stopper.take();
         drop(st);
+        if status == Status::Cancelled {
+            if let Some(stop) = stopper {
+                stop();
+            }
+        }
         self.inner.done.set();
         for cb in callbacks {
             self.run_callback(cb);
@@ -178,16 +188,48 @@ impl<T> Future<T> {
     /// Cancels the future if it has not started: returns `true` if it is
     /// (now) cancelled, `false` if it is running or finished.
     ///
+    /// Running work is not cancelled (Python's rule), except where its
+    /// executor can stop it and was asked to: a
+    /// [`ProcessPoolExecutor`](super::ProcessPoolExecutor) built with
+    /// `kill_on_cancel` kills the worker running it (and replaces it).
+    ///
     /// Python: `Future.cancel()`.
     pub fn cancel(&self) -> bool {
         let st = self.inner.state.lock();
         match st.status {
+            Status::Running if st.stopper.is_some() => {
+                self.complete(st, Status::Cancelled);
+                true
+            }
             Status::Running | Status::Finished => false,
             Status::Cancelled => true,
             Status::Pending => {
                 self.complete(st, Status::Cancelled);
                 true
             }
+        }
+    }
+
+    /// Lets [`cancel`](Future::cancel) stop this running work with `stop`
+    /// (run once, outside the future's lock); `false` if the future is not
+    /// running (nothing is installed then).
+    pub(crate) fn set_stopper(&self, stop: Box<dyn FnOnce() + Send>) -> bool {
+        let mut st = self.inner.state.lock();
+        if st.status == Status::Running {
+            st.stopper = Some(stop);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Calls `f` with the outcome of a finished future (`None` while it is
+    /// not finished, when cancelled, or once the value was taken).
+    pub(crate) fn peek<U>(&self, f: impl FnOnce(Option<&Result<T, WorkError>>) -> U) -> U {
+        let st = self.inner.state.lock();
+        match st.status {
+            Status::Finished => f(st.outcome.as_ref()),
+            _ => f(None),
         }
     }
 

@@ -9,7 +9,7 @@
 //! | `Executor`: `submit(fn, *args)`, `map`, `shutdown(wait, cancel_futures)` | [`Executor`], [`MapOptions`] (`timeout`, `buffersize`, `chunksize`) |
 //! | `ThreadPoolExecutor(max_workers, thread_name_prefix, initializer)` | [`ThreadPoolExecutor`], [`ThreadPoolBuilder`] |
 //! | (asyncio's side) | [`TaskExecutor`]: async work as tasks, same `Future`, same trait |
-//! | `ProcessPoolExecutor` | the process pool (its own module) |
+//! | `ProcessPoolExecutor(max_workers, mp_context, initializer, initargs, max_tasks_per_child)`, `BrokenProcessPool` | [`ProcessPoolExecutor`], [`ProcessPoolBuilder`], [`OnDeath`] (with the `multiprocessing` feature) |
 //! | `wait(fs, timeout, return_when)`, `FIRST_COMPLETED`, `FIRST_EXCEPTION`, `ALL_COMPLETED` | [`wait`], [`wait_blocking`], [`ReturnWhen`] |
 //! | `as_completed(fs, timeout)` | [`as_completed`] (a `Stream`), [`as_completed_blocking`] (an `Iterator`) |
 //! | `CancelledError`, `TimeoutError`, `InvalidStateError`, `BrokenExecutor`, the work's exception | [`FutureError`], [`InvalidState`], [`SubmitError`], [`WorkError`] |
@@ -30,10 +30,13 @@ mod task_pool;
 mod thread_pool;
 mod waiting;
 
+#[cfg(feature = "multiprocessing")]
+pub use crate::multiprocessing::{OnDeath, ProcessPoolBuilder, ProcessPoolExecutor};
 pub use errors::{FutureError, InvalidState, SubmitError, Timeout, WorkError, ZeroWorkers};
 pub use executor::{Executor, MapOptions, MapResults};
 pub use future::{BlockingFuture, Future};
 pub use task_pool::TaskExecutor;
+pub(crate) use thread_pool::can_block_here;
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
 pub use waiting::{
     ReturnWhen, Unfinished, as_completed, as_completed_blocking, wait, wait_blocking,

@@ -170,15 +170,19 @@ impl Shared {
 /// Shuts the pool down when the last handle goes.
 struct Handle(Arc<Shared>);
 
+/// Whether a pool dropped here may block the thread to wait for its
+/// workers: not on the thread of a current-thread runtime (that is
+/// refused), where the pool is only shut down and its workers finish the
+/// queued work on their own.
+pub(crate) fn can_block_here() -> bool {
+    tokio::runtime::Handle::try_current()
+        .map(|h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread)
+        .unwrap_or(true)
+}
+
 impl Drop for Handle {
     fn drop(&mut self) {
-        // Waiting needs to block this thread; on the thread of a
-        // current-thread runtime that is refused, so the pool is only shut
-        // down there (its workers finish the queued work on their own).
-        let can_wait = tokio::runtime::Handle::try_current()
-            .map(|h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread)
-            .unwrap_or(true);
-        self.0.shutdown(can_wait, false);
+        self.0.shutdown(can_block_here(), false);
     }
 }
 

@@ -67,6 +67,21 @@ impl Call {
         }
     }
 
+    /// The call of a chunk: `target` (a `fn` of `C`'s type) over a `Vec` of
+    /// arguments, giving a `Vec<Result<C::Out, RemoteError>>`.
+    pub(crate) fn batch<C>(target: usize) -> Call
+    where
+        C: Caller,
+        C::Arg: DeserializeOwned,
+        C::Out: Serialize,
+    {
+        let t: Trampoline = batch::<C>;
+        Call {
+            trampoline: offset(t as usize),
+            target: offset(target),
+        }
+    }
+
     /// Runs the call on `args` (the encoded arguments and their handles).
     ///
     /// # Safety
@@ -81,6 +96,149 @@ impl Call {
     }
 }
 
+/// How one item of a batch is called: the `fn` type behind an address,
+/// how its argument arrives and how its result (or error) leaves. The
+/// batch trampoline of a pool runs a whole chunk through it; the thread
+/// pool of `multiprocessing.dummy` calls it directly.
+#[doc(hidden)]
+pub trait Caller: 'static {
+    /// What one call takes.
+    type Arg;
+    /// What one call gives.
+    type Out;
+    /// Calls the `fn` at `addr` (which must be of this caller's type).
+    ///
+    /// # Safety
+    /// `addr` must be the address of a `fn` of this caller's type, in this
+    /// binary.
+    unsafe fn call(addr: usize, arg: Self::Arg) -> Result<Self::Out, RemoteError>;
+}
+
+/// `fn(A) -> R`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Plain<A, R>(std::marker::PhantomData<fn(A) -> R>);
+
+impl<A: 'static, R: 'static> Caller for Plain<A, R> {
+    type Arg = A;
+    type Out = R;
+    unsafe fn call(addr: usize, arg: A) -> Result<R, RemoteError> {
+        // SAFETY: the caller guarantees `addr` is a `fn(A) -> R`.
+        let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(addr) };
+        Ok(f(arg))
+    }
+}
+
+/// `fn(A) -> Result<R, E>`: an `Err` becomes a [`RemoteError`] with `E`'s
+/// type name and message.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Fallible<A, R, E>(std::marker::PhantomData<fn(A) -> Result<R, E>>);
+
+impl<A: 'static, R: 'static, E: std::fmt::Display + 'static> Caller for Fallible<A, R, E> {
+    type Arg = A;
+    type Out = R;
+    unsafe fn call(addr: usize, arg: A) -> Result<R, RemoteError> {
+        // SAFETY: the caller guarantees `addr` is a `fn(A) -> Result<R, E>`.
+        let f = unsafe { std::mem::transmute::<usize, fn(A) -> Result<R, E>>(addr) };
+        f(arg).map_err(|e| RemoteError {
+            type_name: std::any::type_name::<E>().to_owned(),
+            message: e.to_string(),
+            backtrace: None,
+        })
+    }
+}
+
+/// A `fn` of several arguments, called on a tuple of them: what
+/// `Pool::starmap` takes. Implemented for `fn(A, B) -> R`,
+/// `fn(A, B, C) -> R` and `fn(A, B, C, D) -> R`.
+pub trait StarFn<Args, R>: Copy + Send + Sync + 'static + sealed::Sealed {
+    /// How it is called (an implementation detail).
+    #[doc(hidden)]
+    type Caller: Caller<Arg = Args, Out = R>;
+    /// Its address (an implementation detail).
+    #[doc(hidden)]
+    fn addr(self) -> usize;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! star {
+    ($name:ident; $($t:ident),+) => {
+        #[doc(hidden)]
+        #[derive(Debug)]
+        pub struct $name<$($t,)+ R>(std::marker::PhantomData<fn($($t),+) -> R>);
+
+        impl<$($t: 'static,)+ R: 'static> Caller for $name<$($t,)+ R> {
+            type Arg = ($($t,)+);
+            type Out = R;
+            #[allow(non_snake_case)]
+            unsafe fn call(addr: usize, ($($t,)+): ($($t,)+)) -> Result<R, RemoteError> {
+                // SAFETY: the caller guarantees `addr` is this `fn` type.
+                let f = unsafe { std::mem::transmute::<usize, fn($($t),+) -> R>(addr) };
+                Ok(f($($t),+))
+            }
+        }
+
+        impl<$($t: 'static,)+ R: 'static> sealed::Sealed for fn($($t),+) -> R {}
+
+        impl<$($t: 'static,)+ R: 'static> StarFn<($($t,)+), R> for fn($($t),+) -> R {
+            type Caller = $name<$($t,)+ R>;
+            fn addr(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+star!(Star2; A, B);
+star!(Star3; A, B, C);
+star!(Star4; A, B, C, D);
+
+/// The trampoline of a pool's chunk: decodes a `Vec` of arguments, calls
+/// the target on each (a panic or an `Err` fails that item only), and
+/// encodes a `Vec` of per-item outcomes.
+fn batch<C>(target: usize, args: &[u8], fds: Vec<OwnedFd>) -> Outcome
+where
+    C: Caller,
+    C::Arg: DeserializeOwned,
+    C::Out: Serialize,
+{
+    let items: Vec<C::Arg> = match handles::provide(fds, || postcard::from_bytes(args)) {
+        Ok(a) => a,
+        Err(e) => return Outcome::Panicked(decode_error(e)),
+    };
+    let results: Vec<Result<C::Out, RemoteError>> = items
+        .into_iter()
+        // SAFETY: `target` came with this trampoline from one
+        // `Call::batch::<C>` in this binary.
+        .map(|a| catch(move || unsafe { C::call(target, a) }).and_then(|r| r))
+        .collect();
+    encode(&results)
+}
+
+fn decode_error(e: postcard::Error) -> RemoteError {
+    RemoteError {
+        type_name: "DecodeError".into(),
+        message: format!("cannot decode the arguments: {e}"),
+        backtrace: None,
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Outcome {
+    let (bytes, fds) = handles::collect(|| postcard::to_allocvec(value));
+    match bytes {
+        Ok(b) => Outcome::Returned(b, fds),
+        Err(e) => Outcome::Panicked(RemoteError {
+            type_name: "EncodeError".into(),
+            message: format!("cannot encode the result: {e}"),
+            backtrace: None,
+        }),
+    }
+}
+
 fn trampoline<A, R>(target: usize, args: &[u8], fds: Vec<OwnedFd>) -> Outcome
 where
     A: DeserializeOwned + 'static,
@@ -91,26 +249,10 @@ where
     let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(target) };
     let a: A = match handles::provide(fds, || postcard::from_bytes(args)) {
         Ok(a) => a,
-        Err(e) => {
-            return Outcome::Panicked(RemoteError {
-                type_name: "DecodeError".into(),
-                message: format!("cannot decode the arguments: {e}"),
-                backtrace: None,
-            });
-        }
+        Err(e) => return Outcome::Panicked(decode_error(e)),
     };
     match catch(move || f(a)) {
-        Ok(r) => {
-            let (bytes, fds) = handles::collect(|| postcard::to_allocvec(&r));
-            match bytes {
-                Ok(b) => Outcome::Returned(b, fds),
-                Err(e) => Outcome::Panicked(RemoteError {
-                    type_name: "EncodeError".into(),
-                    message: format!("cannot encode the result: {e}"),
-                    backtrace: None,
-                }),
-            }
-        }
+        Ok(r) => encode(&r),
         Err(e) => Outcome::Panicked(e),
     }
 }

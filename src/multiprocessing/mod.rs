@@ -15,6 +15,8 @@
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`] |
 //! | `Value`, `Array`, `RawValue`, `RawArray` | [`Value`], [`Array`], [`RawValue`], [`RawArray`] |
 //! | `Queue`, `JoinableQueue`, `SimpleQueue` | [`Queue`], [`JoinableQueue`], [`SimpleQueue`] |
+//! | `Pool`, `pool.AsyncResult`, `pool.ThreadPool` / `dummy.Pool` | [`Pool`], [`AsyncResult`], [`IMap`], [`dummy::Pool`] |
+//! | `concurrent.futures.ProcessPoolExecutor` | [`ProcessPoolExecutor`] (also in [`crate::futures`]) |
 //!
 //! ## How a child runs your `fn`
 //!
@@ -48,6 +50,7 @@ mod forkserver;
 mod handles;
 mod launch;
 mod listener;
+mod pool;
 mod process;
 mod queues;
 mod shareable_list;
@@ -58,6 +61,7 @@ mod tracker;
 mod wire;
 mod worker;
 
+pub use callable::StarFn;
 pub use connection::{BlockingConnection, Connection, pipe};
 pub use context::{
     AlreadySet, Context, ProcessInfo, StartMethod, cpu_count, current_authkey, current_process,
@@ -67,6 +71,77 @@ pub use context::{
 pub use errors::{AuthenticationError, ConnectionError, ProcessError, RemoteError, StartError};
 pub use handles::Handle;
 pub use listener::{Address, BlockingListener, Client, Listener, Waitable, wait, wait_blocking};
+pub use pool::{
+    AsyncResult, Backend, IMap, OnDeath, PoolBuilder, PoolOf, ProcessPoolBuilder,
+    ProcessPoolExecutor, Processes, Runs, StillRunning, Threads,
+};
+
+/// A pool of worker processes running plain `fn`s on serde arguments.
+///
+/// Python: `multiprocessing.Pool(processes, initializer, initargs,
+/// maxtasksperchild, context)`. Every worker starts at once (this binary
+/// again: `main` must call [`init`] first thing).
+///
+/// | Python | here |
+/// |---|---|
+/// | `apply`, `apply_async` | [`apply`](PoolOf::apply), [`apply_async`](PoolOf::apply_async) → [`AsyncResult`] |
+/// | `map`, `map_async`, `starmap`, `starmap_async` (`chunksize`) | same names; `chunksize` 0 is Python's default |
+/// | `imap`, `imap_unordered` | same names → [`IMap`] (an `Iterator`, and `next_async`) |
+/// | `AsyncResult.get(timeout)`, `wait`, `ready`, `successful`, `callback`, `error_callback` | [`AsyncResult`] |
+/// | `close`, `terminate`, `join`, `with Pool() as p:` | same names; dropping the pool terminates it, as the `with` block does |
+///
+/// A worker that dies mid-call fails only the calls it held (with an error
+/// naming it and the signal) and is replaced; [`OnDeath::Break`] gives
+/// Python's broken pool instead.
+///
+/// ```no_run
+/// use conex::multiprocessing::Pool;
+///
+/// fn square(x: u64) -> u64 { x * x }
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// fn main() {
+///     conex::multiprocessing::init(); // first thing: workers divert here
+///     let pool = Pool::new(Some(2)).unwrap();
+///     assert_eq!(pool.apply(square, 7).unwrap(), 49);
+///     assert_eq!(pool.map(square, 0..10, 0).unwrap(), vec![0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+///     let sums = pool.starmap(add as fn(u64, u64) -> u64, [(1, 2), (3, 4)], 0).unwrap();
+///     assert_eq!(sums, vec![3, 7]);
+///     let mut unordered: Vec<u64> = pool.imap_unordered(square, 0..4, 1).unwrap().map(Result::unwrap).collect();
+///     unordered.sort();
+///     assert_eq!(unordered, vec![0, 1, 4, 9]);
+///     pool.close();
+///     pool.join().unwrap();
+/// }
+/// ```
+pub type Pool = PoolOf<Processes>;
+
+/// Python's `multiprocessing.dummy`: the [`Pool`] API on threads of this
+/// process, so code switches between processes and threads by changing one
+/// import.
+///
+/// The same methods and semantics, minus what threads cannot do: a
+/// running call cannot be killed (`terminate` cancels the queued work and
+/// lets running calls finish), `maxtasksperchild` and `context` are
+/// ignored. Arguments and results need only be `Send` (no serde); no
+/// `init` is needed.
+///
+/// ```
+/// use conex::multiprocessing::dummy::Pool;
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pool = Pool::new(Some(4)).unwrap();
+/// assert_eq!(pool.map(square, 0..5, 0).unwrap(), vec![0, 1, 4, 9, 16]);
+/// let r = pool.apply_async(square, 9).unwrap();
+/// assert_eq!(r.get().unwrap(), 81);
+/// assert_eq!(r.successful(), Some(true));
+/// ```
+pub mod dummy {
+    /// [`Pool`](super::Pool) on threads. Python: `multiprocessing.dummy.Pool`
+    /// (and `multiprocessing.pool.ThreadPool`).
+    pub type Pool = super::PoolOf<super::Threads>;
+}
 pub use process::{
     BlockingProcess, BlockingProcessHandle, Process, ProcessBuilder, ProcessHandle, Sentinel,
     active_children,

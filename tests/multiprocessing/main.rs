@@ -6,6 +6,7 @@
 //! Lib/test/_test_multiprocessing.py; each test names the one it follows.
 
 mod conn;
+mod pools;
 mod procs;
 mod queues;
 mod shm;
@@ -35,6 +36,7 @@ fn main() {
         .chain(shm::TESTS)
         .chain(sync::TESTS)
         .chain(queues::TESTS)
+        .chain(pools::TESTS)
         .map(|&(name, f)| {
             Trial::test(name, move || {
                 std::panic::catch_unwind(f).map_err(|p| {

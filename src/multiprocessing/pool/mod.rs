@@ -1,0 +1,17 @@
+//! Process pools: Python's `multiprocessing.Pool`,
+//! `concurrent.futures.ProcessPoolExecutor` and `multiprocessing.dummy`.
+//!
+//! Both pools share one engine: each worker process has a driver thread
+//! here that sends it a chunk of calls as one frame and waits for the one
+//! reply frame; a worker that dies fails only the calls it held (the error
+//! names it and the signal) and is replaced.
+
+mod api;
+mod core;
+mod executor;
+
+pub use self::core::OnDeath;
+pub use api::{
+    AsyncResult, Backend, IMap, PoolBuilder, PoolOf, Processes, Runs, StillRunning, Threads,
+};
+pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};
