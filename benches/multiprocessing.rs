@@ -3,7 +3,10 @@
 //! blocking std socketpair ping-pong), send_bytes 1 MiB (vs a raw tokio
 //! UnixStream), each in one process and, for conex, also to a child
 //! process; 64 MiB through SharedMemory to a child vs two memcpys; and
-//! Process start+join by spawn and forkserver vs procspawn.
+//! Process start+join by spawn and forkserver vs procspawn; the process
+//! pools (ProcessPoolExecutor one call at a time vs a blocking socketpair
+//! ping-pong between two processes and procspawn's Pool; map over 10k tiny
+//! calls by chunk size vs procspawn's Pool; Pool start-up).
 //!
 //! Its own `main`: children of the bench are the bench binary, diverted
 //! by `conex::multiprocessing::init()` (and procspawn's by its `init`).
@@ -388,8 +391,155 @@ fn start_join(c: &mut Criterion) {
     g.finish();
 }
 
+fn tiny(x: u64) -> u64 {
+    x + 1
+}
+
+fn tiny_chunk(xs: Vec<u64>) -> Vec<u64> {
+    xs.into_iter().map(tiny).collect()
+}
+
+/// The ceiling: a child echoing 8-byte messages on a plain blocking socket.
+fn raw_echo(conn: Connection) {
+    let mut s = raw_stream(&conn);
+    let mut m = [0u8; 8];
+    while s.read_exact(&mut m).is_ok() {
+        if s.write_all(&m).is_err() {
+            return;
+        }
+    }
+}
+
+fn raw_stream(conn: &Connection) -> std::os::unix::net::UnixStream {
+    use std::os::fd::AsFd;
+    let s = std::os::unix::net::UnixStream::from(conn.as_fd().try_clone_to_owned().unwrap());
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
+fn ppe_roundtrip(c: &mut Criterion) {
+    use conex::futures::{Executor, ProcessPoolExecutor};
+    let mut g = group(c, "ppe_roundtrip");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("conex_ppe2", |b| {
+        let pool = ProcessPoolExecutor::new(2).unwrap();
+        pool.submit(tiny, 0).unwrap().blocking().result().unwrap();
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            assert_eq!(pool.submit(tiny, i).unwrap().blocking().result(), Ok(i + 1));
+        });
+    });
+    g.bench_function("procspawn_pool2", |b| {
+        let pool = procspawn::Pool::new(2).unwrap();
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            assert_eq!(pool.spawn(i, tiny).join().unwrap(), i + 1);
+        });
+    });
+    g.bench_function("std_socketpair_two_processes", |b| {
+        let (a, z) = pipe(true).unwrap();
+        let p = Process::new(raw_echo, z);
+        p.start().unwrap();
+        let mut s = raw_stream(&a);
+        b.iter(|| {
+            let mut m = 7u64.to_le_bytes();
+            s.write_all(&m).unwrap();
+            s.read_exact(&mut m).unwrap();
+            black_box(m);
+        });
+        drop(s);
+        a.close();
+        p.blocking().join().unwrap();
+    });
+    g.finish();
+}
+
+const BATCH: u64 = 10_000;
+
+fn pool_map(c: &mut Criterion) {
+    use conex::futures::{Executor, MapOptions, ProcessPoolExecutor};
+    use conex::multiprocessing::Pool;
+    let mut g = group(c, "pool_map_10k");
+    g.throughput(Throughput::Elements(BATCH));
+    for chunk in [1usize, 100, 1250] {
+        g.bench_function(format!("conex_ppe2_chunksize{chunk}"), |b| {
+            let pool = ProcessPoolExecutor::new(2).unwrap();
+            let opts = MapOptions::new().chunksize(std::num::NonZeroUsize::new(chunk).unwrap());
+            b.iter(|| {
+                let n = pool
+                    .map(tiny, 0..BATCH, opts.clone())
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .count();
+                assert_eq!(n as u64, BATCH);
+            });
+        });
+        g.bench_function(format!("conex_pool2_chunksize{chunk}"), |b| {
+            let pool = Pool::new(Some(2)).unwrap();
+            pool.wait_ready();
+            b.iter(|| assert_eq!(pool.map(tiny, 0..BATCH, chunk).unwrap().len() as u64, BATCH));
+        });
+        g.bench_function(format!("procspawn_pool2_chunksize{chunk}"), |b| {
+            let pool = procspawn::Pool::new(2).unwrap();
+            b.iter(|| {
+                // At most 2000 calls in flight: each holds four descriptors.
+                let mut window = std::collections::VecDeque::new();
+                let mut n = 0;
+                for c in (0..BATCH).collect::<Vec<_>>().chunks(chunk) {
+                    if window.len() == 2000 {
+                        let h: procspawn::JoinHandle<Vec<u64>> = window.pop_front().unwrap();
+                        n += h.join().unwrap().len();
+                    }
+                    window.push_back(pool.spawn(c.to_vec(), tiny_chunk));
+                }
+                n += window
+                    .into_iter()
+                    .map(|h| h.join().unwrap().len())
+                    .sum::<usize>();
+                assert_eq!(n as u64, BATCH);
+            });
+        });
+    }
+    g.finish();
+}
+
+fn pool_startup(c: &mut Criterion) {
+    use conex::multiprocessing::{Pool, get_context};
+    let mut g = group(c, "pool_startup_2_workers");
+    g.throughput(Throughput::Elements(1));
+    for (name, m) in [
+        ("conex_pool2_spawn", StartMethod::Spawn),
+        ("conex_pool2_forkserver", StartMethod::Forkserver),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let pool = Pool::builder()
+                    .processes(2)
+                    .context(get_context(Some(m)))
+                    .build()
+                    .unwrap();
+                pool.wait_ready();
+            })
+        });
+    }
+    g.bench_function("procspawn_pool2", |b| {
+        b.iter(|| {
+            let pool = procspawn::Pool::new(2).unwrap();
+            // procspawn starts its workers lazily: one call each makes them ready.
+            let hs: Vec<_> = (0..2u64).map(|i| pool.spawn(i, tiny)).collect();
+            hs.into_iter().for_each(|h| drop(h.join()));
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    ppe_roundtrip,
+    pool_map,
+    pool_startup,
     small_oneway,
     roundtrip,
     bytes_1mib,
@@ -399,9 +549,26 @@ criterion_group!(
     start_join
 );
 
+/// procspawn's pool holds four descriptors per queued call: 10k calls in
+/// flight need the hard limit, not the usual soft 1024.
+fn raise_fd_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit on a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
 fn main() {
     conex::multiprocessing::init();
     procspawn::init();
+    raise_fd_limit();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -3,7 +3,6 @@
 //! test_thread_pool, test_init, executor tests), both faces, and
 //! cancellation of result and wait at every await point.
 
-use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -14,6 +13,9 @@ use conex::contextvars::ContextVar;
 use conex::futures::*;
 use conex::threading::Event;
 use futures::StreamExt;
+
+#[path = "common/executor.rs"]
+mod common_executor;
 
 fn failed(msg: &str) -> WorkError {
     WorkError::new("ValueError", msg)
@@ -202,57 +204,7 @@ fn work_errors_keep_type_and_message() {
 
 // ----------------------------------------------------- executors, generic
 
-fn double(x: u64) -> u64 {
-    x * 2
-}
-
-fn fails_at_five(x: u64) -> Result<u64, std::num::TryFromIntError> {
-    if x == 5 {
-        u8::try_from(300u64).map(u64::from)
-    } else {
-        Ok(x)
-    }
-}
-
-/// ExecutorTest.test_submit, test_map, test_map_exception, test_map_timeout,
-/// test_map_buffersize: one body for any executor.
-fn executor_behaviour<E: Executor<u64, u64> + Clone>(ex: E) {
-    assert_eq!(ex.submit(double, 21).unwrap().blocking().result(), Ok(42));
-    let out: Vec<_> = ex
-        .map(double, 0..100, MapOptions::new())
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(out, (0..100).map(double).collect::<Vec<_>>());
-    // An error is raised again at the failing item, then the map ends.
-    let mut fallible = Vec::new();
-    for i in 0..10 {
-        fallible.push(ex.submit_fallible(fails_at_five, i).unwrap());
-    }
-    let e = fallible[5].blocking().exception().unwrap().unwrap();
-    assert_eq!(e.type_name(), "core::num::error::TryFromIntError");
-    // buffersize: an endless input is read as results are taken.
-    let pulled = Arc::new(AtomicUsize::new(0));
-    let p2 = pulled.clone();
-    let endless = (0u64..).inspect(move |_| {
-        p2.fetch_add(1, SeqCst);
-    });
-    let mut m = ex
-        .map(
-            double,
-            endless,
-            MapOptions::new().buffersize(NonZeroUsize::new(4).unwrap()),
-        )
-        .unwrap();
-    assert_eq!(m.next(), Some(Ok(0)));
-    assert_eq!(m.next(), Some(Ok(2)));
-    assert!(
-        pulled.load(SeqCst) <= 6,
-        "pulled {} items",
-        pulled.load(SeqCst)
-    );
-    drop(m);
-}
+use common_executor::executor_behaviour;
 
 #[test]
 fn thread_pool_executor_behaviour() {

@@ -46,13 +46,24 @@ pub trait Executor<A, R>: Send + Sync {
 
     /// Schedules `f` over each of `args` as one unit where the executor can
     /// (a process pool sends them to one worker in one message: Python's
-    /// `chunksize`); one future per argument, in order. The default submits
-    /// them one by one.
+    /// `chunksize`): one future for the chunk, holding each call's outcome
+    /// in order. The default submits the calls one by one and joins them.
     ///
     /// # Errors
     /// As [`submit`](Executor::submit).
-    fn submit_chunk(&self, f: fn(A) -> R, args: Vec<A>) -> Result<Vec<Future<R>>, SubmitError> {
-        args.into_iter().map(|a| self.submit(f, a)).collect()
+    fn submit_chunk(
+        &self,
+        f: fn(A) -> R,
+        args: Vec<A>,
+    ) -> Result<Future<Vec<Result<R, WorkError>>>, SubmitError>
+    where
+        R: Send + 'static,
+    {
+        let futures = args
+            .into_iter()
+            .map(|a| self.submit(f, a))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Future::join_outcomes(futures))
     }
 
     /// Stops taking work. With `cancel_futures`, the work not started yet is
@@ -138,8 +149,49 @@ pub struct MapResults<A, R, I, E> {
     buffersize: Option<usize>,
     chunksize: usize,
     deadline: Option<Instant>,
-    in_flight: VecDeque<Future<R>>,
+    in_flight: VecDeque<InFlight<R>>,
+    /// The outcomes of the chunk at the head, not yet given out.
+    unpacked: VecDeque<Result<R, WorkError>>,
+    /// Calls submitted and not yet given out (the look-ahead).
+    calls: usize,
     failed: bool,
+}
+
+/// A call in flight, or a chunk of them.
+enum InFlight<R> {
+    One(Future<R>),
+    Chunk(Future<Vec<Result<R, WorkError>>>),
+}
+
+impl<R: Send + 'static> InFlight<R> {
+    fn wait_blocking(&self, timeout: Option<Duration>) -> bool {
+        match self {
+            InFlight::One(f) => f.blocking().wait(timeout),
+            InFlight::Chunk(f) => f.blocking().wait(timeout),
+        }
+    }
+
+    async fn wait(&self) {
+        match self {
+            InFlight::One(f) => f.wait_done().await,
+            InFlight::Chunk(f) => f.wait_done().await,
+        };
+    }
+}
+
+impl<R> InFlight<R> {
+    fn cancel(&self) {
+        match self {
+            InFlight::One(f) => f.cancel(),
+            InFlight::Chunk(f) => f.cancel(),
+        };
+    }
+}
+
+/// What taking the head of the look-ahead gave.
+enum Head<R> {
+    Item(Result<R, FutureError>),
+    Unpacked,
 }
 
 impl<A, R, I, E> fmt::Debug for MapResults<A, R, I, E> {
@@ -171,6 +223,8 @@ where
             chunksize: options.get_chunksize(),
             deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
             in_flight: VecDeque::new(),
+            unpacked: VecDeque::new(),
+            calls: 0,
             failed: false,
         };
         m.fill()?;
@@ -182,27 +236,29 @@ where
     fn fill(&mut self) -> Result<(), SubmitError> {
         loop {
             let room = match self.buffersize {
-                Some(b) => b.saturating_sub(self.in_flight.len()),
+                Some(b) => b.saturating_sub(self.calls),
                 None => usize::MAX,
             };
             let Some(args) = &mut self.args else { break };
             if room == 0 {
                 break;
             }
-            let chunk: Vec<A> = args.by_ref().take(self.chunksize.min(room)).collect();
-            if chunk.len() < self.chunksize.min(room) {
+            let want = self.chunksize.min(room);
+            let chunk: Vec<A> = args.by_ref().take(want).collect();
+            if chunk.len() < want {
                 self.args = None;
             }
             if chunk.is_empty() {
                 break;
             }
-            let futures = if chunk.len() == 1 {
+            self.calls += chunk.len();
+            let next = if chunk.len() == 1 {
                 let a = chunk.into_iter().next().expect("one argument");
-                vec![self.executor.submit(self.f, a)?]
+                InFlight::One(self.executor.submit(self.f, a)?)
             } else {
-                self.executor.submit_chunk(self.f, chunk)?
+                InFlight::Chunk(self.executor.submit_chunk(self.f, chunk)?)
             };
-            self.in_flight.extend(futures);
+            self.in_flight.push_back(next);
         }
         Ok(())
     }
@@ -212,14 +268,28 @@ where
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
-    /// The result of the head call, now that it has been waited for.
-    fn pop(&mut self, finished: bool) -> Result<R, FutureError> {
+    /// Takes the head of the look-ahead, now that it was waited for.
+    fn take_head(&mut self, finished: bool) -> Head<R> {
         let head = self.in_flight.pop_front().expect("a call in flight");
-        let out = if finished {
-            head.blocking().take_result()
-        } else {
-            Err(FutureError::Timeout)
-        };
+        if !finished {
+            return Head::Item(Err(FutureError::Timeout));
+        }
+        match head {
+            InFlight::One(f) => Head::Item(f.blocking().take_result()),
+            InFlight::Chunk(f) => match f.blocking().take_result() {
+                Ok(outs) => {
+                    self.unpacked = outs.into();
+                    Head::Unpacked
+                }
+                Err(e) => Head::Item(Err(e)),
+            },
+        }
+    }
+
+    /// Gives out one result: an error ends the map, a value makes room
+    /// for more calls.
+    fn deliver(&mut self, out: Result<R, FutureError>) -> Result<R, FutureError> {
+        self.calls = self.calls.saturating_sub(1);
         if out.is_err() {
             self.failed = true;
             self.cancel_rest();
@@ -238,6 +308,7 @@ where
         for f in self.in_flight.drain(..) {
             f.cancel();
         }
+        self.unpacked.clear();
         self.args = None;
     }
 
@@ -247,15 +318,27 @@ where
     /// Dropping the future loses nothing: the result stays for the next
     /// call.
     pub async fn next_result(&mut self) -> Option<Result<R, FutureError>> {
-        if self.failed {
-            return None;
+        loop {
+            if self.failed {
+                return None;
+            }
+            if let Some(out) = self.unpacked.pop_front() {
+                return Some(self.deliver(out.map_err(FutureError::Failed)));
+            }
+            let finished = {
+                let head = self.in_flight.front()?;
+                match self.remaining() {
+                    None => {
+                        head.wait().await;
+                        true
+                    }
+                    Some(left) => tokio::time::timeout(left, head.wait()).await.is_ok(),
+                }
+            };
+            if let Head::Item(out) = self.take_head(finished) {
+                return Some(self.deliver(out));
+            }
         }
-        let head = self.in_flight.front()?.clone();
-        let finished = match self.remaining() {
-            None => head.wait_done().await,
-            Some(left) => tokio::time::timeout(left, head.wait_done()).await.is_ok(),
-        };
-        Some(self.pop(finished))
     }
 }
 
@@ -269,12 +352,18 @@ where
 
     /// Blocks the thread for the next result in input order.
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
+        loop {
+            if self.failed {
+                return None;
+            }
+            if let Some(out) = self.unpacked.pop_front() {
+                return Some(self.deliver(out.map_err(FutureError::Failed)));
+            }
+            let finished = self.in_flight.front()?.wait_blocking(self.remaining());
+            if let Head::Item(out) = self.take_head(finished) {
+                return Some(self.deliver(out));
+            }
         }
-        let head = self.in_flight.front()?.clone();
-        let finished = head.blocking().wait(self.remaining());
-        Some(self.pop(finished))
     }
 }
 

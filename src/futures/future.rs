@@ -457,6 +457,37 @@ impl<T: Send + 'static> Future<T> {
         self.error(done)
     }
 
+    /// One future for the outcomes of `futures`, in order, once all are
+    /// done (a cancelled one counts as a `CancelledError`).
+    pub(crate) fn join_outcomes(futures: Vec<Future<T>>) -> Future<Vec<Result<T, WorkError>>> {
+        let out = Future::new();
+        let _ = out.set_running_or_notify_cancel();
+        if futures.is_empty() {
+            let _ = out.set_result(Vec::new());
+            return out;
+        }
+        let all = Arc::new(futures);
+        let left = Arc::new(std::sync::atomic::AtomicUsize::new(all.len()));
+        for f in all.iter() {
+            let (out, all, left) = (out.clone(), all.clone(), left.clone());
+            f.add_done_callback(move |_| {
+                if left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) != 1 {
+                    return;
+                }
+                let outcomes = all
+                    .iter()
+                    .map(|f| match f.take_now() {
+                        Ok(v) => Ok(v),
+                        Err(FutureError::Failed(e)) => Err(e),
+                        Err(e) => Err(WorkError::new("CancelledError", e.to_string())),
+                    })
+                    .collect();
+                let _ = out.set_result(outcomes);
+            });
+        }
+        out
+    }
+
     /// Waits until the future is done (no outcome read).
     pub(crate) fn wait_done(&self) -> impl StdFuture<Output = bool> + Send + '_ {
         WaitFuture::new(self.inner.done.wait())

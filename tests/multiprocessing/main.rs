@@ -5,6 +5,8 @@
 //! throughout. Behaviours are derived from CPython's
 //! Lib/test/_test_multiprocessing.py; each test names the one it follows.
 
+#[path = "../common/executor.rs"]
+mod common_executor;
 mod conn;
 mod pools;
 mod procs;

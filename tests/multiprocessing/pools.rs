@@ -19,6 +19,7 @@ use crate::Test;
 
 pub(crate) const TESTS: &[Test] = &[
     ("ppe::submit_and_map_in_order", submit_and_map_in_order),
+    ("ppe::executor_conformance", executor_conformance),
     (
         "ppe::remote_panic_keeps_backtrace",
         remote_panic_keeps_backtrace,
@@ -155,6 +156,12 @@ fn submit_and_map_in_order() {
         .collect();
     assert_eq!(first[9], 81);
     assert!(pool.pids().len() <= 2);
+}
+
+// The ExecutorTest body the thread pool and task executor run too
+// (tests/common/executor.rs), over worker processes
+fn executor_conformance() {
+    crate::common_executor::executor_behaviour(ProcessPoolExecutor::new(2).unwrap());
 }
 
 // test_process_pool.ProcessPoolExecutorTest.test_traceback: the remote

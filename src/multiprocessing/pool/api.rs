@@ -14,7 +14,9 @@ use serde::de::DeserializeOwned;
 
 use super::super::callable::{Caller, Plain, StarFn};
 use super::super::context::{Context, StartMethod, cpu_count, get_start_method};
-use super::core::{Chunk, Config, Core, Initializer, Job, OnDeath, remote_to_work};
+use super::core::{
+    Chunk, Config, Core, Initializer, Job, OnDeath, Outcomes, Whole, remote_to_work,
+};
 use crate::futures::{
     Future, FutureError, SubmitError, ThreadPoolExecutor, WorkError, ZeroWorkers, can_block_here,
 };
@@ -54,6 +56,25 @@ pub trait Runs<C: Caller>: Backend {
         args: Vec<C::Arg>,
         chunksize: usize,
     ) -> Result<Vec<Future<C::Out>>, SubmitError>;
+
+    /// `target` over `args` in chunks of `chunksize` calls, one future per
+    /// chunk (what `map` uses: no future per call).
+    #[doc(hidden)]
+    fn run_chunks(
+        &self,
+        target: usize,
+        args: Vec<C::Arg>,
+        chunksize: usize,
+    ) -> Result<Vec<Future<Outcomes<C::Out>>>, SubmitError>;
+}
+
+/// `args` split into chunks of `chunksize` (at least 1).
+fn chunks<T>(args: Vec<T>, chunksize: usize) -> impl Iterator<Item = Vec<T>> {
+    let mut args = args.into_iter().peekable();
+    std::iter::from_fn(move || {
+        args.peek()?;
+        Some(args.by_ref().take(chunksize.max(1)).collect())
+    })
 }
 
 /// The options of a pool, before its backend is made.
@@ -132,9 +153,7 @@ where
     C::Out: Serialize + DeserializeOwned + Send + 'static,
 {
     let mut futures = Vec::with_capacity(args.len());
-    let mut args = args.into_iter().peekable();
-    while args.peek().is_some() {
-        let chunk: Vec<C::Arg> = args.by_ref().take(chunksize.max(1)).collect();
+    for chunk in chunks(args, chunksize) {
         let (job, fs) = Chunk::<C>::new(target, chunk);
         core.submit(Box::new(job) as Box<dyn Job>)?;
         futures.extend(fs);
@@ -155,6 +174,21 @@ where
         chunksize: usize,
     ) -> Result<Vec<Future<C::Out>>, SubmitError> {
         submit_chunks::<C>(&self.core, target, args, chunksize)
+    }
+
+    fn run_chunks(
+        &self,
+        target: usize,
+        args: Vec<C::Arg>,
+        chunksize: usize,
+    ) -> Result<Vec<Future<Outcomes<C::Out>>>, SubmitError> {
+        chunks(args, chunksize)
+            .map(|chunk| {
+                let (job, future) = Whole::<C>::new(target, chunk);
+                self.core.submit(Box::new(job))?;
+                Ok(future)
+            })
+            .collect()
     }
 }
 
@@ -226,6 +260,31 @@ where
             })
             .collect::<Result<Vec<_>, _>>()
             .map(|fs| fs.into_iter().map(keep_remote_type).collect())
+    }
+
+    fn run_chunks(
+        &self,
+        target: usize,
+        args: Vec<C::Arg>,
+        chunksize: usize,
+    ) -> Result<Vec<Future<Outcomes<C::Out>>>, SubmitError> {
+        chunks(args, chunksize)
+            .map(|chunk| {
+                self.pool.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|a| {
+                            // SAFETY: as in `run`.
+                            let call = || unsafe { C::call(target, a) };
+                            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+                                Ok(r) => r.map_err(remote_to_work),
+                                Err(p) => Err(WorkError::from_panic(&*p)),
+                            }
+                        })
+                        .collect()
+                })
+            })
+            .collect()
     }
 }
 
@@ -536,7 +595,8 @@ impl<B: Backend> PoolOf<B> {
             0 => default_chunksize(args.len(), self.processes()),
             n => n,
         };
-        let fs = self.run::<Plain<A, R>>(f as usize, args, cs)?;
+        self.check_running()?;
+        let fs = self.backend.run_chunks(f as usize, args, cs)?;
         Ok(AsyncResult { future: gather(fs) })
     }
 
@@ -630,7 +690,8 @@ impl<B: Backend> PoolOf<B> {
             0 => default_chunksize(args.len(), self.processes()),
             n => n,
         };
-        let fs = self.run::<F::Caller>(f.addr(), args, cs)?;
+        self.check_running()?;
+        let fs = self.backend.run_chunks(f.addr(), args, cs)?;
         Ok(AsyncResult { future: gather(fs) })
     }
 
@@ -707,32 +768,41 @@ impl fmt::Display for StillRunning {
 
 impl std::error::Error for StillRunning {}
 
-/// One future for the values of many, in order; the first failure (in
-/// completion order) fails it.
-fn gather<R: Send + 'static>(futures: Vec<Future<R>>) -> Future<Vec<R>> {
+/// One future for the values of chunks of calls, in order; the first
+/// failure to come back fails it at once (Python's `MapResult`).
+fn gather<R: Send + 'static>(chunks: Vec<Future<Outcomes<R>>>) -> Future<Vec<R>> {
     let out = Future::new();
     let _ = out.set_running_or_notify_cancel();
-    if futures.is_empty() {
+    if chunks.is_empty() {
         let _ = out.set_result(Vec::new());
         return out;
     }
-    let all = Arc::new(futures);
+    let all = Arc::new(chunks);
     let left = Arc::new(AtomicUsize::new(all.len()));
     for f in all.iter() {
         let (out, all, left) = (out.clone(), all.clone(), left.clone());
         f.add_done_callback(move |f| {
-            if f.cancelled() {
-                let _ = out.set_exception(WorkError::new("CancelledError", "a call was cancelled"));
-            } else if let Some(e) = f.peek(|o| o.and_then(|r| r.as_ref().err().cloned())) {
+            let failed = f.peek(|o| match o {
+                None => Some(WorkError::new("CancelledError", "a chunk was cancelled")),
+                Some(Err(e)) => Some(e.clone()),
+                Some(Ok(outs)) => outs.iter().find_map(|r| r.as_ref().err().cloned()),
+            });
+            if let Some(e) = failed {
                 let _ = out.set_exception(e);
             }
             if left.fetch_sub(1, Ordering::AcqRel) == 1 && !out.done() {
-                let values: Result<Vec<R>, FutureError> =
-                    all.iter().map(|f| f.blocking().take_result()).collect();
-                let _ = match values {
-                    Ok(v) => out.set_result(v),
-                    Err(e) => out.set_exception(WorkError::new("RuntimeError", e.to_string())),
-                };
+                let mut values = Vec::new();
+                for chunk in all.iter() {
+                    match chunk.blocking().take_result() {
+                        Ok(outs) => values.extend(outs.into_iter().filter_map(Result::ok)),
+                        Err(e) => {
+                            let _ =
+                                out.set_exception(WorkError::new("RuntimeError", e.to_string()));
+                            return;
+                        }
+                    }
+                }
+                let _ = out.set_result(values);
             }
         });
     }

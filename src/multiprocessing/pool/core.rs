@@ -123,16 +123,9 @@ where
         if args.is_empty() {
             return None;
         }
-        let (bytes, fds) = handles::collect(|| postcard::to_allocvec(&args));
-        match bytes {
-            Ok(args) => Some(Msg {
-                call: Call::batch::<C>(self.target),
-                args,
-                fds,
-            }),
-            Err(e) => {
-                let err =
-                    WorkError::new("EncodeError", format!("cannot encode the arguments: {e}"));
+        match encode_call::<C>(self.target, &args) {
+            Ok(msg) => Some(msg),
+            Err(err) => {
                 for f in self.running.drain(..) {
                     let _ = f.set_exception(err.clone());
                 }
@@ -148,24 +141,14 @@ where
     }
 
     fn finish(self: Box<Self>, reply: Reply) {
-        let decoded = reply.map_err(remote_to_work).and_then(|(bytes, fds)| {
-            handles::provide(fds, || {
-                postcard::from_bytes::<Vec<Result<C::Out, RemoteError>>>(&bytes)
-            })
-            .map_err(|e| WorkError::new("DecodeError", format!("cannot decode the result: {e}")))
-        });
-        match decoded {
-            Ok(outs) if outs.len() == self.running.len() => {
+        match decode_outcomes::<C::Out>(reply, self.running.len()) {
+            Ok(outs) => {
                 for (f, out) in self.running.into_iter().zip(outs) {
                     let _ = match out {
                         Ok(v) => f.set_result(v),
-                        Err(e) => f.set_exception(remote_to_work(e)),
+                        Err(e) => f.set_exception(e),
                     };
                 }
-            }
-            Ok(outs) => {
-                let why = format!("{} results for {} calls", outs.len(), self.running.len());
-                self.fail(WorkError::new("DecodeError", why))
             }
             Err(e) => self.fail(e),
         }
@@ -181,6 +164,114 @@ where
         for (f, _) in &self.items {
             f.cancel();
         }
+    }
+}
+
+/// The frame of a chunk: the batch call of `target` and the encoded
+/// arguments.
+fn encode_call<C>(target: usize, args: &Vec<C::Arg>) -> Result<Msg, WorkError>
+where
+    C: Caller,
+    C::Arg: Serialize + DeserializeOwned,
+    C::Out: Serialize,
+{
+    let (bytes, fds) = handles::collect(|| postcard::to_allocvec(args));
+    match bytes {
+        Ok(args) => Ok(Msg {
+            call: Call::batch::<C>(target),
+            args,
+            fds,
+        }),
+        Err(e) => Err(WorkError::new(
+            "EncodeError",
+            format!("cannot encode the arguments: {e}"),
+        )),
+    }
+}
+
+/// The per-call outcomes of a worker's reply to a chunk of `n` calls.
+fn decode_outcomes<T: DeserializeOwned>(
+    reply: Reply,
+    n: usize,
+) -> Result<Vec<Result<T, WorkError>>, WorkError> {
+    let (bytes, fds) = reply.map_err(remote_to_work)?;
+    let outs = handles::provide(fds, || {
+        postcard::from_bytes::<Vec<Result<T, RemoteError>>>(&bytes)
+    })
+    .map_err(|e| WorkError::new("DecodeError", format!("cannot decode the result: {e}")))?;
+    if outs.len() != n {
+        return Err(WorkError::new(
+            "DecodeError",
+            format!("{} results for {n} calls", outs.len()),
+        ));
+    }
+    Ok(outs
+        .into_iter()
+        .map(|o| o.map_err(remote_to_work))
+        .collect())
+}
+
+/// The outcomes of a chunk of calls, in order.
+pub(crate) type Outcomes<T> = Vec<Result<T, WorkError>>;
+
+/// Calls of `C` over a chunk of arguments with one future for the whole
+/// chunk: what `Pool.map` and `Executor::map` send (no future per call).
+pub(crate) struct Whole<C: Caller> {
+    target: usize,
+    args: Vec<C::Arg>,
+    future: Future<Outcomes<C::Out>>,
+}
+
+impl<C: Caller> Whole<C> {
+    pub(crate) fn new(target: usize, args: Vec<C::Arg>) -> (Whole<C>, Future<Outcomes<C::Out>>) {
+        let future = Future::new();
+        (
+            Whole {
+                target,
+                args,
+                future: future.clone(),
+            },
+            future,
+        )
+    }
+}
+
+impl<C> Job for Whole<C>
+where
+    C: Caller,
+    C::Arg: Serialize + DeserializeOwned + Send,
+    C::Out: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn start(&mut self) -> Option<Msg> {
+        if !self.future.set_running_or_notify_cancel().unwrap_or(false) {
+            return None;
+        }
+        match encode_call::<C>(self.target, &self.args) {
+            Ok(msg) => Some(msg),
+            Err(e) => {
+                let _ = self.future.set_exception(e);
+                None
+            }
+        }
+    }
+
+    fn install_stopper(&self, stop: &dyn Fn() -> Box<dyn FnOnce() + Send>) {
+        self.future.set_stopper(stop());
+    }
+
+    fn finish(self: Box<Self>, reply: Reply) {
+        let _ = match decode_outcomes::<C::Out>(reply, self.args.len()) {
+            Ok(outs) => self.future.set_result(outs),
+            Err(e) => self.future.set_exception(e),
+        };
+    }
+
+    fn fail(self: Box<Self>, error: WorkError) {
+        let _ = self.future.set_exception(error);
+    }
+
+    fn cancel(self: Box<Self>) {
+        self.future.cancel();
     }
 }
 
@@ -430,11 +521,10 @@ impl Core {
                     self.note_ready();
                 }
             }
-            let w = worker.as_mut().expect("a worker");
-            let Ok(mut job) = self.queue.blocking().get() else {
+            let Some(mut job) = self.next_job() else {
                 break;
             };
-            if w.gone() {
+            if worker.as_ref().is_some_and(Worker::gone) {
                 // It died while idle: the job has not started; a new worker
                 // takes it.
                 worker.take().expect("a worker").reap();
@@ -513,6 +603,20 @@ impl Core {
         slot.current.lock().0 = None;
     }
 
+    /// The next job, or `None` once the queue is shut down and empty. A
+    /// caller that submits one call at a time submits the next right after
+    /// its result: a short spin takes it without a sleep and wake-up.
+    fn next_job(&self) -> Option<Box<dyn Job>> {
+        for _ in 0..SPIN {
+            match self.queue.get_nowait() {
+                Ok(job) => return Some(job),
+                Err(crate::queue::GetError::ShutDown) => return None,
+                Err(_) => std::thread::yield_now(),
+            }
+        }
+        self.queue.blocking().get().ok()
+    }
+
     /// Starts a worker process and runs the initializer in it.
     fn start_worker(&self, slot: &Slot) -> Result<Worker, String> {
         let (mine, theirs) = pipe(true).map_err(|e| format!("cannot make a pipe: {e}"))?;
@@ -560,6 +664,9 @@ impl Core {
         Ok(w)
     }
 }
+
+/// Polls of the queue before a driver sleeps on it.
+const SPIN: usize = 50;
 
 fn broken(why: &str) -> WorkError {
     WorkError::new("BrokenProcessPool", why)

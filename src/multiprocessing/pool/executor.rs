@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::super::callable::{Fallible, Plain};
 use super::super::context::{Context, StartMethod, cpu_count, get_start_method};
 use super::api::{initializer, submit_chunks};
-use super::core::{Config, Core, Initializer, OnDeath};
+use super::core::{Config, Core, Initializer, OnDeath, Outcomes, Whole};
 use crate::futures::{Executor, Future, SubmitError, ZeroWorkers, can_block_here};
 
 /// Shuts the pool down when the last handle goes.
@@ -236,9 +236,14 @@ where
         Ok(fs.remove(0))
     }
 
-    fn submit_chunk(&self, f: fn(A) -> R, args: Vec<A>) -> Result<Vec<Future<R>>, SubmitError> {
-        let n = args.len();
-        submit_chunks::<Plain<A, R>>(self.core(), f as usize, args, n)
+    fn submit_chunk(
+        &self,
+        f: fn(A) -> R,
+        args: Vec<A>,
+    ) -> Result<Future<Outcomes<R>>, SubmitError> {
+        let (job, future) = Whole::<Plain<A, R>>::new(f as usize, args);
+        self.core().submit(Box::new(job))?;
+        Ok(future)
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
