@@ -166,6 +166,7 @@ fn main() {
     futures_tour();
     rt.block_on(subprocess_tour());
     rt.block_on(multiprocessing_tour());
+    pools_tour();
     // Python's interpreter waits for non-daemon threads at exit.
     threading::join_non_daemon_blocking();
 }
@@ -873,5 +874,112 @@ async fn multiprocessing_tour() {
         }
         other => panic!("expected a panic, got {other:?}"),
     }
+    println!();
+}
+
+/// Python's docs example for ProcessPoolExecutor.
+fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    if n == 2 {
+        return true;
+    }
+    if n % 2 == 0 {
+        return false;
+    }
+    let sqrt_n = (n as f64).sqrt().floor() as u64;
+    (3..=sqrt_n).step_by(2).all(|i| n % i != 0)
+}
+
+/// Steps of the Collatz sequence from `n` down to 1.
+fn collatz_steps(mut n: u64) -> u32 {
+    let mut steps = 0;
+    while n != 1 {
+        n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+        steps += 1;
+    }
+    steps
+}
+
+/// A call that takes its own worker down, to show the pool survive it.
+fn crash_on(x: u64) -> u64 {
+    if x == 13 {
+        // SAFETY: signals this (worker) process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    x
+}
+
+/// multiprocessing.Pool, concurrent.futures.ProcessPoolExecutor,
+/// multiprocessing.dummy.
+fn pools_tour() {
+    use conex::futures::{Executor, MapOptions, ProcessPoolExecutor};
+    use conex::multiprocessing::{Pool, dummy};
+    use std::io::Write;
+
+    println!("[pools] ProcessPoolExecutor and Pool on worker processes");
+    // 1. The ProcessPoolExecutor example from Python's docs.
+    const PRIMES: [u64; 6] = [
+        112272535095293,
+        112582705942171,
+        112272535095293,
+        115280095190773,
+        115797848077099,
+        1099726899285419,
+    ];
+    let t = Instant::now();
+    let executor = ProcessPoolExecutor::new(2).expect("pool");
+    let results = executor
+        .map(is_prime, PRIMES, MapOptions::new())
+        .expect("map");
+    for (number, prime) in PRIMES.iter().zip(results) {
+        println!("  {number} is prime: {}", prime.expect("a result"));
+    }
+    println!("  (2 worker processes, {:?})", t.elapsed());
+
+    // 2. A worker killed mid-call fails that call only; a replacement runs the rest.
+    let fs: Vec<_> = (10..17u64)
+        .map(|x| executor.submit(crash_on, x).expect("submit"))
+        .collect();
+    let ok = fs.iter().filter(|f| f.blocking().result().is_ok()).count();
+    let err = fs[3].blocking().result().expect_err("the crashing call fails");
+    println!("  {ok} of 7 calls completed; call 13: {err}");
+    drop(executor);
+
+    // 3. Pool.imap_unordered with a progress bar.
+    let pool = Pool::new(Some(2)).expect("pool");
+    let n = 400u64;
+    let mut longest = 0;
+    let mut done = 0;
+    let start = 1_000_000u64;
+    let results = pool
+        .imap_unordered(collatz_steps, start..start + n, 10)
+        .expect("imap_unordered");
+    for steps in results {
+        let steps = steps.expect("a result");
+        done += 1;
+        longest = longest.max(steps);
+        if done % 40 == 0 || done == n {
+            let bar = "#".repeat((done * 30 / n) as usize);
+            print!("\r  collatz [{bar:<30}] {done}/{n}");
+            let _ = std::io::stdout().flush();
+        }
+    }
+    println!("\n  longest chain: {longest} steps");
+    let steps = pool.map(collatz_steps, [27u64, 97, 871], 0).expect("map");
+    println!("  Pool.map(collatz_steps, [27, 97, 871]) = {steps:?}");
+    pool.close();
+    pool.join().expect("join");
+
+    // 4. The same API on threads: multiprocessing.dummy.
+    let threads = dummy::Pool::new(Some(4)).expect("thread pool");
+    let found = threads
+        .map(is_prime, 1_000_000..1_000_100u64, 0)
+        .expect("map")
+        .into_iter()
+        .filter(|p| *p)
+        .count();
+    println!("  dummy::Pool (threads): {found} primes in 1000000..1000100");
     println!();
 }
