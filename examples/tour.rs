@@ -885,18 +885,22 @@ fn is_prime(n: u64) -> bool {
     if n == 2 {
         return true;
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         return false;
     }
     let sqrt_n = (n as f64).sqrt().floor() as u64;
-    (3..=sqrt_n).step_by(2).all(|i| n % i != 0)
+    (3..=sqrt_n).step_by(2).all(|i| !n.is_multiple_of(i))
 }
 
 /// Steps of the Collatz sequence from `n` down to 1.
 fn collatz_steps(mut n: u64) -> u32 {
     let mut steps = 0;
     while n != 1 {
-        n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+        n = if n.is_multiple_of(2) {
+            n / 2
+        } else {
+            3 * n + 1
+        };
         steps += 1;
     }
     steps
@@ -943,7 +947,10 @@ fn pools_tour() {
         .map(|x| executor.submit(crash_on, x).expect("submit"))
         .collect();
     let ok = fs.iter().filter(|f| f.blocking().result().is_ok()).count();
-    let err = fs[3].blocking().result().expect_err("the crashing call fails");
+    let err = fs[3]
+        .blocking()
+        .result()
+        .expect_err("the crashing call fails");
     println!("  {ok} of 7 calls completed; call 13: {err}");
     drop(executor);
 

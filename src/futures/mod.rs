@@ -36,6 +36,7 @@ pub use errors::{FutureError, InvalidState, SubmitError, Timeout, WorkError, Zer
 pub use executor::{Executor, MapOptions, MapResults};
 pub use future::{BlockingFuture, Future};
 pub use task_pool::TaskExecutor;
+#[cfg(feature = "multiprocessing")]
 pub(crate) use thread_pool::can_block_here;
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
 pub use waiting::{
