@@ -29,6 +29,10 @@ pub(crate) const TESTS: &[Test] = &[
         "ppe::killed_worker_fails_only_its_call",
         killed_worker_fails_only_its_call,
     ),
+    (
+        "ppe::idle_worker_death_loses_nothing",
+        idle_worker_death_loses_nothing,
+    ),
     ("ppe::worker_exiting_on_its_own", worker_exiting_on_its_own),
     ("ppe::break_policy_is_pythons", break_policy_is_pythons),
     ("ppe::initializer_runs_first", initializer_runs_first),
@@ -225,6 +229,50 @@ fn killed_worker_fails_only_its_call() {
         .collect();
     assert!(!pids.contains(&victim_pid));
     assert!(pool.pids().len() <= 2);
+}
+
+/// Waits until every thread of `pid` has exited (its descriptors are
+/// closed then), though the process is not reaped yet. The leader turns
+/// zombie before its other threads are gone, so each thread is checked.
+fn wait_dead(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let alive = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        tasks.flatten().any(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .chars()
+                .next();
+            !matches!(state, None | Some('Z') | Some('X'))
+        })
+    };
+    while alive() {
+        assert!(std::time::Instant::now() < deadline, "{pid} did not die");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+// test_process_pool.test_killed_child, with the worker killed while idle:
+// it is noticed before the next call is sent, which runs on a replacement
+fn idle_worker_death_loses_nothing() {
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let first = pool.submit(pid, ()).unwrap().blocking().result().unwrap();
+    kill(first);
+    wait_dead(first);
+    let fs: Vec<_> = (0..3).map(|_| pool.submit(pid, ()).unwrap()).collect();
+    for f in fs {
+        let next = f
+            .blocking()
+            .result()
+            .expect("no call is lost to an idle death");
+        assert_ne!(next, first);
+    }
 }
 
 // test_deadlock.ExecutorDeadlockTest.test_crash_during_func_exec_on_worker

@@ -154,7 +154,9 @@ impl ProcessPoolBuilder {
 
     /// Whether [`Future::cancel`] on a running call kills the worker
     /// running it (default `false`: running calls cannot be cancelled, as
-    /// in Python).
+    /// in Python). This includes the cancellations `map` makes when its
+    /// results are dropped early or a call fails: the chunks still running
+    /// are stopped then, not left to finish.
     pub fn kill_on_cancel(mut self, yes: bool) -> Self {
         self.kill_on_cancel = yes;
         self
