@@ -86,6 +86,10 @@ pub mod contextvars;
 pub mod futures;
 #[cfg(all(feature = "multiprocessing", unix))]
 pub mod multiprocessing;
+/// serde, for the code [`expose!`] generates (not part of the API).
+#[cfg(feature = "multiprocessing")]
+#[doc(hidden)]
+pub use serde as __serde;
 #[cfg(feature = "queue")]
 pub mod queue;
 #[cfg(feature = "sched")]

@@ -37,6 +37,23 @@ fn address(offset: i64) -> usize {
     (anchor as *const () as usize as i64 + offset) as usize
 }
 
+/// A code address that can cross to another process of this binary (as an
+/// offset from a fixed function), for tables of functions a child needs
+/// (a manager server's type factories).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CodeRef(i64);
+
+impl CodeRef {
+    pub(crate) fn new(addr: usize) -> CodeRef {
+        CodeRef(offset(addr))
+    }
+
+    /// The address in this process.
+    pub(crate) fn addr(self) -> usize {
+        address(self.0)
+    }
+}
+
 /// What a trampoline returns: the encoded result (and its OS handles), or
 /// the panic.
 pub(crate) enum Outcome {

@@ -320,6 +320,11 @@ impl Listener {
         }
     }
 
+    /// Whether [`close`](Listener::close) was called.
+    pub(crate) fn closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
     /// The blocking facade.
     pub fn blocking(&self) -> BlockingListener<'_> {
         BlockingListener { listener: self }

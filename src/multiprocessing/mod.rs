@@ -17,6 +17,7 @@
 //! | `Queue`, `JoinableQueue`, `SimpleQueue` | [`Queue`], [`JoinableQueue`], [`SimpleQueue`] |
 //! | `Pool`, `pool.AsyncResult`, `pool.ThreadPool` / `dummy.Pool` | [`Pool`], [`AsyncResult`], [`IMap`], [`dummy::Pool`] |
 //! | `concurrent.futures.ProcessPoolExecutor` | [`ProcessPoolExecutor`] (also in [`crate::futures`]) |
+//! | `Manager()`, `managers` (`BaseManager`, `SyncManager`, proxies, `register`) | [`manager`], [`managers`] |
 //!
 //! ## How a child runs your `fn`
 //!
@@ -50,6 +51,7 @@ mod forkserver;
 mod handles;
 mod launch;
 mod listener;
+pub mod managers;
 mod pool;
 mod process;
 mod queues;
@@ -71,6 +73,7 @@ pub use context::{
 pub use errors::{AuthenticationError, ConnectionError, ProcessError, RemoteError, StartError};
 pub use handles::Handle;
 pub use listener::{Address, BlockingListener, Client, Listener, Waitable, wait, wait_blocking};
+pub use managers::{SyncManager, manager};
 pub use pool::{
     AsyncResult, Backend, IMap, OnDeath, PoolBuilder, PoolOf, ProcessPoolBuilder,
     ProcessPoolExecutor, Processes, Runs, StillRunning, Threads,

@@ -8,6 +8,7 @@
 #[path = "../common/executor.rs"]
 mod common_executor;
 mod conn;
+mod managers;
 mod pools;
 mod procs;
 mod queues;
@@ -39,6 +40,7 @@ fn main() {
         .chain(sync::TESTS)
         .chain(queues::TESTS)
         .chain(pools::TESTS)
+        .chain(managers::TESTS)
         .map(|&(name, f)| {
             Trial::test(name, move || {
                 std::panic::catch_unwind(f).map_err(|p| {

@@ -452,7 +452,10 @@ fn apply_map_starmap() {
     for chunk in [0, 1, 30] {
         assert_eq!(pool.map(square, 0..100u64, chunk).unwrap(), want);
     }
-    assert_eq!(pool.map(square, Vec::<u64>::new(), 0).unwrap(), vec![]);
+    assert_eq!(
+        pool.map(square, Vec::<u64>::new(), 0).unwrap(),
+        Vec::<u64>::new()
+    );
     let pairs: Vec<(u64, u64)> = (0..10).map(|i| (i, 10 * i)).collect();
     let sums = pool
         .starmap(add as fn(u64, u64) -> u64, pairs.clone(), 3)

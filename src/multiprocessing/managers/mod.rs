@@ -1,0 +1,202 @@
+//! Python's `multiprocessing.managers`: a server process that owns shared
+//! objects, and typed proxies that reach them from other processes, on
+//! this machine or another.
+//!
+//! | Python | conex |
+//! |---|---|
+//! | `multiprocessing.Manager()`, `SyncManager` | [`manager`](super::manager), [`SyncManager`] |
+//! | `BaseManager(address, authkey)`: `start(initializer, initargs)`, `connect`, `shutdown`, `get_server().serve_forever()`, `address`, `with manager:` | [`BaseManager`]: `start`, `start_with`, `connect`, `shutdown`, `get_server` → [`Server`], `address`, drop |
+//! | `BaseManager.register(typeid, callable, exposed)` | [`BaseManager::register`] with a type that implements [`Shared`] ([`expose!`](crate::expose) writes it and the proxy) |
+//! | `dict`, `list`, `Namespace`, `Value`, `Array` | [`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], [`ArrayProxy`] |
+//! | `Queue`, `JoinableQueue` | [`QueueProxy`] |
+//! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Condition`, `Event`, `Barrier` | [`LockProxy`], [`SemaphoreProxy`], [`ConditionProxy`], [`EventProxy`], [`BarrierProxy`] |
+//! | `BaseProxy._callmethod` | [`BaseProxy::call`] |
+//!
+//! ## How it works
+//!
+//! The server is a [`Listener`](super::Listener) with the manager's auth
+//! key (Python's handshake: the wrong key is refused on both sides, and the
+//! server goes on serving the others), one thread per client connection.
+//! A proxy is a token (address, key, object id, type) and serde data, so
+//! it can be sent to any process and still reach its object; each thread
+//! of each process opens its own connection on first use. Requests are
+//! postcard frames; a malformed one ends that connection only.
+//!
+//! Containers keep what they hold as encoded bytes: the server needs none
+//! of the user's types, keys compare by their encoding, and a proxy stored
+//! in a container (a list inside a dict) is stored as its token, so taking
+//! it out gives a proxy to the same nested object, as in Python.
+//!
+//! Calls block the calling thread (run them with
+//! [`tasks::to_thread`](crate::tasks::to_thread) from async code).
+//!
+//! ## Faults
+//!
+//! A lock (`Lock`, `RLock`, a `Condition`'s lock) held by a client whose
+//! connection closes (its process died) is released by the server. If the
+//! server dies, the next call of every proxy fails with
+//! [`ManagerError::Connection`], never a hang.
+
+mod builtins;
+mod client;
+mod manager;
+mod protocol;
+mod server;
+
+pub use builtins::{
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy,
+    NamespaceProxy, QueueProxy, SemaphoreProxy, ValueProxy,
+};
+pub use client::{BaseProxy, Proxy, arg};
+pub use manager::{BaseManager, SyncManager, manager};
+pub use protocol::ManagerError;
+pub use server::{Server, Shared, decode_arg, encode_result};
+
+/// The error of a call to a method a [`Shared`] type does not expose.
+#[doc(hidden)]
+pub fn no_such_method(typeid: &str, method: &str) -> super::RemoteError {
+    ManagerError::remote(
+        "AttributeError",
+        format!("'{typeid}' object has no exposed method {method:?}"),
+    )
+}
+
+/// Exposes chosen methods of a type to a manager's proxies: implements
+/// [`Shared`] for the type (the server side) and writes a typed proxy
+/// whose methods take the same arguments (by reference) and return
+/// `Result<R, ManagerError>`.
+///
+/// Python: `BaseManager.register(typeid, callable, exposed=(...))` and the
+/// proxy type it makes. Arguments and results are serde types; methods
+/// take `&self` or `&mut self` (calls on one object run one at a time).
+///
+/// ```no_run
+/// use conex::multiprocessing::managers::BaseManager;
+///
+/// struct Counter { n: u64 }
+///
+/// impl Counter {
+///     fn new(start: u64) -> Counter { Counter { n: start } }
+///     fn add(&mut self, by: u64) -> u64 { self.n += by; self.n }
+///     fn get(&self) -> u64 { self.n }
+/// }
+///
+/// conex::expose! {
+///     /// A proxy to a `Counter` in a manager.
+///     pub proxy CounterProxy for Counter {
+///         fn add(&mut self, by: u64) -> u64;
+///         fn get(&self) -> u64;
+///     }
+/// }
+///
+/// fn main() {
+///     conex::multiprocessing::init();
+///     let mut m = BaseManager::new(None, None);
+///     m.register("Counter", Counter::new);
+///     m.start().unwrap();
+///     let c: CounterProxy = m.create("Counter", &40u64).unwrap();
+///     assert_eq!(c.add(&2).unwrap(), 42);
+///     assert_eq!(c.get().unwrap(), 42);
+/// }
+/// ```
+#[macro_export]
+macro_rules! expose {
+    (
+        $(#[$meta:meta])*
+        $vis:vis proxy $proxy:ident for $ty:ty {
+            $(
+                $(#[$mmeta:meta])*
+                fn $method:ident(&$(mut)? self $(, $arg:ident : $argty:ty)* $(,)?) $(-> $ret:ty)?;
+            )*
+        }
+    ) => {
+        impl $crate::multiprocessing::managers::Shared for $ty {
+            fn dispatch(
+                &mut self,
+                method: &str,
+                args: &[::std::vec::Vec<u8>],
+            ) -> ::std::result::Result<::std::vec::Vec<u8>, $crate::multiprocessing::RemoteError> {
+                match method {
+                    $(
+                        ::std::stringify!($method) => {
+                            #[allow(unused_mut, unused_variables, unused_assignments)]
+                            let mut _i = 0usize;
+                            $(
+                                let $arg: $argty =
+                                    $crate::multiprocessing::managers::decode_arg(args, _i)?;
+                                _i += 1;
+                            )*
+                            let r: $crate::__unit_or!($($ret)?) = <$ty>::$method(self $(, $arg)*);
+                            $crate::multiprocessing::managers::encode_result(&r)
+                        }
+                    )*
+                    _ => ::std::result::Result::Err(
+                        $crate::multiprocessing::managers::no_such_method(
+                            ::std::stringify!($ty),
+                            method,
+                        ),
+                    ),
+                }
+            }
+        }
+
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        $vis struct $proxy($crate::multiprocessing::managers::BaseProxy);
+
+        impl $crate::__serde::Serialize for $proxy {
+            fn serialize<S: $crate::__serde::Serializer>(
+                &self,
+                s: S,
+            ) -> ::std::result::Result<S::Ok, S::Error> {
+                $crate::__serde::Serialize::serialize(&self.0, s)
+            }
+        }
+
+        impl<'de> $crate::__serde::Deserialize<'de> for $proxy {
+            fn deserialize<D: $crate::__serde::Deserializer<'de>>(
+                d: D,
+            ) -> ::std::result::Result<Self, D::Error> {
+                <$crate::multiprocessing::managers::BaseProxy as $crate::__serde::Deserialize>::deserialize(d)
+                    .map($proxy)
+            }
+        }
+
+        impl $crate::multiprocessing::managers::Proxy for $proxy {
+            fn from_base(base: $crate::multiprocessing::managers::BaseProxy) -> Self {
+                $proxy(base)
+            }
+            fn base(&self) -> &$crate::multiprocessing::managers::BaseProxy {
+                &self.0
+            }
+        }
+
+        impl $proxy {
+            $(
+                $(#[$mmeta])*
+                #[allow(clippy::ptr_arg)]
+                pub fn $method(
+                    &self
+                    $(, $arg: &$argty)*
+                ) -> ::std::result::Result<$crate::__unit_or!($($ret)?), $crate::multiprocessing::managers::ManagerError> {
+                    self.0.call(
+                        ::std::stringify!($method),
+                        ::std::vec![$($crate::multiprocessing::managers::arg($arg)),*],
+                    )
+                }
+            )*
+        }
+    };
+}
+
+/// `()` when a method declares no return type (for [`expose!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __unit_or {
+    () => {
+        ()
+    };
+    ($t:ty) => {
+        $t
+    };
+}

@@ -1,0 +1,666 @@
+//! Managers and proxies, derived from CPython's _test_multiprocessing.py
+//! manager tests (_TestContainers, _TestMyManager, _TestRemoteManager,
+//! _TestManagerRestart, the synchronize tests run with a manager). Real
+//! server and client processes; fault tests kill them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use conex::multiprocessing::managers::{
+    BaseManager, DictProxy, EventProxy, ListProxy, LockProxy, ManagerError, Proxy, QueueProxy,
+    SyncManager, manager,
+};
+use conex::multiprocessing::{Address, Client, Connection, ConnectionError, Process, Queue, pipe};
+
+use crate::Test;
+
+pub(crate) const TESTS: &[Test] = &[
+    ("manager::dict_list_namespace", dict_list_namespace),
+    ("manager::nested_proxies", nested_proxies),
+    ("manager::proxies_cross_processes", proxies_cross_processes),
+    ("manager::value_and_array", value_and_array),
+    ("manager::queues", queues),
+    ("manager::locks_and_semaphores", locks_and_semaphores),
+    ("manager::condition_event_barrier", condition_event_barrier),
+    ("manager::registered_type", registered_type),
+    ("manager::start_with_initializer", start_with_initializer),
+    ("manager::remote_manager_over_tcp", remote_manager_over_tcp),
+    (
+        "manager::remote_manager_between_netns",
+        remote_manager_between_netns,
+    ),
+    (
+        "manager::dead_client_releases_its_lock",
+        dead_client_releases_lock,
+    ),
+    ("manager::dead_server_is_an_error", dead_server_is_an_error),
+    (
+        "manager::malformed_requests_fail_that_connection",
+        malformed_requests,
+    ),
+    ("manager::shutdown_and_drop", shutdown_and_drop),
+];
+
+fn remote(e: ManagerError, type_name: &str) {
+    assert!(e.is(type_name), "expected a remote {type_name}, got {e:?}");
+}
+
+// _TestContainers.test_dict, test_list, test_namespace
+fn dict_list_namespace() {
+    let m = manager().unwrap();
+    let d = m.dict::<String, i64>().unwrap();
+    assert!(d.is_empty().unwrap());
+    for (i, k) in ["b", "a", "c"].iter().enumerate() {
+        d.set(&k.to_string(), &(i as i64)).unwrap();
+    }
+    assert_eq!(d.len().unwrap(), 3);
+    assert_eq!(d.keys().unwrap(), ["b", "a", "c"], "insertion order");
+    assert_eq!(d.get(&"a".into()).unwrap(), Some(1));
+    assert_eq!(d.get(&"zz".into()).unwrap(), None);
+    remote(d.getitem(&"zz".into()).unwrap_err(), "KeyError");
+    assert!(d.contains(&"c".into()).unwrap());
+    d.del(&"b".into()).unwrap();
+    remote(d.del(&"b".into()).unwrap_err(), "KeyError");
+    assert_eq!(d.setdefault(&"a".into(), &9).unwrap(), 1);
+    assert_eq!(d.setdefault(&"n".into(), &9).unwrap(), 9);
+    assert_eq!(d.popitem().unwrap(), Some(("n".into(), 9)));
+    assert_eq!(d.pop(&"c".into()).unwrap(), Some(2));
+    let more = [("x".to_string(), 10i64), ("y".to_string(), 11)];
+    d.update(more.iter().map(|(k, v)| (k, v))).unwrap();
+    assert_eq!(
+        d.items().unwrap(),
+        vec![("a".into(), 1), ("x".into(), 10), ("y".into(), 11)]
+    );
+    assert_eq!(d.values().unwrap(), [1, 10, 11]);
+    d.clear().unwrap();
+    assert_eq!(d.len().unwrap(), 0);
+    let d2 = m.dict_from([(&1u8, &"one".to_string())]).unwrap();
+    assert_eq!(d2.items().unwrap(), vec![(1, "one".to_string())]);
+
+    let l = m.list_from(&[1i32, 2, 3]).unwrap();
+    l.append(&4).unwrap();
+    l.extend(&[5, 6]).unwrap();
+    l.insert(0, &0).unwrap();
+    assert_eq!(l.to_vec().unwrap(), [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(l.get(-1).unwrap(), 6);
+    remote(l.get(7).unwrap_err(), "IndexError");
+    l.set(1, &10).unwrap();
+    assert_eq!(l.pop(None).unwrap(), 6);
+    assert_eq!(l.pop(Some(0)).unwrap(), 0);
+    assert_eq!(l.index(&10).unwrap(), 0);
+    remote(l.index(&99).unwrap_err(), "ValueError");
+    l.remove(&10).unwrap();
+    l.reverse().unwrap();
+    assert_eq!(l.to_vec().unwrap(), [5, 4, 3, 2]);
+    assert_eq!(l.count(&4).unwrap(), 1);
+    l.del(0).unwrap();
+    assert!(l.contains(&2).unwrap());
+    l.clear().unwrap();
+    remote(l.pop(None).unwrap_err(), "IndexError");
+
+    let ns = m.namespace().unwrap();
+    ns.set("name", &"Bob".to_string()).unwrap();
+    ns.set("job", &42u32).unwrap();
+    assert_eq!(ns.get::<String>("name").unwrap(), "Bob");
+    assert_eq!(ns.names().unwrap(), ["job", "name"]);
+    ns.del("job").unwrap();
+    remote(ns.get::<u32>("job").unwrap_err(), "AttributeError");
+}
+
+// _TestContainers.test_dict_proxy_nested, test_list_proxy_in_list: a
+// proxy stored in a container reaches the same object when taken out
+fn nested_proxies() {
+    let m = manager().unwrap();
+    let inner = m.list_from(&[1u32, 2]).unwrap();
+    let outer = m.dict::<String, ListProxy<u32>>().unwrap();
+    outer.set(&"xs".into(), &inner).unwrap();
+    let again = outer.getitem(&"xs".into()).unwrap();
+    again.append(&3).unwrap();
+    assert_eq!(inner.to_vec().unwrap(), [1, 2, 3], "the same list");
+    let lists = m.list::<ListProxy<u32>>().unwrap();
+    lists.append(&inner).unwrap();
+    lists.get(0).unwrap().append(&4).unwrap();
+    assert_eq!(inner.len().unwrap(), 4);
+}
+
+fn bump((d, l, n): (DictProxy<u32, u32>, ListProxy<u32>, u32)) {
+    d.set(&n, &(n * 10)).unwrap();
+    l.append(&n).unwrap();
+}
+
+fn from_pipe(c: Connection) {
+    let (d, n): (DictProxy<u32, u32>, u32) = c.blocking().recv().unwrap();
+    d.set(&n, &(n * 10)).unwrap();
+}
+
+fn from_queue(q: Queue<(DictProxy<u32, u32>, u32)>) {
+    let (d, n) = q.blocking().get().unwrap();
+    d.set(&n, &(n * 10)).unwrap();
+}
+
+// _TestContainers with processes (test_dict_proxy from children): a proxy
+// passed as an argument, over a Pipe, or through a Queue
+fn proxies_cross_processes() {
+    let m = manager().unwrap();
+    let d = m.dict::<u32, u32>().unwrap();
+    let l = m.list::<u32>().unwrap();
+    let ps: Vec<_> = (0..3)
+        .map(|n| Process::new(bump, (d.clone(), l.clone(), n)))
+        .collect();
+    ps.iter().for_each(|p| p.start().unwrap());
+    ps.iter().for_each(|p| p.blocking().join().unwrap());
+    assert!(ps.iter().all(|p| p.exitcode() == Some(0)));
+    let (a, b) = pipe(true).unwrap();
+    let p = Process::new(from_pipe, b);
+    p.start().unwrap();
+    a.blocking().send(&(d.clone(), 7u32)).unwrap();
+    p.blocking().join().unwrap();
+    let q = Queue::new(0).unwrap();
+    q.blocking().put((d.clone(), 8u32)).unwrap();
+    let p = Process::new(from_queue, q);
+    p.start().unwrap();
+    p.blocking().join().unwrap();
+    let mut keys = d.keys().unwrap();
+    keys.sort();
+    assert_eq!(keys, [0, 1, 2, 7, 8]);
+    assert_eq!(d.get(&8).unwrap(), Some(80));
+    let mut xs = l.to_vec().unwrap();
+    xs.sort();
+    assert_eq!(xs, [0, 1, 2]);
+}
+
+// _TestValue / _TestArray with a manager
+fn value_and_array() {
+    let m = manager().unwrap();
+    let v = m.value(&1.5f64).unwrap();
+    v.set(&2.5).unwrap();
+    assert_eq!(v.get().unwrap(), 2.5);
+    let a = m.array(&[1u8, 2, 3]).unwrap();
+    assert_eq!(a.len().unwrap(), 3);
+    a.set(-1, &9).unwrap();
+    assert_eq!(a.get(2).unwrap(), 9);
+    remote(a.set(3, &1).unwrap_err(), "IndexError");
+    assert_eq!(a.to_vec().unwrap(), [1, 2, 9]);
+}
+
+fn consume(q: QueueProxy<u32>) -> u32 {
+    let mut sum = 0;
+    loop {
+        let x = q.get().unwrap();
+        q.task_done().unwrap();
+        if x == 0 {
+            return sum;
+        }
+        sum += x;
+    }
+}
+
+// _TestQueue with a manager: Empty/Full, timeouts, task_done/join across
+// processes
+fn queues() {
+    let m = manager().unwrap();
+    let q = m.queue::<u32>(2).unwrap();
+    remote(q.get_nowait().unwrap_err(), "Empty");
+    let t = Instant::now();
+    remote(
+        q.get_timeout(Duration::from_millis(100)).unwrap_err(),
+        "Empty",
+    );
+    assert!(t.elapsed() >= Duration::from_millis(60));
+    q.put(&1).unwrap();
+    q.put(&2).unwrap();
+    assert!(q.full().unwrap());
+    remote(q.put_nowait(&3).unwrap_err(), "Full");
+    remote(
+        q.put_timeout(&3, Duration::from_millis(50)).unwrap_err(),
+        "Full",
+    );
+    assert_eq!(q.qsize().unwrap(), 2);
+    assert_eq!(q.get().unwrap(), 1);
+    assert_eq!(q.get().unwrap(), 2);
+    assert!(q.empty().unwrap());
+
+    let jq = m.joinable_queue::<u32>(0).unwrap();
+    let p = Process::new(consume, jq.clone());
+    p.start().unwrap();
+    for x in [5, 6, 7, 0] {
+        jq.put(&x).unwrap();
+    }
+    jq.join().unwrap();
+    assert_eq!(p.blocking().result().unwrap(), 18);
+    remote(jq.task_done().unwrap_err(), "ValueError");
+}
+
+// _TestLock (test_lock, test_rlock), _TestSemaphore with a manager
+fn locks_and_semaphores() {
+    let m = manager().unwrap();
+    let lock = m.lock().unwrap();
+    assert!(lock.try_acquire().unwrap());
+    assert!(lock.locked().unwrap());
+    assert!(!lock.try_acquire().unwrap());
+    assert!(!lock.acquire_timeout(Duration::from_millis(50)).unwrap());
+    lock.release().unwrap();
+    remote(lock.release().unwrap_err(), "RuntimeError");
+
+    let r = m.rlock().unwrap();
+    r.acquire().unwrap();
+    r.acquire().unwrap();
+    // Another thread (its own connection) cannot take it.
+    let r2 = r.clone();
+    let other = std::thread::spawn(move || r2.try_acquire().unwrap());
+    assert!(!other.join().unwrap());
+    r.release().unwrap();
+    r.release().unwrap();
+    remote(r.release().unwrap_err(), "RuntimeError");
+
+    let s = m.semaphore(2).unwrap();
+    assert!(s.try_acquire().unwrap());
+    assert!(s.try_acquire().unwrap());
+    assert!(!s.try_acquire().unwrap());
+    s.release_n(2).unwrap();
+    assert_eq!(s.value().unwrap(), 2);
+    let b = m.bounded_semaphore(1).unwrap();
+    remote(b.release().unwrap_err(), "ValueError");
+}
+
+fn wait_for_go(
+    (c, ready, out): (
+        conex::multiprocessing::managers::ConditionProxy,
+        EventProxy,
+        DictProxy<u8, bool>,
+    ),
+) {
+    c.acquire().unwrap();
+    ready.set().unwrap();
+    let notified = c.wait(Some(Duration::from_secs(20))).unwrap();
+    c.release().unwrap();
+    out.set(&1, &notified).unwrap();
+}
+
+fn at_barrier(b: conex::multiprocessing::managers::BarrierProxy) -> usize {
+    b.wait(Some(Duration::from_secs(20))).unwrap()
+}
+
+// _TestCondition.test_notify, _TestEvent.test_event, _TestBarrier with a
+// manager, across processes
+fn condition_event_barrier() {
+    let m = manager().unwrap();
+    let c = m.condition().unwrap();
+    let ready = m.event().unwrap();
+    let out = m.dict::<u8, bool>().unwrap();
+    let p = Process::new(wait_for_go, (c.clone(), ready.clone(), out.clone()));
+    p.start().unwrap();
+    assert!(ready.wait(Some(Duration::from_secs(20))).unwrap());
+    c.acquire().unwrap(); // the waiter released it inside wait
+    c.notify(1).unwrap();
+    c.release().unwrap();
+    p.blocking().join().unwrap();
+    assert_eq!(out.get(&1).unwrap(), Some(true));
+    remote(c.wait(None).unwrap_err(), "RuntimeError");
+
+    let e = m.event().unwrap();
+    assert!(!e.is_set().unwrap());
+    assert!(!e.wait(Some(Duration::from_millis(30))).unwrap());
+    e.set().unwrap();
+    assert!(e.wait(None).unwrap());
+    e.clear().unwrap();
+    assert!(!e.is_set().unwrap());
+
+    let b = m.barrier(3, None).unwrap();
+    assert_eq!(b.parties().unwrap(), 3);
+    let ps: Vec<_> = (0..2)
+        .map(|_| Process::new(at_barrier, b.clone()))
+        .collect();
+    ps.iter().for_each(|p| p.start().unwrap());
+    let mine = at_barrier(b.clone());
+    let mut idx: Vec<usize> = ps.iter().map(|p| p.blocking().result().unwrap()).collect();
+    idx.push(mine);
+    idx.sort();
+    assert_eq!(idx, [0, 1, 2]);
+    let lonely = m.barrier(2, None).unwrap();
+    remote(
+        lonely.wait(Some(Duration::from_millis(50))).unwrap_err(),
+        "BrokenBarrierError",
+    );
+    assert!(lonely.broken().unwrap());
+    lonely.reset().unwrap();
+    assert!(!lonely.broken().unwrap());
+}
+
+/// A user type for the manager tests.
+pub(crate) struct Tally {
+    total: i64,
+    log: Vec<String>,
+}
+
+impl Tally {
+    fn new(start: i64) -> Tally {
+        Tally {
+            total: start,
+            log: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, by: i64, who: String) -> i64 {
+        self.total += by;
+        self.log.push(who);
+        self.total
+    }
+
+    fn total(&self) -> i64 {
+        self.total
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.clone()
+    }
+
+    fn explode(&self) {
+        panic!("the tally exploded")
+    }
+
+    fn seed(&self) -> u64 {
+        SEED.load(Ordering::SeqCst)
+    }
+}
+
+conex::expose! {
+    /// A proxy to a `Tally`.
+    pub proxy TallyProxy for Tally {
+        fn add(&mut self, by: i64, who: String) -> i64;
+        fn total(&self) -> i64;
+        fn log(&self) -> Vec<String>;
+        fn explode(&self);
+        fn seed(&self) -> u64;
+    }
+}
+
+fn add_from_child((t, n): (TallyProxy, i64)) {
+    t.add(&n, &format!("child-{n}")).unwrap();
+}
+
+fn tally_manager() -> BaseManager {
+    let mut m = BaseManager::new(None, None);
+    m.register("Tally", Tally::new);
+    m
+}
+
+// _TestMyManager.test_mymanager (register, create, call, from a child),
+// and an unknown type, a failing method and a panic leave the server up
+fn registered_type() {
+    let m = tally_manager();
+    m.start().unwrap();
+    let t: TallyProxy = m.create("Tally", &10i64).unwrap();
+    assert_eq!(t.add(&5, &"main".into()).unwrap(), 15);
+    let ps: Vec<_> = (1..=2)
+        .map(|n| Process::new(add_from_child, (t.clone(), n)))
+        .collect();
+    ps.iter().for_each(|p| p.start().unwrap());
+    ps.iter().for_each(|p| p.blocking().join().unwrap());
+    assert_eq!(t.total().unwrap(), 18);
+    assert_eq!(t.log().unwrap().len(), 3);
+    let e = t.explode().unwrap_err();
+    remote(e, "panic");
+    assert_eq!(t.total().unwrap(), 18, "the server survived the panic");
+    let e = m.create::<TallyProxy, _>("Nope", &()).unwrap_err();
+    remote(e, "KeyError");
+    let bad: Result<(), _> = t.base().call("no_such", vec![]);
+    remote(bad.unwrap_err(), "AttributeError");
+    // Arguments that do not decode as the constructor's: an error, and
+    // the server goes on.
+    let wrong: Result<TallyProxy, _> = m.create("Tally", &());
+    remote(wrong.unwrap_err(), "DecodeError");
+    assert_eq!(t.total().unwrap(), 18);
+}
+
+static SEED: AtomicU64 = AtomicU64::new(0);
+
+fn seed_server(v: u64) {
+    SEED.store(v, Ordering::SeqCst);
+}
+
+// _TestMyManager.test_mymanager_context_prestarted / start(initializer)
+fn start_with_initializer() {
+    let m = tally_manager();
+    m.start_with(seed_server, 77).unwrap();
+    let t: TallyProxy = m.create("Tally", &0i64).unwrap();
+    assert_eq!(t.seed().unwrap(), 77, "the initializer ran in the server");
+    assert_eq!(SEED.load(Ordering::SeqCst), 0, "and not here");
+    assert!(m.start().is_err(), "started twice");
+}
+
+/// A remote manager's server: built-in types over TCP, serving until
+/// killed; reports its address.
+fn serve_tcp((addr, key, report): (Address, Vec<u8>, Connection)) {
+    let m = SyncManager::new(Some(addr), Some(&key));
+    let server = m.get_server().unwrap();
+    report.blocking().send(server.address()).unwrap();
+    server.serve_forever();
+}
+
+/// A client of a remote manager: fills a dict and reads it back.
+fn use_remote((addr, key): (Address, Vec<u8>)) -> Result<Vec<(String, u32)>, String> {
+    let m = SyncManager::new(Some(addr), Some(&key));
+    m.connect().map_err(|e| e.to_string())?;
+    let d = m.dict::<String, u32>().map_err(|e| e.to_string())?;
+    d.set(&"from".into(), &std::process::id())
+        .map_err(|e| e.to_string())?;
+    d.items().map_err(|e| e.to_string())
+}
+
+fn start_remote(addr: Address, key: &[u8]) -> (Process<()>, Address) {
+    let (a, b) = pipe(true).unwrap();
+    let p = Process::new(serve_tcp, (addr, key.to_vec(), b));
+    p.start().unwrap();
+    let bound: Address = a.blocking().recv().unwrap();
+    (p, bound)
+}
+
+// _TestRemoteManager.test_remote (and the wrong key: refused on both
+// sides, and the server keeps serving)
+fn remote_manager_over_tcp() {
+    let key = b"remote secret".to_vec();
+    let (server, addr) = start_remote(Address::Tcp("127.0.0.1:0".parse().unwrap()), &key);
+    let items = use_remote((addr.clone(), key.clone())).unwrap();
+    assert_eq!(items.len(), 1);
+    let wrong = SyncManager::new(Some(addr.clone()), Some(b"wrong"));
+    match wrong.connect() {
+        Err(ManagerError::Connection(ConnectionError::Authentication(_))) => {}
+        other => panic!("a wrong key must be refused, got {other:?}"),
+    }
+    // Still serving the right key.
+    assert!(use_remote((addr, key)).is_ok());
+    server.kill().unwrap();
+    server.blocking().join().unwrap();
+}
+
+/// Runs `f` in the network namespace `ns`, in a child process.
+fn in_netns(ns: &str) -> bool {
+    let Ok(f) = std::fs::File::open(format!("/var/run/netns/{ns}")) else {
+        return false;
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns on a namespace descriptor we opened; affects this
+    // thread, which creates every socket the child uses.
+    unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) == 0 }
+}
+
+fn serve_in_netns((ns, addr, key, report): (String, Address, Vec<u8>, Connection)) {
+    assert!(in_netns(&ns), "cannot enter {ns}");
+    serve_tcp((addr, key, report));
+}
+
+fn client_in_netns(
+    (ns, addr, key): (String, Address, Vec<u8>),
+) -> Result<Vec<(String, u32)>, String> {
+    if !in_netns(&ns) {
+        return Err(format!("cannot enter {ns}"));
+    }
+    use_remote((addr, key))
+}
+
+fn ip(args: &str) -> bool {
+    std::process::Command::new("ip")
+        .args(args.split_whitespace())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Two network namespaces joined by a veth pair, removed on drop.
+struct NetnsPair {
+    server: String,
+    client: String,
+}
+
+impl NetnsPair {
+    fn new() -> Option<NetnsPair> {
+        let id = std::process::id() % 100_000;
+        let pair = NetnsPair {
+            server: format!("conexS{id}"),
+            client: format!("conexC{id}"),
+        };
+        let (s, c) = (&pair.server, &pair.client);
+        let ok = ip(&format!("netns add {s}"))
+            && ip(&format!("netns add {c}"))
+            && ip(&format!("link add vs{id} type veth peer name vc{id}"))
+            && ip(&format!("link set vs{id} netns {s}"))
+            && ip(&format!("link set vc{id} netns {c}"))
+            && ip(&format!("-n {s} addr add 10.213.7.1/24 dev vs{id}"))
+            && ip(&format!("-n {c} addr add 10.213.7.2/24 dev vc{id}"))
+            && ip(&format!("-n {s} link set vs{id} up"))
+            && ip(&format!("-n {c} link set vc{id} up"))
+            && ip(&format!("-n {s} link set lo up"));
+        ok.then_some(pair)
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        ip(&format!("netns del {}", self.server));
+        ip(&format!("netns del {}", self.client));
+    }
+}
+
+// _TestRemoteManager.test_remote between two network namespaces made
+// here (a veth pair); over loopback where namespaces cannot be made
+fn remote_manager_between_netns() {
+    let Some(pair) = NetnsPair::new() else {
+        eprintln!(
+            "manager::remote_manager_between_netns: cannot create network namespaces here \
+             (needs root and iproute2); the remote manager runs over loopback only"
+        );
+        return remote_manager_over_tcp();
+    };
+    let key = b"netns secret".to_vec();
+    let (a, b) = pipe(true).unwrap();
+    let server = Process::new(
+        serve_in_netns,
+        (
+            pair.server.clone(),
+            Address::Tcp("10.213.7.1:0".parse().unwrap()),
+            key.clone(),
+            b,
+        ),
+    );
+    server.start().unwrap();
+    let addr: Address = a.blocking().recv().unwrap();
+    let client = Process::new(
+        client_in_netns,
+        (pair.client.clone(), addr.clone(), key.clone()),
+    );
+    client.start().unwrap();
+    let items = client.blocking().result().unwrap().unwrap();
+    assert_eq!(items.len(), 1);
+    let intruder = Process::new(
+        client_in_netns,
+        (pair.client.clone(), addr, b"wrong".to_vec()),
+    );
+    intruder.start().unwrap();
+    let refused = intruder.blocking().result().unwrap().unwrap_err();
+    assert!(refused.contains("authentication"), "{refused}");
+    server.kill().unwrap();
+    server.blocking().join().unwrap();
+}
+
+fn hold_lock((lock, report): (LockProxy, Connection)) {
+    lock.acquire().unwrap();
+    report.blocking().send(&true).unwrap();
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+// Not in CPython (whose server keeps a dead client's lock forever): the
+// server releases a lock whose holder's connection closed
+fn dead_client_releases_lock() {
+    let m = manager().unwrap();
+    let lock = m.lock().unwrap();
+    let (a, b) = pipe(true).unwrap();
+    let p = Process::new(hold_lock, (lock.clone(), b));
+    p.start().unwrap();
+    assert!(a.blocking().recv::<bool>().unwrap());
+    assert!(!lock.try_acquire().unwrap(), "the child holds it");
+    p.kill().unwrap();
+    p.blocking().join().unwrap();
+    assert!(
+        lock.acquire_timeout(Duration::from_secs(20)).unwrap(),
+        "released when its holder died"
+    );
+}
+
+// _TestManagerRestart-like: a server that dies gives every proxy an
+// error at its next use, and a call blocked in it ends with an error
+fn dead_server_is_an_error() {
+    let m = manager().unwrap();
+    let d = m.dict::<u8, u8>().unwrap();
+    let e = m.event().unwrap();
+    d.set(&1, &1).unwrap();
+    let e2 = e.clone();
+    let blocked = std::thread::spawn(move || e2.wait(None));
+    std::thread::sleep(Duration::from_millis(100));
+    let server = m.process().unwrap();
+    server.kill().unwrap();
+    server.blocking().join().unwrap();
+    assert!(matches!(
+        blocked.join().unwrap(),
+        Err(ManagerError::Connection(_))
+    ));
+    let t = Instant::now();
+    assert!(matches!(d.get(&1), Err(ManagerError::Connection(_))));
+    assert!(
+        matches!(d.get(&1), Err(ManagerError::Connection(_))),
+        "again"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
+
+// Bad input: garbage and wrong messages on an authenticated connection
+// end that connection only
+fn malformed_requests() {
+    let m = manager().unwrap();
+    let d = m.dict::<u8, u8>().unwrap();
+    let addr = m.address().unwrap();
+    let c = Client::connect_blocking(&addr, Some(m.authkey())).unwrap();
+    c.blocking().send_bytes(b"\xff\xff\xff garbage").unwrap();
+    assert!(c.blocking().recv_bytes().unwrap_err().is_eof());
+    let c = Client::connect_blocking(&addr, Some(m.authkey())).unwrap();
+    c.blocking().send(&(0u8, 99u16)).unwrap(); // a hello of another protocol version
+    assert!(c.blocking().recv_bytes().unwrap_err().is_eof());
+    d.set(&1, &2).unwrap();
+    assert_eq!(d.get(&1).unwrap(), Some(2), "the server serves the others");
+}
+
+// BaseManager.shutdown / the `with` block: the server process ends; the
+// manager's proxies then fail
+fn shutdown_and_drop() {
+    let m = manager().unwrap();
+    let d = m.dict::<u8, u8>().unwrap();
+    let p = m.process().unwrap();
+    m.shutdown().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert!(matches!(d.len(), Err(ManagerError::Connection(_))));
+    assert!(m.shutdown().is_err(), "only once");
+    let m2 = manager().unwrap();
+    let p2 = m2.process().unwrap();
+    drop(m2);
+    assert_eq!(p2.exitcode(), Some(0), "dropping the manager shut it down");
+}
