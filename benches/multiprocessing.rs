@@ -6,7 +6,8 @@
 //! Process start+join by spawn and forkserver vs procspawn; the process
 //! pools (ProcessPoolExecutor one call at a time vs a blocking socketpair
 //! ping-pong between two processes and procspawn's Pool; map over 10k tiny
-//! calls by chunk size vs procspawn's Pool; Pool start-up).
+//! calls by chunk size vs procspawn's Pool; Pool start-up); a manager's
+//! dict get vs a raw Pipe round trip with a child.
 //!
 //! Its own `main`: children of the bench are the bench binary, diverted
 //! by `conex::multiprocessing::init()` (and procspawn's by its `init`).
@@ -535,8 +536,32 @@ fn pool_startup(c: &mut Criterion) {
     g.finish();
 }
 
+fn manager_roundtrip(c: &mut Criterion) {
+    let mut g = group(c, "manager_dict_get");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("conex_dictproxy_get", |b| {
+        let m = conex::multiprocessing::manager().unwrap();
+        let d = m.dict::<u64, u64>().unwrap();
+        d.set(&1, &2).unwrap();
+        b.iter(|| assert_eq!(d.get(&1).unwrap(), Some(2)));
+    });
+    g.bench_function("conex_pipe_roundtrip_child", |b| {
+        let (a, z) = pipe(true).unwrap();
+        let p = Process::new(echo, z);
+        p.start().unwrap();
+        b.iter(|| {
+            a.blocking().send(&7u64).unwrap();
+            black_box(a.blocking().recv::<u64>().unwrap());
+        });
+        a.close();
+        p.blocking().join().unwrap();
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    manager_roundtrip,
     ppe_roundtrip,
     pool_map,
     pool_startup,

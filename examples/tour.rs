@@ -167,6 +167,7 @@ fn main() {
     rt.block_on(subprocess_tour());
     rt.block_on(multiprocessing_tour());
     pools_tour();
+    managers_tour();
     // Python's interpreter waits for non-daemon threads at exit.
     threading::join_non_daemon_blocking();
 }
@@ -988,5 +989,88 @@ fn pools_tour() {
         .filter(|p| *p)
         .count();
     println!("  dummy::Pool (threads): {found} primes in 1000000..1000100");
+    println!();
+}
+
+/// A manager's dict and list, updated by worker processes.
+fn tally_words(
+    (words, text): (
+        conex::multiprocessing::managers::DictProxy<String, u32>,
+        String,
+    ),
+) {
+    for w in text.split_whitespace() {
+        let w = w
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        if w.len() > 3 {
+            // Not atomic across processes (get then set), so the manager's
+            // lock guards it, as in Python.
+            let n = words.get(&w).expect("get").unwrap_or(0);
+            words.set(&w, &(n + 1)).expect("set");
+        }
+    }
+}
+
+fn guarded_tally(
+    (words, lock, done, text): (
+        conex::multiprocessing::managers::DictProxy<String, u32>,
+        conex::multiprocessing::managers::LockProxy,
+        conex::multiprocessing::managers::ListProxy<u32>,
+        String,
+    ),
+) {
+    lock.acquire().expect("acquire");
+    tally_words((words, text));
+    lock.release().expect("release");
+    done.append(&std::process::id()).expect("append");
+}
+
+/// multiprocessing.managers: a server process owning shared objects.
+fn managers_tour() {
+    use conex::multiprocessing::{Process, manager};
+
+    println!("[managers] a SyncManager's dict, updated by worker processes");
+    let t = Instant::now();
+    let m = manager().expect("manager");
+    let words = m.dict::<String, u32>().expect("dict");
+    let lock = m.lock().expect("lock");
+    let done = m.list::<u32>().expect("list");
+    let texts = [
+        "Concurrent execution: threads, processes and pools of them.",
+        "Processes share nothing but what a manager serves to them.",
+        "A manager serves dicts, lists, queues and locks to processes.",
+    ];
+    let workers: Vec<_> = texts
+        .iter()
+        .map(|text| {
+            let args = (words.clone(), lock.clone(), done.clone(), text.to_string());
+            let p = Process::new(guarded_tally, args);
+            p.start().expect("start");
+            p
+        })
+        .collect();
+    for p in &workers {
+        p.blocking().join().expect("join");
+    }
+    let mut counts = words.items().expect("items");
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top: Vec<String> = counts
+        .iter()
+        .take(4)
+        .map(|(w, n)| format!("{w}={n}"))
+        .collect();
+    println!(
+        "  {} workers ({} reported in) counted {} words; top: {}",
+        workers.len(),
+        done.len().expect("len"),
+        counts.len(),
+        top.join(", ")
+    );
+    println!(
+        "  server process pid {:?}, {:?} in all",
+        m.process().and_then(|p| p.pid()),
+        t.elapsed()
+    );
     println!();
 }

@@ -174,6 +174,9 @@ impl Drop for Restore {
     }
 }
 
+/// Retries of a blocked operation before the facade sleeps in `poll(2)`.
+const IO_SPINS: u32 = 16;
+
 /// The blocking facade of every descriptor-waiting call: runs `f` on this
 /// thread, sleeping in `poll(2)` on whatever it waits for (descriptors,
 /// a deadline, or a waker fired from elsewhere). Where parking is not
@@ -187,12 +190,22 @@ pub(crate) fn block_on_io<F: Future>(f: F) -> F::Output {
         let waker = Waker::from(note.clone());
         let mut cx = Context::from_waker(&waker);
         let _restore = Restore(POLL_SET.with(|p| p.borrow_mut().replace(PollSet::default())));
+        let mut spins = 0;
         loop {
             POLL_SET.with(|p| *p.borrow_mut() = Some(PollSet::default()));
             if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
                 return v;
             }
             if note.woken.swap(false, Ordering::SeqCst) {
+                continue;
+            }
+            // A reply is often microseconds away (a round trip with a
+            // process on another core): try again a few times, yielding the
+            // CPU, before sleeping in poll(2) and paying a wake-up, as the
+            // wait core's facade spins before it parks.
+            if spins < IO_SPINS {
+                spins += 1;
+                std::thread::yield_now();
                 continue;
             }
             let mut set = POLL_SET
