@@ -87,7 +87,7 @@ pub mod futures;
 #[cfg(all(feature = "multiprocessing", unix))]
 pub mod multiprocessing;
 /// serde, for the code [`expose!`] generates (not part of the API).
-#[cfg(feature = "multiprocessing")]
+#[cfg(all(feature = "multiprocessing", unix))]
 #[doc(hidden)]
 pub use serde as __serde;
 #[cfg(feature = "queue")]

@@ -213,7 +213,7 @@ impl<T> Future<T> {
     /// Lets [`cancel`](Future::cancel) stop this running work with `stop`
     /// (run once, outside the future's lock); `false` if the future is not
     /// running (nothing is installed then).
-    #[cfg_attr(not(feature = "multiprocessing"), allow(dead_code))]
+    #[cfg_attr(not(all(feature = "multiprocessing", unix)), allow(dead_code))]
     pub(crate) fn set_stopper(&self, stop: Box<dyn FnOnce() + Send>) -> bool {
         let mut st = self.inner.state.lock();
         if st.status == Status::Running {
@@ -226,7 +226,7 @@ impl<T> Future<T> {
 
     /// Calls `f` with the outcome of a finished future (`None` while it is
     /// not finished, when cancelled, or once the value was taken).
-    #[cfg_attr(not(feature = "multiprocessing"), allow(dead_code))]
+    #[cfg_attr(not(all(feature = "multiprocessing", unix)), allow(dead_code))]
     pub(crate) fn peek<U>(&self, f: impl FnOnce(Option<&Result<T, WorkError>>) -> U) -> U {
         let st = self.inner.state.lock();
         match st.status {

@@ -30,13 +30,13 @@ mod task_pool;
 mod thread_pool;
 mod waiting;
 
-#[cfg(feature = "multiprocessing")]
+#[cfg(all(feature = "multiprocessing", unix))]
 pub use crate::multiprocessing::{OnDeath, ProcessPoolBuilder, ProcessPoolExecutor};
 pub use errors::{FutureError, InvalidState, SubmitError, Timeout, WorkError, ZeroWorkers};
 pub use executor::{Executor, MapOptions, MapResults};
 pub use future::{BlockingFuture, Future};
 pub use task_pool::TaskExecutor;
-#[cfg(feature = "multiprocessing")]
+#[cfg(all(feature = "multiprocessing", unix))]
 pub(crate) use thread_pool::can_block_here;
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
 pub use waiting::{

@@ -60,6 +60,7 @@ mod timer;
 pub use barrier::{Barrier, BarrierBuilder, BlockingBarrier};
 pub use condition::{BlockingCondition, Condition, ConditionLock};
 #[cfg(any(feature = "subprocess", feature = "multiprocessing"))]
+#[cfg(unix)]
 pub(crate) use current::own_runtime;
 #[cfg_attr(
     not(any(feature = "sched", feature = "tasks", feature = "futures")),
