@@ -14,8 +14,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use super::prims::*;
 use conex::queue::{BaseQueue, GetError, Order, PutError, ShutDown};
-use conex::threading::*;
 use futures::future::BoxFuture;
 
 pub trait Face: Send + Sync + 'static {

@@ -6,6 +6,10 @@ mod conformance;
 #[path = "../common/face.rs"]
 #[allow(dead_code)]
 mod face;
+/// The primitives the faces and conformance bodies use: threading's.
+mod prims {
+    pub use conex::threading::*;
+}
 
 macro_rules! conformance {
     ($modname:ident, $face:ty) => {

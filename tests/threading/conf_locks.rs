@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use conex::threading::*;
+use super::prims::*;
 
-use crate::face::{Face, SETTLE, assert_timeout, wait_until};
+use super::face::{Face, SETTLE, assert_timeout, wait_until};
 
 /// Python's `Bunch`: `n` workers running the same body.
 pub struct Bunch<F: Face> {

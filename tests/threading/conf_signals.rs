@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use conex::threading::*;
+use super::prims::*;
 
-use crate::conf_locks::Bunch;
-use crate::face::{Face, SETTLE, assert_timeout, wait_until};
+use super::conf_locks::Bunch;
+use super::face::{Face, SETTLE, assert_timeout, wait_until};
 
 // ---------------------------------------------------------------- Event
 

@@ -2,12 +2,20 @@
 //! over every face, Thread and module functions, cancellation at every await
 //! point, and timing under paused tokio time.
 
+// The conformance bodies and faces are compiled twice on purpose: over
+// threading's primitives and over the cross-process twins (mp/).
+#![allow(clippy::duplicate_mod)]
+
 mod cancel;
 mod conf_locks;
 mod conf_signals;
 #[path = "../common/face.rs"]
 #[allow(dead_code)]
 mod face;
+/// The primitives the faces and conformance bodies use: threading's.
+mod prims {
+    pub use conex::threading::*;
+}
 mod paused;
 mod threads;
 
@@ -92,3 +100,7 @@ macro_rules! conformance {
 
 conformance!(async_face, crate::face::Async);
 conformance!(blocking_face, crate::face::Blocking);
+
+/// The same conformance bodies over the cross-process twins.
+#[cfg(feature = "multiprocessing")]
+mod mp;

@@ -16,6 +16,9 @@ use crate::threading::BrokenBarrier;
 const STATE: usize = 0;
 const COUNT: usize = 4;
 const PARTIES: usize = 8;
+/// Bumped each time the barrier opens: a waiter released by an opening
+/// returns its index even if an abort or reset comes before it wakes.
+const GENERATION: usize = 12;
 const FILLING: u32 = 0;
 const DRAINING: u32 = 1;
 const RESETTING: u32 = 2;
@@ -72,8 +75,8 @@ enum Arrival {
     Broken,
     /// The last party: the barrier opened; this is its index.
     Opened(usize),
-    /// Wait for the others; this is its index.
-    Wait(usize),
+    /// Wait for the others; its index, and the generation it waits in.
+    Wait(usize, u32),
 }
 
 impl Barrier {
@@ -112,17 +115,31 @@ impl Barrier {
         }
         let index = self.block.u32(COUNT).fetch_add(1, SeqCst) as usize;
         if index + 1 == self.parties() {
+            self.block.u32(GENERATION).fetch_add(1, SeqCst);
             self.set_state(DRAINING);
             self.notify_all();
             Arrival::Opened(index)
         } else {
-            Arrival::Wait(index)
+            Arrival::Wait(index, self.generation())
         }
     }
 
-    /// Under the lock, after waiting: the party's answer.
-    fn settle(&self, index: usize, released: bool) -> Result<usize, BrokenBarrier> {
-        let r = if !released {
+    fn generation(&self) -> u32 {
+        self.block.u32(GENERATION).load(SeqCst)
+    }
+
+    /// Whether a party waiting in generation `round` may stop waiting.
+    fn released_or_broken(&self, round: u32) -> bool {
+        self.state() != FILLING || self.generation() != round
+    }
+
+    /// Under the lock, after waiting in generation `round`: the party's
+    /// answer (its index if the barrier opened for it, whatever happened
+    /// since).
+    fn settle(&self, index: usize, round: u32, woken: bool) -> Result<usize, BrokenBarrier> {
+        let r = if self.generation() != round {
+            Ok(index)
+        } else if !woken {
             self.set_state(BROKEN);
             self.notify_all();
             Err(BrokenBarrier)
@@ -166,17 +183,17 @@ impl Barrier {
                 drop(g);
                 Ok(i)
             }
-            Arrival::Wait(i) => {
+            Arrival::Wait(i, round) => {
                 let mut leave = BreakOnDrop {
                     b: self,
                     armed: true,
                 };
-                let (g, released) = self
+                let (g, woken) = self
                     .cond
-                    .wait_for_until(g, end, || self.state() != FILLING)
+                    .wait_for_until(g, end, || self.released_or_broken(round))
                     .await;
                 leave.armed = false;
-                let r = self.settle(i, released);
+                let r = self.settle(i, round, woken);
                 drop(g);
                 r
             }
@@ -302,9 +319,9 @@ impl BlockingBarrier<'_> {
                 b.leave();
                 Ok(i)
             }
-            Arrival::Wait(i) => {
-                let (g2, released) = c.wait_for_until(g, end, || b.state() != FILLING);
-                let r = b.settle(i, released);
+            Arrival::Wait(i, round) => {
+                let (g2, woken) = c.wait_for_until(g, end, || b.released_or_broken(round));
+                let r = b.settle(i, round, woken);
                 drop(g2);
                 return r;
             }

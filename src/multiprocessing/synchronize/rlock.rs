@@ -158,7 +158,13 @@ impl RLock {
     /// [`release`](RLock::release) on behalf of `me`.
     pub(crate) fn release_as(&self, me: (u32, u64)) -> Result<(), ReleaseError> {
         if !self.owned_by(me) {
-            return Err(ReleaseError::NotOwner);
+            // As threading.RLock: releasing a free lock is `Unlocked`,
+            // another owner's is `NotOwner`.
+            return Err(if self.block.u32(COUNT).load(SeqCst) == 0 {
+                ReleaseError::Unlocked
+            } else {
+                ReleaseError::NotOwner
+            });
         }
         if self.block.u32(COUNT).fetch_sub(1, SeqCst) == 1 {
             self.block.u64(ID).store(0, SeqCst);
