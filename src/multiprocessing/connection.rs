@@ -13,7 +13,9 @@ use tokio::io::Interest;
 
 use super::errors::ConnectionError;
 use super::handles::{self, Handle};
-use super::wire::{Body, DEFAULT_MAX_FRAME, Frame, HEADER, ReadState, Sending, WriteState, header};
+use super::wire::{
+    Body, DEFAULT_MAX_FRAME, Direct, Frame, HEADER, ReadState, Sending, WriteState, header,
+};
 use crate::io::driver::{block_on_io, within};
 use crate::io::fd::SharedFd;
 use crate::io::sys;
@@ -359,6 +361,31 @@ impl Connection {
     /// # Cancel safety
     /// As [`recv`](Connection::recv).
     pub async fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, ConnectionError> {
+        self.check_readable()?;
+        let max = self.max_frame();
+        {
+            // A large message that fits is read straight into `buf` (no
+            // copy through a frame buffer).
+            let mut r = self.inner.read.lock().await;
+            let sock = &self.inner.sock;
+            let start = poll_fn(|cx| r.poll_start_direct(sock, cx, max, buf)).await?;
+            if let Some(d) = start {
+                let mut direct = DirectRead {
+                    r: &mut r,
+                    dst: buf,
+                    d,
+                    done: false,
+                };
+                let fds = poll_fn(|cx| {
+                    let DirectRead { r, dst, d, .. } = &mut direct;
+                    r.poll_direct(sock, cx, dst, d)
+                })
+                .await;
+                direct.done = true;
+                drop(fds?);
+                return Ok(d.len());
+            }
+        }
         let spare = self
             .read_with(|body, _fds| {
                 let n = body.as_slice().len();
@@ -553,6 +580,24 @@ impl<'de> Deserialize<'de> for Connection {
         let fd = w.sock.into_inner();
         sys::set_nonblocking(fd.as_fd(), true).map_err(serde::de::Error::custom)?;
         Ok(Connection::from_socket(fd, w.readable, w.writable, true))
+    }
+}
+
+/// A large message being read into the caller's buffer: if the receive is
+/// dropped half-way, what came so far moves into the connection's own
+/// buffer, so the stream keeps its place (cancel safety).
+struct DirectRead<'a, 'b> {
+    r: &'a mut ReadState,
+    dst: &'b mut [u8],
+    d: Direct,
+    done: bool,
+}
+
+impl Drop for DirectRead<'_, '_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.r.abandon_direct(self.dst, &self.d);
+        }
     }
 }
 

@@ -94,6 +94,21 @@ enum Parsed {
     Big(Frame),
 }
 
+/// A large frame being read straight into a caller's buffer
+/// (`recv_bytes_into`): its length, handle count, and bytes so far.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Direct {
+    len: usize,
+    nfds: usize,
+    got: usize,
+}
+
+impl Direct {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// The receiving half's progress.
 #[derive(Default)]
 pub(crate) struct ReadState {
@@ -248,6 +263,101 @@ impl ReadState {
             self.big = Some(Big { bytes, len, nfds });
         }
         Ok(Parsed::Nothing)
+    }
+
+    /// If the next frame is a large one that fits `dst` (and nothing else
+    /// is half-read), starts reading it straight into `dst`: the bytes of
+    /// it already received move there, the rest will come by
+    /// [`poll_direct`](ReadState::poll_direct). Waits for the frame's
+    /// header first. `Ready(None)`: take the usual path.
+    pub(crate) fn poll_start_direct(
+        &mut self,
+        sock: &SharedFd,
+        cx: &mut Context<'_>,
+        max: usize,
+        dst: &mut [u8],
+    ) -> Poll<Result<Option<Direct>, ConnectionError>> {
+        loop {
+            if self.broken.is_some() || self.big.is_some() || self.eof {
+                return Poll::Ready(Ok(None));
+            }
+            let avail = self.buf.len() - self.start;
+            if avail >= HEADER {
+                break;
+            }
+            match ready!(self.poll_fill(sock, cx)) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+        let h = &self.buf[self.start..self.start + HEADER];
+        let len = u32::from_le_bytes(h[..4].try_into().expect("4 bytes")) as usize;
+        let nfds = u32::from_le_bytes(h[4..].try_into().expect("4 bytes")) as usize;
+        let avail = self.buf.len() - self.start;
+        if len <= SMALL || len > dst.len() || len > max || avail >= HEADER + len {
+            // Small, too big for `dst` (BufferTooShort), refused, or
+            // already here whole: the usual path handles it.
+            return Poll::Ready(Ok(None));
+        }
+        let body = self.start + HEADER;
+        let have = self.buf.len() - body;
+        dst[..have].copy_from_slice(&self.buf[body..]);
+        self.buf.clear();
+        self.start = 0;
+        Poll::Ready(Ok(Some(Direct {
+            len,
+            nfds,
+            got: have,
+        })))
+    }
+
+    /// Reads the rest of a direct frame into `dst`; its OS handles.
+    pub(crate) fn poll_direct(
+        &mut self,
+        sock: &SharedFd,
+        cx: &mut Context<'_>,
+        dst: &mut [u8],
+        d: &mut Direct,
+    ) -> Poll<Result<Vec<OwnedFd>, ConnectionError>> {
+        while d.got < d.len {
+            let fds = &mut self.fds;
+            let room = &mut dst[d.got..d.len];
+            // SAFETY: a byte slice seen as possibly-uninitialised bytes;
+            // recvmsg only writes initialised bytes into it.
+            let room = unsafe {
+                std::slice::from_raw_parts_mut(
+                    room.as_mut_ptr().cast::<std::mem::MaybeUninit<u8>>(),
+                    room.len(),
+                )
+            };
+            let n = match ready!(sock.poll_io(cx, Interest::READABLE, |fd| {
+                sys::recv_with_fds(fd, room, fds)
+            })) {
+                Ok(n) => n,
+                Err(e) => return Poll::Ready(Err(self.fail(e.into()))),
+            };
+            if n == 0 {
+                self.eof = true;
+                return Poll::Ready(Err(self.fail(ConnectionError::Protocol(
+                    "the peer closed the connection in the middle of a frame".into(),
+                ))));
+            }
+            d.got += n;
+        }
+        Poll::Ready(self.take_fds(d.nfds))
+    }
+
+    /// A direct read dropped half-way: what it read moves to a frame
+    /// buffer of our own, so the next receive goes on from there.
+    pub(crate) fn abandon_direct(&mut self, dst: &[u8], d: &Direct) {
+        let mut bytes = Vec::with_capacity(d.len.min(FIRST_RESERVE));
+        bytes.extend_from_slice(&dst[..d.got]);
+        self.big = Some(Big {
+            bytes,
+            len: d.len,
+            nfds: d.nfds,
+        });
     }
 
     /// Receives the next frame.

@@ -18,6 +18,10 @@ pub(crate) const TESTS: &[Test] = &[
     ("conn::one_way_pipe_directions", one_way_pipe_directions),
     ("conn::bytes_and_messages_mix", bytes_and_messages_mix),
     ("conn::recv_bytes_into_too_short", recv_bytes_into_too_short),
+    (
+        "conn::large_recv_bytes_into_dropped_half_way",
+        large_recv_bytes_into_dropped_half_way,
+    ),
     ("conn::eof_when_peer_dropped", eof_when_peer_dropped),
     ("conn::closed_end_errors", closed_end_errors),
     ("conn::poll_timeout_and_ready", poll_timeout_and_ready),
@@ -125,6 +129,45 @@ fn bytes_and_messages_mix() {
     assert!(!raw.is_empty());
     b.blocking().send_bytes(&raw).unwrap();
     assert_eq!(c.recv::<u32>().unwrap(), 300);
+}
+
+// Cancellation (DESIGN: drop at each await point): a large message read
+// straight into the caller's buffer, dropped half-way, is received whole
+// by the next call, and the stream keeps its place
+fn large_recv_bytes_into_dropped_half_way() {
+    use std::future::Future;
+    const N: usize = 3 << 20;
+    let (a, b) = pipe(true).unwrap();
+    let msg: Vec<u8> = (0..N).map(|i| (i * 7 % 251) as u8).collect();
+    let m2 = msg.clone();
+    let writer = std::thread::spawn(move || {
+        a.blocking().send_bytes(&m2).unwrap();
+        a.blocking().send_bytes(b"after").unwrap();
+    });
+    let mut buf = vec![0u8; N];
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    // Poll until part of the message has come, then drop the receive.
+    let mut partial = false;
+    for _ in 0..2000 {
+        let mut fut = Box::pin(b.recv_bytes_into(&mut buf));
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => panic!("3 MiB cannot fit the socket at once: {r:?}"),
+            std::task::Poll::Pending => {}
+        }
+        drop(fut);
+        if buf[..4] == msg[..4] {
+            partial = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(partial, "some of the message arrived before the drop");
+    let mut again = vec![0u8; N];
+    assert_eq!(b.blocking().recv_bytes_into(&mut again).unwrap(), N);
+    assert!(again == msg, "the whole message, in order");
+    assert_eq!(b.blocking().recv_bytes().unwrap(), b"after");
+    writer.join().unwrap();
 }
 
 // _TestConnection.test_connection (recv_bytes_into, BufferTooShort)
