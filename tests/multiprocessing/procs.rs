@@ -17,6 +17,8 @@ pub(crate) const TESTS: &[Test] = &[
         "process::fork_refused_while_threads_run",
         fork_refused_while_threads_run,
     ),
+    ("process::fork_start_when_single_threaded", fork_start_single_threaded),
+    ("process::fork_start_inner", fork_start_inner),
     ("process::exit_code_of_exit", exit_code_of_exit),
     (
         "process::panic_comes_back_with_backtrace",
@@ -119,6 +121,43 @@ fn fork_refused_while_threads_run() {
         }
         other => panic!("expected ForkWithThreads, got {other:?}"),
     }
+}
+
+/// Set in the environment of the single-threaded run of this suite that
+/// `fork_start_when_single_threaded` starts.
+const FORK_INNER: &str = "CONEX_TEST_FORK_INNER";
+
+// _TestProcess with the fork start method (test_process with 'fork'): this
+// suite runs threads, so the fork start runs in a fresh run of this same
+// binary, one test, on its main thread (single-threaded)
+fn fork_start_single_threaded() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "process::fork_start_inner", "--test-threads=1"])
+        .env(FORK_INNER, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The body of `fork_start_when_single_threaded` (a no-op in the suite).
+fn fork_start_inner() {
+    if std::env::var_os(FORK_INNER).is_none() {
+        return;
+    }
+    let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+    assert_eq!(threads, 1, "the inner run is single-threaded");
+    let p = Process::builder()
+        .start_method(StartMethod::Fork)
+        .build(square, 12);
+    p.start().expect("fork is allowed with one thread");
+    assert_eq!(p.start_method(), StartMethod::Fork);
+    assert_eq!(p.blocking().result().unwrap(), 144);
+    assert_eq!(p.exitcode(), Some(0));
 }
 
 // _TestProcess.test_exitcode / test_sys_exit
