@@ -39,6 +39,7 @@ pub(crate) const TESTS: &[Test] = &[
         malformed_requests,
     ),
     ("manager::shutdown_and_drop", shutdown_and_drop),
+    ("manager::managed_pool", managed_pool),
 ];
 
 fn remote(e: ManagerError, type_name: &str) {
@@ -663,4 +664,45 @@ fn shutdown_and_drop() {
     let p2 = m2.process().unwrap();
     drop(m2);
     assert_eq!(p2.exitcode(), Some(0), "dropping the manager shut it down");
+}
+
+fn cube(x: u64) -> u64 {
+    if x == 13 {
+        panic!("unlucky {x}");
+    }
+    x * x * x
+}
+
+fn pool_from_child((pool, n): (conex::multiprocessing::managers::PoolProxy, u64)) -> u64 {
+    pool.apply(cube, n).unwrap()
+}
+
+// _TestManagerRestart / the pool of a SyncManager (manager.Pool): calls run
+// in the server's worker processes, from here and from a child
+fn managed_pool() {
+    let m = manager().unwrap();
+    let pool = m.pool(Some(2)).unwrap();
+    assert_eq!(pool.processes().unwrap(), 2);
+    assert_eq!(pool.apply(cube, 3).unwrap(), 27);
+    let want: Vec<u64> = (20..70u64).map(|x| x * x * x).collect();
+    for chunk in [0, 1, 7] {
+        assert_eq!(pool.map(cube, 20..70u64, chunk).unwrap(), want);
+    }
+    let e = pool.apply(cube, 13).unwrap_err();
+    match &e {
+        ManagerError::Remote(r) => {
+            assert_eq!(
+                (r.type_name.as_str(), r.message.as_str()),
+                ("panic", "unlucky 13")
+            );
+            assert!(r.backtrace.is_some(), "the worker's backtrace came back");
+        }
+        other => panic!("expected a remote panic, got {other:?}"),
+    }
+    let p = Process::new(pool_from_child, (pool.clone(), 4));
+    p.start().unwrap();
+    assert_eq!(p.blocking().result().unwrap(), 64);
+    pool.close().unwrap();
+    pool.join().unwrap();
+    assert!(pool.apply(cube, 1).is_err(), "closed");
 }

@@ -17,7 +17,10 @@ pub(crate) const TESTS: &[Test] = &[
         "process::fork_refused_while_threads_run",
         fork_refused_while_threads_run,
     ),
-    ("process::fork_start_when_single_threaded", fork_start_single_threaded),
+    (
+        "process::fork_start_when_single_threaded",
+        fork_start_single_threaded,
+    ),
     ("process::fork_start_inner", fork_start_inner),
     ("process::exit_code_of_exit", exit_code_of_exit),
     (

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::super::callable::Identity;
 use super::super::connection::Connection;
 use super::super::listener::{Address, Client};
 use super::protocol::{ManagerError, PROTOCOL, Reply, Request};
@@ -36,7 +37,8 @@ fn connection(address: &Address, authkey: &[u8]) -> Result<Connection, ManagerEr
         return Ok(conn);
     }
     let conn = Client::connect_blocking(address, Some(authkey))?;
-    conn.blocking().send(&Request::Hello(PROTOCOL))?;
+    conn.blocking()
+        .send(&Request::Hello(PROTOCOL, Identity::current().clone()))?;
     match conn.blocking().recv::<Reply>()? {
         Reply::Value(_) => {}
         _ => {

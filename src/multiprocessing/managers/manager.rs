@@ -14,7 +14,7 @@ use super::super::listener::Address;
 use super::super::process::Process;
 use super::builtins::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy,
-    NamespaceProxy, QueueProxy, SemaphoreProxy, ValueProxy,
+    NamespaceProxy, PoolProxy, QueueProxy, SemaphoreProxy, ValueProxy,
 };
 use super::client::{BaseProxy, Proxy, Token, arg, request};
 use super::protocol::{ManagerError, Reply, Request, enc};
@@ -233,7 +233,10 @@ impl BaseManager {
         request(
             &address,
             &self.authkey,
-            &Request::Hello(super::protocol::PROTOCOL),
+            &Request::Hello(
+                super::protocol::PROTOCOL,
+                super::super::callable::Identity::current().clone(),
+            ),
         )?;
         *self.state.lock() = State::Connected { address };
         Ok(())
@@ -358,7 +361,7 @@ impl Drop for BaseManager {
 
 /// A manager with Python's shared types: dict, list, Namespace, Value,
 /// Array, Queue, JoinableQueue, Lock, RLock, Semaphore, BoundedSemaphore,
-/// Condition, Event, Barrier. Everything of [`BaseManager`] too (it
+/// Condition, Event, Barrier, Pool. Everything of [`BaseManager`] too (it
 /// derefs to it).
 ///
 /// Python: `multiprocessing.managers.SyncManager`; [`manager`] is
@@ -555,6 +558,15 @@ impl SyncManager {
     /// As [`dict`](SyncManager::dict).
     pub fn event(&self) -> Result<EventProxy, ManagerError> {
         self.create("Event", &())
+    }
+
+    /// A process pool in the server (`None`: one worker per CPU there).
+    /// Python: `manager.Pool(processes)`.
+    ///
+    /// # Errors
+    /// As [`dict`](SyncManager::dict).
+    pub fn pool(&self, processes: Option<usize>) -> Result<PoolProxy, ManagerError> {
+        self.create("Pool", &processes)
     }
 
     /// A barrier. Python: `manager.Barrier(parties, timeout=None)`.

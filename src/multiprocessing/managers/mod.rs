@@ -10,6 +10,7 @@
 //! | `dict`, `list`, `Namespace`, `Value`, `Array` | [`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], [`ArrayProxy`] |
 //! | `Queue`, `JoinableQueue` | [`QueueProxy`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Condition`, `Event`, `Barrier` | [`LockProxy`], [`SemaphoreProxy`], [`ConditionProxy`], [`EventProxy`], [`BarrierProxy`] |
+//! | `Pool` | [`PoolProxy`] (`apply`, `map`; clients of the same binary only) |
 //! | `BaseProxy._callmethod` | [`BaseProxy::call`] |
 //!
 //! ## How it works
@@ -45,7 +46,7 @@ mod server;
 
 pub use builtins::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy,
-    NamespaceProxy, QueueProxy, SemaphoreProxy, ValueProxy,
+    NamespaceProxy, PoolProxy, QueueProxy, SemaphoreProxy, ValueProxy,
 };
 pub use client::{BaseProxy, Proxy, arg};
 pub use manager::{BaseManager, SyncManager, manager};

@@ -4,18 +4,21 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::super::callable::Identity;
 use super::super::errors::{ConnectionError, ProcessError, RemoteError};
 
 /// Bumped whenever these messages change.
-pub(crate) const PROTOCOL: u16 = 1;
+pub(crate) const PROTOCOL: u16 = 2;
 
 /// A client's request. Arguments are encoded one by one, so that the
 /// built-in containers can keep values as the bytes they came as (their
 /// server never needs the types).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
-    /// First on every connection: the protocol version.
-    Hello(u16),
+    /// First on every connection: the protocol version, and the client's
+    /// executable (only a client of the same binary may send code: a
+    /// managed `Pool`'s calls).
+    Hello(u16, Identity),
     /// Make an object of a registered type from its constructor's argument.
     Create { typeid: String, args: Vec<u8> },
     /// Call a method of an object.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
-use super::super::callable::{CodeRef, catch};
+use super::super::callable::{CodeRef, Identity, catch};
 use super::super::connection::Connection;
 use super::super::errors::{ConnectionError, RemoteError};
 use super::super::listener::{Address, Listener};
@@ -21,6 +21,8 @@ use super::protocol::{PROTOCOL, Reply, Request, dec};
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     pub(crate) conn: u64,
+    /// Whether the client runs this very binary (it may send code).
+    pub(crate) same_binary: bool,
 }
 
 /// An object living in a manager's server.
@@ -180,19 +182,21 @@ impl State {
 
     /// One client connection, on its own thread.
     fn serve(&self, conn: Connection) {
+        let b = conn.blocking();
+        let same_binary = match b.recv::<Request>() {
+            Ok(Request::Hello(PROTOCOL, identity)) => identity == *Identity::current(),
+            // Not a conex manager client of this version: drop it.
+            _ => return,
+        };
         let cx = Caller {
             conn: self.next_conn.fetch_add(1, Ordering::Relaxed),
+            same_binary,
         };
-        let b = conn.blocking();
-        if !matches!(b.recv::<Request>(), Ok(Request::Hello(PROTOCOL))) {
-            // Not a conex manager client of this version: drop it.
-            return;
-        }
         let _ = b.send(&Reply::Value(Vec::new()));
         // A malformed request ends this connection only.
         while let Ok(req) = b.recv::<Request>() {
             let reply = match req {
-                Request::Hello(_) => Reply::Value(Vec::new()),
+                Request::Hello(..) => Reply::Value(Vec::new()),
                 Request::Create { typeid, args } => match self.create(&typeid, &args) {
                     Ok(id) => Reply::Created(id),
                     Err(e) => Reply::Error(e),

@@ -741,6 +741,21 @@ impl<B: Backend> PoolOf<B> {
     }
 }
 
+impl PoolOf<Processes> {
+    /// Queues an already-encoded batch call (from a manager's client of the
+    /// same binary); its future holds the worker's encoded reply.
+    pub(crate) fn submit_raw(
+        &self,
+        call: super::super::callable::Call,
+        args: Vec<u8>,
+    ) -> Result<Future<Vec<u8>>, SubmitError> {
+        self.check_running()?;
+        let (job, future) = super::core::Raw::new(call, args);
+        self.backend.core.submit(Box::new(job))?;
+        Ok(future)
+    }
+}
+
 impl<B: Backend> Drop for PoolOf<B> {
     /// Python's `with Pool() as p:` ends with `terminate()`: dropping a pool
     /// terminates it (killing its worker processes; unfinished work fails)

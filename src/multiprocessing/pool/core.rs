@@ -275,6 +275,61 @@ where
     }
 }
 
+/// A call that arrives already encoded (from a manager's client, of the
+/// same binary): the batch call and its encoded `Vec` of arguments; its
+/// future holds the worker's encoded reply.
+pub(crate) struct Raw {
+    call: Call,
+    args: Option<Vec<u8>>,
+    future: Future<Vec<u8>>,
+}
+
+impl Raw {
+    pub(crate) fn new(call: Call, args: Vec<u8>) -> (Raw, Future<Vec<u8>>) {
+        let future = Future::new();
+        (
+            Raw {
+                call,
+                args: Some(args),
+                future: future.clone(),
+            },
+            future,
+        )
+    }
+}
+
+impl Job for Raw {
+    fn start(&mut self) -> Option<Msg> {
+        if !self.future.set_running_or_notify_cancel().unwrap_or(false) {
+            return None;
+        }
+        Some(Msg {
+            call: self.call,
+            args: self.args.take().unwrap_or_default(),
+            fds: Vec::new(),
+        })
+    }
+
+    fn install_stopper(&self, stop: &dyn Fn() -> Box<dyn FnOnce() + Send>) {
+        self.future.set_stopper(stop());
+    }
+
+    fn finish(self: Box<Self>, reply: Reply) {
+        let _ = match reply {
+            Ok((bytes, _fds)) => self.future.set_result(bytes),
+            Err(e) => self.future.set_exception(remote_to_work(e)),
+        };
+    }
+
+    fn fail(self: Box<Self>, error: WorkError) {
+        let _ = self.future.set_exception(error);
+    }
+
+    fn cancel(self: Box<Self>) {
+        self.future.cancel();
+    }
+}
+
 /// Makes the initializer's job for a new worker, and its future.
 pub(crate) type Initializer = Arc<dyn Fn() -> (Box<dyn Job>, Future<()>) + Send + Sync>;
 

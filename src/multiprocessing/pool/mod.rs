@@ -7,7 +7,7 @@
 //! names it and the signal) and is replaced.
 
 mod api;
-mod core;
+pub(crate) mod core;
 mod executor;
 
 pub use self::core::OnDeath;
