@@ -84,7 +84,7 @@ pub mod _thread;
 pub mod contextvars;
 #[cfg(feature = "futures")]
 pub mod futures;
-#[cfg(all(feature = "multiprocessing", unix))]
+#[cfg(all(feature = "multiprocessing", any(unix, windows)))]
 pub mod multiprocessing;
 /// serde, for the code [`expose!`] generates (not part of the API).
 #[cfg(all(feature = "multiprocessing", unix))]

@@ -14,6 +14,7 @@ use sha2::Sha256;
 
 use super::connection::Connection;
 use super::errors::{AuthenticationError, ConnectionError};
+#[cfg(unix)]
 use crate::io::sys;
 
 const MAGIC: &[u8] = b"CONEX-MP";
@@ -22,6 +23,18 @@ const CHALLENGE: &[u8] = b"#CHALLENGE#{sha256}";
 const WELCOME: &[u8] = b"#WELCOME#";
 const FAILURE: &[u8] = b"#FAILURE#";
 const HANDSHAKE_MAX: usize = 1024;
+
+/// Fills `buf` with the OS's random bytes (the challenge's nonce).
+pub(crate) fn random_bytes(buf: &mut [u8]) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        sys::random_bytes(buf)
+    }
+    #[cfg(windows)]
+    {
+        getrandom::fill(buf).map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
 
 fn auth_err(reason: &'static str) -> ConnectionError {
     ConnectionError::Authentication(AuthenticationError { reason })
@@ -66,7 +79,7 @@ async fn hello(conn: &Connection, with_key: bool) -> Result<(), ConnectionError>
 
 async fn deliver_challenge(conn: &Connection, key: &[u8]) -> Result<(), ConnectionError> {
     let mut nonce = [0u8; 40];
-    sys::random_bytes(&mut nonce)?;
+    random_bytes(&mut nonce)?;
     let mut msg = CHALLENGE.to_vec();
     msg.extend_from_slice(&nonce);
     conn.send_bytes(&msg).await?;

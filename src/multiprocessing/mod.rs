@@ -43,37 +43,72 @@
 //! Unix only.
 
 mod auth;
+#[cfg(unix)]
 mod callable;
+#[cfg(unix)]
 mod connection;
+#[cfg(windows)]
+#[path = "connection_win.rs"]
+mod connection;
+#[cfg(unix)]
 mod context;
 mod errors;
+#[cfg(unix)]
 mod forkserver;
+#[cfg(unix)]
 mod handles;
+#[cfg(unix)]
 mod launch;
+#[cfg(unix)]
 mod listener;
+#[cfg(windows)]
+#[path = "listener_win.rs"]
+mod listener;
+#[cfg(unix)]
 pub mod managers;
+#[cfg(unix)]
 mod pool;
+#[cfg(unix)]
 mod process;
+#[cfg(unix)]
 mod queues;
+#[cfg(unix)]
 mod shareable_list;
+#[cfg(unix)]
 mod shared_memory;
+#[cfg(unix)]
 mod sharedctypes;
+#[cfg(unix)]
 mod synchronize;
+#[cfg(unix)]
 mod tracker;
+#[cfg(unix)]
 mod wire;
+#[cfg(unix)]
 mod worker;
 
+#[cfg(unix)]
 pub use callable::StarFn;
+#[cfg(windows)]
+pub use connection::{BlockingConnection, Connection, DEFAULT_MAX_FRAME};
+#[cfg(unix)]
 pub use connection::{BlockingConnection, Connection, pipe};
+#[cfg(unix)]
 pub use context::{
     AlreadySet, Context, ProcessInfo, StartMethod, cpu_count, current_authkey, current_process,
     get_all_start_methods, get_context, get_start_method, get_start_method_if_set, init,
     parent_process, set_start_method,
 };
 pub use errors::{AuthenticationError, ConnectionError, ProcessError, RemoteError, StartError};
+#[cfg(unix)]
 pub use handles::Handle;
+#[cfg(unix)]
 pub use listener::{Address, BlockingListener, Client, Listener, Waitable, wait, wait_blocking};
+#[cfg(windows)]
+pub use listener::{Address, Client, Listener};
+#[cfg(unix)]
 pub use managers::{SyncManager, manager};
+#[cfg(unix)]
 pub use pool::{
     AsyncResult, Backend, IMap, OnDeath, PoolBuilder, PoolOf, ProcessPoolBuilder,
     ProcessPoolExecutor, Processes, Runs, StillRunning, Threads,
@@ -117,6 +152,7 @@ pub use pool::{
 ///     pool.join().unwrap();
 /// }
 /// ```
+#[cfg(unix)]
 pub type Pool = PoolOf<Processes>;
 
 /// Python's `multiprocessing.dummy`: the [`Pool`] API on threads of this
@@ -140,24 +176,32 @@ pub type Pool = PoolOf<Processes>;
 /// assert_eq!(r.get().unwrap(), 81);
 /// assert_eq!(r.successful(), Some(true));
 /// ```
+#[cfg(unix)]
 pub mod dummy {
     /// [`Pool`](super::Pool) on threads. Python: `multiprocessing.dummy.Pool`
     /// (and `multiprocessing.pool.ThreadPool`).
     pub type Pool = super::PoolOf<super::Threads>;
 }
+#[cfg(unix)]
 pub use process::{
     BlockingProcess, BlockingProcessHandle, Process, ProcessBuilder, ProcessHandle, Sentinel,
     active_children,
 };
+#[cfg(unix)]
 pub use queues::{
     BlockingQueue, DEFAULT_CAPACITY, GetError, JoinableQueue, PutError, Queue, SimpleQueue,
 };
+#[cfg(unix)]
 pub use shareable_list::{Item, ListError, ShareableList, SharedMemoryManager};
+#[cfg(unix)]
 pub use shared_memory::{SharedMemory, ShmError};
+#[cfg(unix)]
 pub use sharedctypes::{Array, Element, IndexError, RawArray, RawValue, Value};
+#[cfg(unix)]
 pub use synchronize::{
     Barrier, BlockingBarrier, BlockingCondition, BlockingEvent, BlockingLock, BlockingRLock,
     BlockingSemaphore, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard,
     Semaphore,
 };
+#[cfg(unix)]
 pub use wire::DEFAULT_MAX_FRAME;
