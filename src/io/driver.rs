@@ -174,8 +174,9 @@ impl Drop for Restore {
     }
 }
 
-/// Retries of a blocked operation before the facade sleeps in `poll(2)`.
-const IO_SPINS: u32 = 16;
+/// Yields between retries of a blocked operation before the facade
+/// sleeps in `poll(2)`.
+const IO_YIELDS: u32 = 16;
 
 /// The blocking facade of every descriptor-waiting call: runs `f` on this
 /// thread, sleeping in `poll(2)` on whatever it waits for (descriptors,
@@ -190,7 +191,7 @@ pub(crate) fn block_on_io<F: Future>(f: F) -> F::Output {
         let waker = Waker::from(note.clone());
         let mut cx = Context::from_waker(&waker);
         let _restore = Restore(POLL_SET.with(|p| p.borrow_mut().replace(PollSet::default())));
-        let mut spins = 0;
+        let mut backoff = crate::wait::Backoff::with_yields(IO_YIELDS);
         loop {
             POLL_SET.with(|p| *p.borrow_mut() = Some(PollSet::default()));
             if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
@@ -200,12 +201,11 @@ pub(crate) fn block_on_io<F: Future>(f: F) -> F::Output {
                 continue;
             }
             // A reply is often microseconds away (a round trip with a
-            // process on another core): try again a few times, yielding the
-            // CPU, before sleeping in poll(2) and paying a wake-up, as the
-            // wait core's facade spins before it parks.
-            if spins < IO_SPINS {
-                spins += 1;
-                std::thread::yield_now();
+            // process on another core): back off and try again before
+            // sleeping in poll(2) and paying a wake-up, as the wait core's
+            // facade does before it parks.
+            if !backoff.is_completed() {
+                backoff.snooze();
                 continue;
             }
             let mut set = POLL_SET

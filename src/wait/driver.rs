@@ -154,20 +154,29 @@ pub(crate) fn std_deadline(timeout: Duration) -> Option<std::time::Instant> {
 
 /// Exponential spinning, then yielding, before a blocking caller parks:
 /// waking a parked thread costs tens of microseconds, a short spin often
-/// sees the resource come free first.
-struct Backoff {
+/// sees the resource come free first. The one backoff of every blocking
+/// facade (the wait core's, the I/O driver's, a pool driver's queue).
+pub(crate) struct Backoff {
     step: u32,
+    yields: u32,
 }
 
 impl Backoff {
     const SPIN_LIMIT: u32 = 6;
-    const YIELD_LIMIT: u32 = 10;
 
-    fn new() -> Backoff {
-        Backoff { step: 0 }
+    /// The wait core's: a short spin, then four yields.
+    pub(crate) fn new() -> Backoff {
+        Backoff::with_yields(4)
     }
 
-    fn snooze(&mut self) {
+    /// A short spin, then `yields` yields of the CPU: for waits whose
+    /// answer comes from another process (a reply over a socket), which
+    /// takes longer than a thread's release.
+    pub(crate) fn with_yields(yields: u32) -> Backoff {
+        Backoff { step: 0, yields }
+    }
+
+    pub(crate) fn snooze(&mut self) {
         if self.step <= Self::SPIN_LIMIT {
             for _ in 0..1u32 << self.step {
                 std::hint::spin_loop();
@@ -178,8 +187,8 @@ impl Backoff {
         self.step += 1;
     }
 
-    fn is_completed(&self) -> bool {
-        cfg!(conex_loom) || self.step > Self::YIELD_LIMIT
+    pub(crate) fn is_completed(&self) -> bool {
+        cfg!(conex_loom) || self.step > Self::SPIN_LIMIT + self.yields
     }
 }
 

@@ -88,11 +88,13 @@ macro_rules! conformance {
             );
         }
     };
+    // One test per body, the bodies found beside the face's module (here,
+    // or in mp/ for the cross-process twins, which uses this arm too).
     (@tests $face:ty; $($m:ident :: $t:ident),* $(,)?) => {
         $(
             #[test]
             fn $t() {
-                <$face as Face>::run(crate::$m::$t::<$face>());
+                <$face as Face>::run(super::$m::$t::<$face>());
             }
         )*
     };

@@ -303,19 +303,33 @@ impl std::error::Error for RemoteFailure {}
 /// The thread pool names an `Err` after its Rust type; a pool's work errors
 /// are named after the error the `fn` returned, as in a worker process.
 fn keep_remote_type<T: Send + 'static>(f: Future<T>) -> Future<T> {
+    relay(f, |out| {
+        out.map_err(|e| match e.downcast_ref::<RemoteFailure>() {
+            Some(r) => remote_to_work(r.0.clone()),
+            None => e,
+        })
+    })
+}
+
+/// A future that takes `f`'s outcome once it is done, through `map` (run
+/// first, on the completing thread); a cancelled `f` gives a
+/// `CancelledError`.
+fn relay<T: Send + 'static>(
+    f: Future<T>,
+    map: impl FnOnce(Result<T, WorkError>) -> Result<T, WorkError> + Send + 'static,
+) -> Future<T> {
     let out = Future::new();
     let _ = out.set_running_or_notify_cancel();
     let o = out.clone();
     f.add_done_callback(move |f| {
-        let _ = match f.blocking().take_result() {
+        let outcome = match f.blocking().take_result() {
+            Ok(v) => Ok(v),
+            Err(FutureError::Failed(e)) => Err(e),
+            Err(e) => Err(WorkError::new("CancelledError", e.to_string())),
+        };
+        let _ = match map(outcome) {
             Ok(v) => o.set_result(v),
-            Err(FutureError::Failed(e)) => {
-                o.set_exception(match e.downcast_ref::<RemoteFailure>() {
-                    Some(r) => remote_to_work(r.0.clone()),
-                    None => e,
-                })
-            }
-            Err(e) => o.set_exception(WorkError::new("CancelledError", e.to_string())),
+            Err(e) => o.set_exception(e),
         };
     });
     out
@@ -931,27 +945,16 @@ impl<R: Send + 'static> AsyncResult<R> {
     /// A result that becomes ready once `hook` has seen this one's outcome
     /// (Python runs callbacks before setting the result's event).
     fn then(self, hook: impl FnOnce(Result<&R, &WorkError>) + Send + 'static) -> Self {
-        let out = Future::new();
-        let _ = out.set_running_or_notify_cancel();
-        let o = out.clone();
-        self.future.add_done_callback(move |f| {
-            let outcome = match f.blocking().take_result() {
-                Ok(v) => Ok(v),
-                Err(FutureError::Failed(e)) => Err(e),
-                Err(e) => Err(WorkError::new("CancelledError", e.to_string())),
-            };
+        let future = relay(self.future, move |outcome| {
             let r = outcome.as_ref();
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(r))) {
                 // As a future's callbacks: reported, and the result still
                 // becomes ready.
                 eprintln!("exception in a pool callback: {}", crate::panic_str(&*p));
             }
-            let _ = match outcome {
-                Ok(v) => o.set_result(v),
-                Err(e) => o.set_exception(e),
-            };
+            outcome
         });
-        AsyncResult { future: out }
+        AsyncResult { future }
     }
 
     /// The future underneath: `.await` it from async code.

@@ -497,34 +497,32 @@ impl Core {
     /// Python's broken pool: pending work fails, running work is stopped
     /// (its worker killed), later submissions are refused.
     pub(crate) fn set_broken(&self, why: String) {
-        let slots = {
-            let mut st = self.state.lock();
+        self.stop_now(&why, |st| {
             st.broken.get_or_insert(why.clone());
-            st.slots.clone()
-        };
-        self.all_ready.set();
-        self.queue.shutdown(false);
-        while let Ok(job) = self.queue.get_nowait() {
-            job.fail(broken(&why));
-        }
-        for s in slots {
-            s.kill();
-        }
+        });
     }
 
     /// Python's `Pool.terminate()`: stop now, killing the workers; work
     /// not finished fails with "the pool was terminated".
     pub(crate) fn terminate(&self) {
-        let slots = {
-            let mut st = self.state.lock();
+        self.stop_now("the pool was terminated", |st| {
             st.shutdown = true;
             st.terminated = true;
+        });
+    }
+
+    /// Marks the state (`mark`), fails the queued work with `why` and kills
+    /// every worker (their drivers fail what they held and end).
+    fn stop_now(&self, why: &str, mark: impl FnOnce(&mut State)) {
+        let slots = {
+            let mut st = self.state.lock();
+            mark(&mut st);
             st.slots.clone()
         };
         self.all_ready.set();
         self.queue.shutdown(false);
         while let Ok(job) = self.queue.get_nowait() {
-            job.fail(broken("the pool was terminated"));
+            job.fail(broken(why));
         }
         for s in slots {
             s.kill();
@@ -561,36 +559,22 @@ impl Core {
         let mut worker: Option<Worker> = None;
         let mut first = true;
         loop {
-            if worker.as_ref().is_some_and(Worker::gone) {
-                worker.take().expect("a worker").reap();
+            if let Err(why) = self.keep_worker(&slot, &mut worker) {
+                self.set_broken(why);
+                break;
             }
-            if worker.is_none() {
-                match self.start_worker(&slot) {
-                    Ok(w) => worker = Some(w),
-                    Err(why) => {
-                        self.set_broken(why);
-                        break;
-                    }
-                }
-                if std::mem::take(&mut first) {
-                    self.note_ready();
-                }
+            if std::mem::take(&mut first) {
+                self.note_ready();
             }
             let Some(mut job) = self.next_job() else {
                 break;
             };
-            if worker.as_ref().is_some_and(Worker::gone) {
-                // It died while idle: the job has not started; a new worker
-                // takes it.
-                worker.take().expect("a worker").reap();
-                match self.start_worker(&slot) {
-                    Ok(w) => worker = Some(w),
-                    Err(why) => {
-                        job.fail(broken(&why));
-                        self.set_broken(why);
-                        break;
-                    }
-                }
+            // A worker that died while idle is replaced before the job
+            // (which has not started) goes to it.
+            if let Err(why) = self.keep_worker(&slot, &mut worker) {
+                job.fail(broken(&why));
+                self.set_broken(why);
+                break;
             }
             let w = worker.as_mut().expect("a worker");
             let Some(msg) = job.start() else {
@@ -662,14 +646,27 @@ impl Core {
     /// caller that submits one call at a time submits the next right after
     /// its result: a short spin takes it without a sleep and wake-up.
     fn next_job(&self) -> Option<Box<dyn Job>> {
-        for _ in 0..SPIN {
+        let mut backoff = crate::wait::Backoff::with_yields(QUEUE_YIELDS);
+        while !backoff.is_completed() {
             match self.queue.get_nowait() {
                 Ok(job) => return Some(job),
                 Err(crate::queue::GetError::ShutDown) => return None,
-                Err(_) => std::thread::yield_now(),
+                Err(_) => backoff.snooze(),
             }
         }
         self.queue.blocking().get().ok()
+    }
+
+    /// Makes sure `worker` is a live worker: reaps one that died, starts
+    /// one where there is none.
+    fn keep_worker(&self, slot: &Slot, worker: &mut Option<Worker>) -> Result<(), String> {
+        if worker.as_ref().is_some_and(Worker::gone) {
+            worker.take().expect("a worker").reap();
+        }
+        if worker.is_none() {
+            *worker = Some(self.start_worker(slot)?);
+        }
+        Ok(())
     }
 
     /// Starts a worker process and runs the initializer in it.
@@ -720,8 +717,8 @@ impl Core {
     }
 }
 
-/// Polls of the queue before a driver sleeps on it.
-const SPIN: usize = 50;
+/// Yields between polls of the queue before a driver sleeps on it.
+const QUEUE_YIELDS: u32 = 48;
 
 fn broken(why: &str) -> WorkError {
     WorkError::new("BrokenProcessPool", why)

@@ -19,7 +19,7 @@ macro_rules! mp_conformance {
     ($modname:ident, $face:ty) => {
         mod $modname {
             use super::face::Face;
-            mp_conformance!(@tests $face;
+            conformance!(@tests $face;
                 conf_locks::lock_acquire_destroy,
                 conf_locks::lock_acquire_release,
                 conf_locks::lock_try_acquire,
@@ -71,14 +71,6 @@ macro_rules! mp_conformance {
                 conf_signals::barrier_single_and_constructor,
             );
         }
-    };
-    (@tests $face:ty; $($m:ident :: $t:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $t() {
-                <$face as Face>::run(crate::mp::$m::$t::<$face>());
-            }
-        )*
     };
 }
 
