@@ -110,9 +110,51 @@ impl SharedFd {
         }
     }
 
+    /// Reads with the non-blocking `op`, which also says whether it
+    /// drained the descriptor (a short read on a stream socket). Once the
+    /// descriptor is registered with a reactor, this asks the reactor's
+    /// readiness first and clears it after a drained read, as tokio's own
+    /// streams do: a receiver that has caught up waits for the next
+    /// wake-up instead of trying a read that fails first, and gives the
+    /// sender time to queue more (one read then takes several messages).
+    /// Before registration, and under the blocking facade, it is
+    /// [`poll_io`](SharedFd::poll_io). Readiness is only ever cleared
+    /// through a guard taken before the read, so data that comes after
+    /// the read wakes the next wait.
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(RawFd) -> io::Result<(usize, bool)>,
+    ) -> Poll<io::Result<usize>> {
+        let afd = match self.reg.get() {
+            Some(a) if !blocking_mode() => a,
+            _ => return self.poll_io(cx, Interest::READABLE, |fd| op(fd).map(|(n, _)| n)),
+        };
+        loop {
+            let mut guard = match afd.poll_read_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            match op(self.raw()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Ok((n, drained)) => {
+                    if drained {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
     /// Waits until the descriptor is ready for `interest`, without doing
     /// I/O (a pidfd, a sentinel). The caller checks the real condition
-    /// afterwards and polls again if it does not hold yet.
+    /// afterwards and polls again if it does not hold yet. It clears the
+    /// readiness it reports: never use it for reading a descriptor that
+    /// [`poll_read`](SharedFd::poll_read) reads (that read would then
+    /// miss data already there).
     pub(crate) fn poll_ready(
         &self,
         cx: &mut Context<'_>,

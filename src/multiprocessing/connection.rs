@@ -24,6 +24,9 @@ use crate::io::sys;
 /// with one plain `send(2)`; larger ones go out gathered (`sendmsg`).
 const SMALL_SEND: usize = 2048;
 
+/// A message whose encoding fits this is encoded on the stack.
+const SMALL_ENCODE: usize = 256;
+
 struct Inner {
     sock: SharedFd,
     read: tokio::sync::Mutex<ReadState>,
@@ -211,8 +214,36 @@ impl Connection {
     /// the next send on this connection, so the stream stays whole.
     pub async fn send<T: Serialize + ?Sized>(&self, obj: &T) -> Result<(), ConnectionError> {
         self.check_writable()?;
+        // Small messages are encoded on the stack: no allocation per send.
+        let mut stack = [0u8; HEADER + SMALL_ENCODE];
+        let (small, fds) = handles::collect(|| {
+            postcard::to_slice(obj, &mut stack[HEADER..]).map(|body| body.len())
+        });
+        match small {
+            Ok(len) => {
+                self.check_fds(&fds)?;
+                stack[..HEADER].copy_from_slice(&header(len, fds.len()));
+                return self.write_frame(&stack[..HEADER + len], &[], &fds).await;
+            }
+            // Too big for the stack: encode again into a heap buffer (the
+            // handles collected so far are duplicates, closed here).
+            Err(postcard::Error::SerializeBufferFull) => drop(fds),
+            Err(e) => return Err(ConnectionError::Encode(e.to_string())),
+        }
         let (encoded, fds) = handles::collect(|| postcard::to_extend(obj, vec![0u8; HEADER]));
         let mut buf = encoded.map_err(|e| ConnectionError::Encode(e.to_string()))?;
+        self.check_fds(&fds)?;
+        let len = buf.len() - HEADER;
+        if len > u32::MAX as usize {
+            return Err(ConnectionError::Encode("a message over 4 GiB".into()));
+        }
+        buf[..HEADER].copy_from_slice(&header(len, fds.len()));
+        // Header and payload are one buffer: one part, one plain send.
+        self.write_frame(&buf, &[], &fds).await
+    }
+
+    /// Whether `fds` may go with a message on this connection.
+    fn check_fds(&self, fds: &[OwnedFd]) -> Result<(), ConnectionError> {
         if !fds.is_empty() && !self.inner.unix {
             return Err(ConnectionError::Encode(
                 "OS handles cannot cross a TCP connection".into(),
@@ -225,13 +256,7 @@ impl Connection {
                 sys::MAX_FDS
             )));
         }
-        let len = buf.len() - HEADER;
-        if len > u32::MAX as usize {
-            return Err(ConnectionError::Encode("a message over 4 GiB".into()));
-        }
-        buf[..HEADER].copy_from_slice(&header(len, fds.len()));
-        // Header and payload are one buffer: one part, one plain send.
-        self.write_frame(&buf, &[], &fds).await
+        Ok(())
     }
 
     /// Sends `buf` as one message, as is. Python: `Connection.send_bytes`
@@ -283,11 +308,7 @@ impl Connection {
         let (encoded, mut fds) = handles::collect(|| postcard::to_extend(obj, vec![0u8; HEADER]));
         let mut buf = encoded.map_err(|e| ConnectionError::Encode(e.to_string()))?;
         fds.extend(extra);
-        if fds.len() > sys::MAX_FDS {
-            return Err(ConnectionError::Encode(
-                "too many OS handles in one message".into(),
-            ));
-        }
+        self.check_fds(&fds)?;
         let len = buf.len() - HEADER;
         buf[..HEADER].copy_from_slice(&header(len, fds.len()));
         self.write_frame(&buf[..HEADER], &buf[HEADER..], &fds).await
@@ -475,18 +496,19 @@ impl Connection {
         Ok(())
     }
 
-    /// Waits until the descriptor may be read, without reading (for
-    /// `wait` over several connections).
-    pub(crate) fn poll_ready_raw(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<bool> {
-        if let Ok(r) = self.inner.read.try_lock() {
-            if r.has_data() || r.at_eof() {
-                return std::task::Poll::Ready(true);
-            }
+    /// Ready when there is something to receive, or end of file (for
+    /// `wait` over several connections). Holds the receiving side while
+    /// it waits, so a receive started meanwhile queues behind it instead
+    /// of taking the reactor's wake-up away from it (tokio keeps one
+    /// reader per descriptor); what arrives stays in the buffer for the
+    /// next receive.
+    pub(crate) async fn wait_readable(&self) {
+        if self.check_readable().is_err() {
+            return;
         }
-        match self.inner.sock.poll_ready(cx, Interest::READABLE) {
-            std::task::Poll::Ready(_) => std::task::Poll::Ready(true),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
+        let mut r = self.inner.read.lock().await;
+        let sock = &self.inner.sock;
+        let _ = poll_fn(|cx| r.poll_readable(sock, cx)).await;
     }
 
     /// The blocking facade: the same calls for OS threads and worker

@@ -494,13 +494,24 @@ fn raw_sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// Something [`wait`] can wait on: a [`Connection`] (ready when there is
 /// something to receive, or end of file) or a process sentinel.
 pub trait Waitable: Send + Sync {
+    /// Ready when the object is; `slot` keeps this wait's state between
+    /// polls (it starts empty).
     #[doc(hidden)]
-    fn poll_waitable(&self, cx: &mut Context<'_>) -> Poll<bool>;
+    fn poll_waitable<'a>(&'a self, cx: &mut Context<'_>, slot: &mut WaitSlot<'a>) -> Poll<bool>;
 }
 
+/// One object's state inside a [`wait`].
+#[doc(hidden)]
+pub type WaitSlot<'a> = Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>>;
+
 impl Waitable for Connection {
-    fn poll_waitable(&self, cx: &mut Context<'_>) -> Poll<bool> {
-        self.poll_ready_raw(cx)
+    fn poll_waitable<'a>(&'a self, cx: &mut Context<'_>, slot: &mut WaitSlot<'a>) -> Poll<bool> {
+        let fut = slot.get_or_insert_with(|| Box::pin(self.wait_readable()));
+        let ready = fut.as_mut().poll(cx);
+        if ready.is_ready() {
+            *slot = None;
+        }
+        ready.map(|()| true)
     }
 }
 
@@ -511,13 +522,14 @@ impl Waitable for Connection {
 /// # Cancel safety
 /// Nothing is lost: waiting receives nothing.
 pub async fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
+    let mut slots: Vec<WaitSlot<'_>> = objects.iter().map(|_| None).collect();
     let all = std::future::poll_fn(|cx| {
-        let ready: Vec<usize> = objects
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.poll_waitable(cx).is_ready())
-            .map(|(i, _)| i)
-            .collect();
+        let mut ready = Vec::new();
+        for (i, (o, slot)) in objects.iter().zip(&mut slots).enumerate() {
+            if o.poll_waitable(cx, slot).is_ready() {
+                ready.push(i);
+            }
+        }
         if ready.is_empty() {
             Poll::Pending
         } else {

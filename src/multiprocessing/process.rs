@@ -515,7 +515,11 @@ pub struct Sentinel {
 }
 
 impl Waitable for Sentinel {
-    fn poll_waitable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<bool> {
+    fn poll_waitable<'a>(
+        &'a self,
+        cx: &mut std::task::Context<'_>,
+        _: &mut super::listener::WaitSlot<'a>,
+    ) -> std::task::Poll<bool> {
         if self.core.done.is_set() {
             return std::task::Poll::Ready(true);
         }

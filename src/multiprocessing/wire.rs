@@ -331,9 +331,7 @@ impl ReadState {
                     room.len(),
                 )
             };
-            let n = match ready!(sock.poll_io(cx, Interest::READABLE, |fd| {
-                sys::recv_with_fds(fd, room, fds)
-            })) {
+            let n = match ready!(sock.poll_read(cx, |fd| recv_stream(fd, room, fds))) {
                 Ok(n) => n,
                 Err(e) => return Poll::Ready(Err(self.fail(e.into()))),
             };
@@ -385,9 +383,7 @@ impl ReadState {
             let len = big.bytes.len();
             let spare = big.bytes.spare_capacity_mut();
             let room = spare.len().min(want);
-            let n = ready!(sock.poll_io(cx, Interest::READABLE, |fd| {
-                sys::recv_with_fds(fd, &mut spare[..room], fds)
-            }))?;
+            let n = ready!(sock.poll_read(cx, |fd| recv_stream(fd, &mut spare[..room], fds)))?;
             // SAFETY: recvmsg initialised `n` bytes after `len`.
             unsafe { big.bytes.set_len(len + n) };
             return Poll::Ready(Ok(n));
@@ -402,9 +398,7 @@ impl ReadState {
         self.buf.reserve(SMALL);
         let len = self.buf.len();
         let spare = self.buf.spare_capacity_mut();
-        let n = ready!(sock.poll_io(cx, Interest::READABLE, |fd| {
-            sys::recv_with_fds(fd, spare, fds)
-        }))?;
+        let n = ready!(sock.poll_read(cx, |fd| recv_stream(fd, spare, fds)))?;
         // SAFETY: recvmsg initialised `n` bytes after `len`.
         unsafe { self.buf.set_len(len + n) };
         Poll::Ready(Ok(n))
@@ -429,6 +423,20 @@ impl ReadState {
             Err(e) => Poll::Ready(Err(e)),
         }
     }
+}
+
+/// One read from the stream socket `fd` into `buf`, and whether it drained
+/// the socket: fewer bytes than asked for and no handles. (The kernel ends
+/// a read early after a message that carried handles, with more data
+/// possibly behind it: such a read does not count as drained.)
+fn recv_stream(
+    fd: RawFd,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+    fds: &mut VecDeque<OwnedFd>,
+) -> io::Result<(usize, bool)> {
+    let (asked, before) = (buf.len(), fds.len());
+    let n = sys::recv_with_fds(fd, buf, fds)?;
+    Ok((n, n > 0 && n < asked && fds.len() == before))
 }
 
 /// The sending half's progress: the rest of a frame whose send was dropped

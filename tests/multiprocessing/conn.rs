@@ -59,6 +59,10 @@ pub(crate) const TESTS: &[Test] = &[
         wait_ready_indices_and_timeout,
     ),
     (
+        "conn::async_receive_after_a_drained_read",
+        async_receive_after_a_drained_read,
+    ),
+    (
         "conn::garbage_frames_fail_cleanly",
         garbage_frames_fail_cleanly,
     ),
@@ -469,6 +473,59 @@ fn wait_ready_indices_and_timeout() {
         });
         assert_eq!(wait(&[&b], None).await, vec![0]);
         sender.await.unwrap();
+    });
+}
+
+// Ours (no CPython counterpart): an async receive that has caught up
+// waits for the reactor's next wake-up instead of trying a read first (as
+// tokio's streams do). Every way data can sit there unread after such a
+// read must still be found: data sent later, data `wait` looked at,
+// messages behind one that carried handles (the kernel ends a read after
+// those), and a `wait` beside a receive in progress.
+fn async_receive_after_a_drained_read() {
+    let limit = Duration::from_secs(10);
+    RT.block_on(async {
+        let (a, z) = pipe(true).unwrap();
+        a.send(&1u32).await.unwrap();
+        assert_eq!(z.recv::<u32>().await.unwrap(), 1);
+        // Later data wakes the caught-up receiver.
+        let later = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            a.send(&2u32).await.unwrap();
+            a
+        });
+        let got = tokio::time::timeout(limit, z.recv::<u32>()).await;
+        assert_eq!(got.expect("no wake-up after a drained read").unwrap(), 2);
+        let a = later.await.unwrap();
+        // `wait` reports data that came after a drained read, twice while
+        // it is not taken, and the receive then finds it.
+        a.send(&3u32).await.unwrap();
+        assert_eq!(wait(&[&z], Some(limit)).await, vec![0]);
+        assert_eq!(wait(&[&z], Some(limit)).await, vec![0]);
+        let got = tokio::time::timeout(limit, z.recv::<u32>()).await;
+        assert_eq!(got.expect("data `wait` saw was lost").unwrap(), 3);
+        // Messages with handles, and one after them, all sent before the
+        // first receive: no wake-up is coming for the ones behind.
+        let (p1, _q1) = pipe(true).unwrap();
+        let (p2, _q2) = pipe(true).unwrap();
+        a.send(&p1).await.unwrap();
+        a.send(&p2).await.unwrap();
+        a.send(&4u32).await.unwrap();
+        for _ in 0..2 {
+            let got = tokio::time::timeout(limit, z.recv::<conex::multiprocessing::Connection>());
+            got.await.expect("stuck behind handles").unwrap();
+        }
+        let got = tokio::time::timeout(limit, z.recv::<u32>()).await;
+        assert_eq!(got.expect("stuck behind handles").unwrap(), 4);
+        // `wait` beside a receive in progress leaves that receive whole.
+        let z = std::sync::Arc::new(z);
+        let z2 = z.clone();
+        let receiving = tokio::spawn(async move { z2.recv::<u32>().await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = wait(&[&*z], Some(Duration::from_millis(20))).await;
+        a.send(&5u32).await.unwrap();
+        let got = tokio::time::timeout(limit, receiving).await;
+        assert_eq!(got.expect("a wait beside it lost the data").unwrap(), 5);
     });
 }
 
