@@ -320,19 +320,64 @@ impl Identity {
     /// This process's identity (computed once).
     pub(crate) fn current() -> &'static Identity {
         static ID: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
-        ID.get_or_init(|| {
-            use std::os::unix::fs::MetadataExt;
-            let meta = std::fs::metadata(exe_path()).ok();
-            Identity {
-                dev: meta.as_ref().map_or(0, |m| m.dev()),
-                ino: meta.as_ref().map_or(0, |m| m.ino()),
-                size: meta.as_ref().map_or(0, |m| m.size()),
-                mtime_ns: meta.as_ref().map_or(0, |m| {
-                    m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128
-                }),
-                probe: offset(Identity::current as *const () as usize),
-            }
-        })
+        ID.get_or_init(|| Identity::of_file(&exe_path()))
+    }
+
+    /// The identity a child running the file `path` presents, if it is
+    /// this build.
+    fn of_file(path: &std::path::Path) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok();
+        Identity {
+            dev: meta.as_ref().map_or(0, |m| m.dev()),
+            ino: meta.as_ref().map_or(0, |m| m.ino()),
+            size: meta.as_ref().map_or(0, |m| m.size()),
+            mtime_ns: meta.as_ref().map_or(0, |m| {
+                m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128
+            }),
+            probe: offset(Identity::current as *const () as usize),
+        }
+    }
+
+    /// Whether a child that presents `theirs`, started from the file
+    /// `exe`, runs this build: the same file, or a file at `exe` with the
+    /// same code offset and bytes equal to this program's (a copy; its
+    /// bytes are compared once per file identity).
+    pub(crate) fn accepts(&self, theirs: &Identity, exe: &std::path::Path) -> bool {
+        if theirs == self {
+            return true;
+        }
+        if theirs.probe != self.probe || theirs.size != self.size {
+            return false;
+        }
+        if *theirs != Identity::of_file(exe) {
+            return false;
+        }
+        static SAME: std::sync::Mutex<Vec<(Identity, bool)>> = std::sync::Mutex::new(Vec::new());
+        let mut known = SAME.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, same)) = known.iter().find(|(id, _)| id == theirs) {
+            return *same;
+        }
+        let same = same_bytes(exe, &exe_path()).unwrap_or(false);
+        known.push((theirs.clone(), same));
+        same
+    }
+}
+
+/// Whether two files hold the same bytes.
+fn same_bytes(a: &std::path::Path, b: &std::path::Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let (mut a, mut b) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    let (mut x, mut y) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = a.read(&mut x)?;
+        if n == 0 {
+            return Ok(b.read(&mut y[..1])? == 0);
+        }
+        b.read_exact(&mut y[..n])?;
+        if x[..n] != y[..n] {
+            return Ok(false);
+        }
     }
 }
 

@@ -95,6 +95,33 @@ pub fn get_start_method_if_set() -> Option<StartMethod> {
     *START_METHOD.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+static EXECUTABLE: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+
+/// Sets the executable that `spawn` runs for a child (and that starts the
+/// forkserver); `None` goes back to the default, this very program.
+/// Python: `multiprocessing.set_executable(path)`.
+///
+/// The child must still be this build: its identity is checked at the
+/// handshake. The same file under another name (a link) passes as it is;
+/// a copy at another path passes once its bytes are found equal to this
+/// program's (read once per file); a different build is refused with
+/// [`StartError::DifferentBinary`](super::StartError::DifferentBinary).
+/// [`ProcessBuilder::executable`](super::ProcessBuilder::executable) sets
+/// it for one process.
+pub fn set_executable(path: Option<std::path::PathBuf>) {
+    *EXECUTABLE.lock().unwrap_or_else(|e| e.into_inner()) = path;
+}
+
+/// The executable `spawn` runs: the one given to [`set_executable`], else
+/// this program. Python: `multiprocessing.spawn.get_executable()`.
+pub fn get_executable() -> std::path::PathBuf {
+    EXECUTABLE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(super::callable::exe_path)
+}
+
 /// The start methods this platform offers, the default first. Python:
 /// `multiprocessing.get_all_start_methods()`.
 pub fn get_all_start_methods() -> Vec<StartMethod> {

@@ -149,7 +149,11 @@ pub(crate) fn client() -> Result<Arc<Client>, StartError> {
 impl Client {
     fn start() -> Result<Client, StartError> {
         let (ours, theirs) = UnixStream::pair()?;
-        let mut server = super::launch::spawn_role("forkserver", OwnedFd::from(theirs))?;
+        let mut server = super::launch::spawn_role(
+            "forkserver",
+            OwnedFd::from(theirs),
+            &super::context::get_executable(),
+        )?;
         let reader = ours.try_clone()?;
         let (tx, rx) = mpsc::channel();
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));

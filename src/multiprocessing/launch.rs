@@ -5,7 +5,6 @@ use std::os::unix::process::CommandExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
 
-use super::callable::exe_path;
 use super::connection::Connection;
 use super::context::{ROLE_ENV, StartMethod};
 use super::errors::StartError;
@@ -52,12 +51,13 @@ pub(crate) struct Launched {
 /// is the parent's end (closed in a forked child).
 pub(crate) fn launch(
     method: StartMethod,
+    exe: &std::path::Path,
     theirs: Connection,
     ours: &Connection,
 ) -> Result<Launched, StartError> {
     let theirs = dup_of(&theirs)?;
     match method {
-        StartMethod::Spawn => spawn(theirs),
+        StartMethod::Spawn => spawn(theirs, exe),
         StartMethod::Fork => fork(theirs, ours),
         StartMethod::Forkserver => forkserver::client()?.start_child(theirs),
     }
@@ -86,22 +86,26 @@ fn argv0() -> std::ffi::OsString {
         .unwrap_or_else(|| "conex-worker".into())
 }
 
-/// Re-executes this binary with `ctrl` as its stdin.
-pub(crate) fn spawn_role(role: &str, ctrl: OwnedFd) -> Result<std::process::Child, StartError> {
+/// Re-executes this binary (the file `exe`) with `ctrl` as its stdin.
+pub(crate) fn spawn_role(
+    role: &str,
+    ctrl: OwnedFd,
+    exe: &std::path::Path,
+) -> Result<std::process::Child, StartError> {
     // Without init first thing in main, the child would run the program
     // itself: refuse here, in the parent, before anything starts.
     if !super::context::initialised() {
         return Err(StartError::NoInit);
     }
-    let mut cmd = std::process::Command::new(exe_path());
+    let mut cmd = std::process::Command::new(exe);
     cmd.arg0(argv0())
         .env(ROLE_ENV, role)
         .stdin(std::process::Stdio::from(ctrl));
     Ok(cmd.spawn()?)
 }
 
-fn spawn(ctrl: OwnedFd) -> Result<Launched, StartError> {
-    let child = spawn_role("worker", ctrl)?;
+fn spawn(ctrl: OwnedFd, exe: &std::path::Path) -> Result<Launched, StartError> {
+    let child = spawn_role("worker", ctrl, exe)?;
     let pid = child.id();
     Ok(Launched {
         pid,

@@ -96,8 +96,8 @@ pub use connection::{BlockingConnection, Connection, pipe};
 #[cfg(unix)]
 pub use context::{
     AlreadySet, Context, ProcessInfo, StartMethod, cpu_count, current_authkey, current_process,
-    get_all_start_methods, get_context, get_start_method, get_start_method_if_set, init,
-    parent_process, set_start_method,
+    get_all_start_methods, get_context, get_executable, get_start_method, get_start_method_if_set,
+    init, parent_process, set_executable, set_start_method,
 };
 pub use errors::{AuthenticationError, ConnectionError, ProcessError, RemoteError, StartError};
 #[cfg(unix)]

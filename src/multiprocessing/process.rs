@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 
 use super::callable::Call;
 use super::connection::{Connection, pipe};
-use super::context::{StartMethod, check_not_uninitialised_child, get_start_method, me};
+use super::context::{
+    StartMethod, check_not_uninitialised_child, get_executable, get_start_method, me,
+};
 use super::errors::{ProcessError, StartError};
 use super::handles;
 use super::launch::{self, Launched, Waiter};
@@ -43,6 +45,8 @@ pub(crate) struct Core {
     daemon: AtomicBool,
     authkey: Mutex<Vec<u8>>,
     method: StartMethod,
+    /// The file `spawn` runs (default: [`get_executable`] at start).
+    executable: Option<std::path::PathBuf>,
     state: Mutex<State>,
     pid: AtomicU32,
     pidfd: Mutex<Option<OwnedFd>>,
@@ -121,12 +125,13 @@ impl<R> fmt::Debug for Process<R> {
     }
 }
 
-/// Options for a [`Process`]: name, daemon flag, start method.
+/// Options for a [`Process`]: name, daemon flag, start method, executable.
 #[derive(Debug, Default, Clone)]
 pub struct ProcessBuilder {
     name: Option<String>,
     daemon: Option<bool>,
     method: Option<StartMethod>,
+    executable: Option<std::path::PathBuf>,
 }
 
 impl ProcessBuilder {
@@ -148,6 +153,14 @@ impl ProcessBuilder {
         self
     }
 
+    /// The executable `spawn` runs for it (default: [`get_executable`]);
+    /// see [`set_executable`](super::set_executable) for what it may be.
+    /// The other start methods do not run an executable and ignore it.
+    pub fn executable(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.executable = Some(path.into());
+        self
+    }
+
     /// The process, not yet started.
     pub fn build<A, R>(self, target: fn(A) -> R, args: A) -> Process<R>
     where
@@ -165,6 +178,7 @@ impl ProcessBuilder {
             daemon: AtomicBool::new(self.daemon.unwrap_or_else(|| me().info.daemon)),
             authkey: Mutex::new(me().authkey.clone()),
             method: self.method.unwrap_or_else(get_start_method),
+            executable: self.executable,
             state: Mutex::new(State::New {
                 call: Call::of(target),
                 encode,
@@ -357,11 +371,12 @@ impl ProcessHandle {
             Ok(p) => p,
             Err(e) => return fail(StartError::Io(std::io::Error::other(e)).into()),
         };
-        let Launched { pid, pidfd, waiter } = match launch::launch(self.core.method, theirs, &ours)
-        {
-            Ok(l) => l,
-            Err(e) => return fail(e.into()),
-        };
+        let exe = self.core.executable.clone().unwrap_or_else(get_executable);
+        let Launched { pid, pidfd, waiter } =
+            match launch::launch(self.core.method, &exe, theirs, &ours) {
+                Ok(l) => l,
+                Err(e) => return fail(e.into()),
+            };
         self.core.pid.store(pid, Ordering::Release);
         *lock(&self.core.pidfd) = pidfd;
         {
@@ -379,7 +394,7 @@ impl ProcessHandle {
             args,
         };
         let core = self.core.clone();
-        crate::threading::own_runtime().spawn(monitor(core, ours, waiter, start, fds));
+        crate::threading::own_runtime().spawn(monitor(core, ours, waiter, start, fds, exe));
         Ok(())
     }
 
@@ -548,8 +563,9 @@ async fn monitor(
     mut waiter: Waiter,
     start: Start,
     fds: Vec<OwnedFd>,
+    exe: std::path::PathBuf,
 ) {
-    let outcome = talk(&conn, start, fds).await;
+    let outcome = talk(&conn, start, fds, &exe).await;
     let outcome = match outcome {
         Ok(o) => Some(o),
         Err(e) => {
@@ -591,6 +607,7 @@ async fn talk(
     conn: &Connection,
     start: Start,
     fds: Vec<OwnedFd>,
+    exe: &std::path::Path,
 ) -> Result<Result<Encoded, ProcessError>, ProcessError> {
     let no_handshake = |m: String| ProcessError::Start(StartError::NoHandshake(m));
     let hello =
@@ -601,7 +618,9 @@ async fn talk(
         Some(Err(e)) => return Err(no_handshake(e.to_string())),
         Some(Ok(h)) => h,
     };
-    if hello.protocol != PROTOCOL || hello.identity != *super::callable::Identity::current() {
+    if hello.protocol != PROTOCOL
+        || !super::callable::Identity::current().accepts(&hello.identity, exe)
+    {
         return Err(ProcessError::Start(StartError::DifferentBinary));
     }
     if conn.send_with_fds(&start, fds).await.is_err() {

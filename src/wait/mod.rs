@@ -22,5 +22,7 @@ pub(crate) mod permits;
 #[cfg(all(test, conex_loom))]
 mod loom_models;
 
-pub(crate) use driver::{Backoff, MapOp, WaitCx, WaitFuture, WaitOp, block_on, std_deadline};
+#[cfg(all(unix, any(feature = "subprocess", feature = "multiprocessing")))]
+pub(crate) use driver::Backoff;
+pub(crate) use driver::{MapOp, WaitCx, WaitFuture, WaitOp, block_on, std_deadline};
 pub(crate) use list::{Key, Tag, WaitList};

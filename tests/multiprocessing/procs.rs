@@ -58,6 +58,10 @@ pub(crate) const TESTS: &[Test] = &[
         "process::no_orphan_when_parent_killed",
         no_orphan_when_parent_killed,
     ),
+    (
+        "process::executable_copy_runs_other_build_refused",
+        executable_copy_runs_other_build_refused,
+    ),
 ];
 
 fn square(x: u64) -> u64 {
@@ -414,4 +418,49 @@ fn no_orphan_when_parent_killed() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+// set_executable (CPython tests it only through its spawn machinery): a
+// copy of this binary at another path runs (its bytes are this build's);
+// a different build -- the same file with bytes appended, so a different
+// size and file -- is refused at the handshake, and the parent goes on.
+fn executable_copy_runs_other_build_refused() {
+    let me = std::env::current_exe().unwrap();
+    let dir = std::env::temp_dir().join(format!("conex-exe-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("copy");
+    std::fs::copy(&me, &copy).unwrap();
+    let other = dir.join("other-build");
+    std::fs::copy(&me, &other).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&other)
+            .unwrap();
+        f.write_all(b"another build").unwrap();
+    }
+    let p = Process::builder().executable(&copy).build(square, 9);
+    p.start().unwrap();
+    assert_eq!(p.blocking().result().unwrap(), 81);
+    let p = Process::builder().executable(&other).build(square, 9);
+    p.start().unwrap();
+    let r = p.blocking().result();
+    assert!(
+        matches!(r, Err(ProcessError::Start(StartError::DifferentBinary))),
+        "{r:?}"
+    );
+    p.blocking().join().unwrap();
+    // Refused, then gone: the refused child does not linger.
+    assert!(!p.is_alive());
+    // And the default executable still works.
+    assert_eq!(
+        {
+            let p = Process::new(square, 3);
+            p.start().unwrap();
+            p.blocking().result().unwrap()
+        },
+        9
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
