@@ -88,10 +88,21 @@ impl SharedFd {
             want_fd(self.raw(), poll_events(interest));
             return Poll::Pending;
         }
-        let afd = match self.registered() {
-            Ok(a) => a,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
+        match self.registered() {
+            Ok(afd) => Self::poll_registered(afd, cx, interest, |fd| op(fd).map(|r| (r, false))),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// The reactor's wait loop: readiness first, then `op`; readiness is
+    /// cleared through the guard when `op` would block, or when it says
+    /// it drained the descriptor.
+    fn poll_registered<R>(
+        afd: &AsyncFd<RawRef>,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        mut op: impl FnMut(RawFd) -> io::Result<(R, bool)>,
+    ) -> Poll<io::Result<R>> {
         loop {
             let ready = if interest.is_readable() {
                 afd.poll_read_ready(cx)
@@ -103,9 +114,15 @@ impl SharedFd {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             };
-            match guard.try_io(|a| op(a.as_raw_fd())) {
-                Ok(r) => return Poll::Ready(r),
-                Err(_would_block) => continue,
+            match op(afd.get_ref().0) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Ok((r, drained)) => {
+                    if drained {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(r));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
@@ -126,26 +143,9 @@ impl SharedFd {
         cx: &mut Context<'_>,
         mut op: impl FnMut(RawFd) -> io::Result<(usize, bool)>,
     ) -> Poll<io::Result<usize>> {
-        let afd = match self.reg.get() {
-            Some(a) if !blocking_mode() => a,
-            _ => return self.poll_io(cx, Interest::READABLE, |fd| op(fd).map(|(n, _)| n)),
-        };
-        loop {
-            let mut guard = match afd.poll_read_ready(cx) {
-                Poll::Ready(Ok(g)) => g,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            };
-            match op(self.raw()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
-                Ok((n, drained)) => {
-                    if drained {
-                        guard.clear_ready();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        match self.reg.get() {
+            Some(afd) if !blocking_mode() => Self::poll_registered(afd, cx, Interest::READABLE, op),
+            _ => self.poll_io(cx, Interest::READABLE, |fd| op(fd).map(|(n, _)| n)),
         }
     }
 

@@ -504,14 +504,27 @@ pub trait Waitable: Send + Sync {
 #[doc(hidden)]
 pub type WaitSlot<'a> = Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>>;
 
+/// Polls the wait kept in `slot`, started by `start` on first use; the
+/// slot empties when it completes.
+pub(crate) fn poll_slot<'a, F>(
+    slot: &mut WaitSlot<'a>,
+    cx: &mut Context<'_>,
+    start: impl FnOnce() -> F,
+) -> Poll<bool>
+where
+    F: Future<Output = ()> + Send + 'a,
+{
+    let fut = slot.get_or_insert_with(|| Box::pin(start()));
+    let ready = fut.as_mut().poll(cx);
+    if ready.is_ready() {
+        *slot = None;
+    }
+    ready.map(|()| true)
+}
+
 impl Waitable for Connection {
     fn poll_waitable<'a>(&'a self, cx: &mut Context<'_>, slot: &mut WaitSlot<'a>) -> Poll<bool> {
-        let fut = slot.get_or_insert_with(|| Box::pin(self.wait_readable()));
-        let ready = fut.as_mut().poll(cx);
-        if ready.is_ready() {
-            *slot = None;
-        }
-        ready.map(|()| true)
+        poll_slot(slot, cx, || self.wait_readable())
     }
 }
 

@@ -490,7 +490,6 @@ impl ProcessHandle {
         self.check_joinable()?;
         Ok(Sentinel {
             core: self.core.clone(),
-            fut: Mutex::new(None),
         })
     }
 
@@ -526,24 +525,18 @@ pub fn active_children() -> Vec<ProcessHandle> {
 /// Ready when its process has ended: see [`ProcessHandle::sentinel`].
 pub struct Sentinel {
     core: Arc<Core>,
-    fut: Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>,
 }
 
 impl Waitable for Sentinel {
     fn poll_waitable<'a>(
         &'a self,
         cx: &mut std::task::Context<'_>,
-        _: &mut super::listener::WaitSlot<'a>,
+        slot: &mut super::listener::WaitSlot<'a>,
     ) -> std::task::Poll<bool> {
         if self.core.done.is_set() {
             return std::task::Poll::Ready(true);
         }
-        let mut f = lock(&self.fut);
-        let fut = f.get_or_insert_with(|| {
-            let core = self.core.clone();
-            Box::pin(async move { core.done.wait().await })
-        });
-        fut.as_mut().poll(cx).map(|()| true)
+        super::listener::poll_slot(slot, cx, || self.core.done.wait())
     }
 }
 
