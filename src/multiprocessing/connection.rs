@@ -19,6 +19,7 @@ use super::wire::{
 use crate::io::driver::{block_on_io, within};
 use crate::io::fd::SharedFd;
 use crate::io::sys;
+use crate::wait::mutex::Mutex;
 
 /// Payloads up to this size are copied next to their header and sent
 /// with one plain `send(2)`; larger ones go out gathered (`sendmsg`).
@@ -29,8 +30,8 @@ const SMALL_ENCODE: usize = 256;
 
 struct Inner {
     sock: SharedFd,
-    read: tokio::sync::Mutex<ReadState>,
-    write: tokio::sync::Mutex<WriteState>,
+    read: Mutex<ReadState>,
+    write: Mutex<WriteState>,
     readable: bool,
     writable: bool,
     /// Unix sockets carry OS handles; TCP does not.
@@ -120,8 +121,8 @@ impl Connection {
         Connection {
             inner: Arc::new(Inner {
                 sock: SharedFd::new(fd),
-                read: tokio::sync::Mutex::new(ReadState::default()),
-                write: tokio::sync::Mutex::new(WriteState::default()),
+                read: Mutex::new(ReadState::default()),
+                write: Mutex::new(WriteState::default()),
                 readable,
                 writable,
                 unix,
@@ -424,7 +425,7 @@ impl Connection {
             })
             .await??;
         let (n, big) = spare;
-        if let (Some(v), Ok(mut r)) = (big, self.inner.read.try_lock()) {
+        if let (Some(v), Some(mut r)) = (big, self.inner.read.try_lock()) {
             r.recycle(v);
         }
         Ok(n)
@@ -458,7 +459,7 @@ impl Connection {
     /// `Connection.poll()` (timeout 0).
     pub fn try_poll(&self) -> Result<bool, ConnectionError> {
         self.check_readable()?;
-        let Ok(r) = self.inner.read.try_lock() else {
+        let Some(r) = self.inner.read.try_lock() else {
             // Another receive is in progress: nothing for us right now.
             return Ok(false);
         };

@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::windows::named_pipe::{NamedPipeClient, NamedPipeServer};
 
 use super::errors::ConnectionError;
+use crate::wait::mutex::Mutex;
 
 /// The largest frame a connection accepts unless told otherwise (256 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 256 << 20;
@@ -87,8 +88,8 @@ struct Writer {
 }
 
 struct Inner {
-    read: tokio::sync::Mutex<Reader>,
-    write: tokio::sync::Mutex<Writer>,
+    read: Mutex<Reader>,
+    write: Mutex<Writer>,
     closed: AtomicBool,
     max_frame: AtomicUsize,
 }
@@ -115,13 +116,13 @@ impl Connection {
         let (r, w) = tokio::io::split(pipe);
         Connection {
             inner: Arc::new(Inner {
-                read: tokio::sync::Mutex::new(Reader {
+                read: Mutex::new(Reader {
                     io: r,
                     buf: Vec::new(),
                     eof: false,
                     broken: None,
                 }),
-                write: tokio::sync::Mutex::new(Writer {
+                write: Mutex::new(Writer {
                     io: w,
                     owed: Vec::new(),
                 }),

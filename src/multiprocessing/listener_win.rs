@@ -10,6 +10,7 @@ use tokio::net::windows::named_pipe::{ClientOptions, NamedPipeServer, ServerOpti
 use super::auth;
 use super::connection::{Connection, Pipe};
 use super::errors::ConnectionError;
+use crate::wait::mutex::Mutex;
 
 /// Where a listener listens. Python: a `\\.\pipe\name` string
 /// (`AF_PIPE`).
@@ -45,7 +46,7 @@ impl Address {
 pub struct Listener {
     address: Address,
     authkey: Option<Vec<u8>>,
-    next: tokio::sync::Mutex<Option<NamedPipeServer>>,
+    next: Mutex<Option<NamedPipeServer>>,
     closed: AtomicBool,
 }
 
@@ -73,7 +74,7 @@ impl Listener {
         Ok(Listener {
             address,
             authkey: authkey.map(<[u8]>::to_vec),
-            next: tokio::sync::Mutex::new(Some(first)),
+            next: Mutex::new(Some(first)),
             closed: AtomicBool::new(false),
         })
     }

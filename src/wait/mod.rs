@@ -7,6 +7,7 @@
 //!   two ways, `.await` ([`WaitFuture`]) and a parking driver for the blocking
 //!   facades ([`block_on`]), with deadlines on tokio's clock and on std's.
 //! - [`permits`]: the counting core under Lock, RLock and the semaphores.
+//! - `mutex`: a data-guarding async mutex on the permit core (connections).
 //! - [`flag`]: the set/clear flag under Event and Thread completion.
 //! - [`owner`]: the identity of the calling task or thread (RLock owners).
 //!
@@ -16,6 +17,8 @@
 pub(crate) mod driver;
 pub(crate) mod flag;
 pub(crate) mod list;
+#[cfg(feature = "multiprocessing")]
+pub(crate) mod mutex;
 pub(crate) mod owner;
 pub(crate) mod permits;
 
