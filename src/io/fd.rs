@@ -127,25 +127,27 @@ impl SharedFd {
         }
     }
 
-    /// Reads with the non-blocking `op`, which also says whether it
-    /// drained the descriptor (a short read on a stream socket). Once the
-    /// descriptor is registered with a reactor, this asks the reactor's
-    /// readiness first and clears it after a drained read, as tokio's own
-    /// streams do: a receiver that has caught up waits for the next
-    /// wake-up instead of trying a read that fails first, and gives the
-    /// sender time to queue more (one read then takes several messages).
-    /// Before registration, and under the blocking facade, it is
-    /// [`poll_io`](SharedFd::poll_io). Readiness is only ever cleared
-    /// through a guard taken before the read, so data that comes after
-    /// the read wakes the next wait.
-    pub(crate) fn poll_read(
+    /// Reads or writes (`interest`) with the non-blocking `op`, which also
+    /// says whether it drained the descriptor: a short read, or a short
+    /// write, on a stream socket. Once the descriptor is registered with a
+    /// reactor, this asks the reactor's readiness first and clears it after
+    /// a drained op, as tokio's own streams do: a receiver that has caught
+    /// up waits for the next wake-up instead of trying a read that fails
+    /// first (and gives the sender time to queue more, so one read takes
+    /// several messages); a sender that filled the socket waits for room
+    /// instead of trying a send that fails. Before registration, and under
+    /// the blocking facade, it is [`poll_io`](SharedFd::poll_io).
+    /// Readiness is only ever cleared through a guard taken before the op,
+    /// so an event that comes after it wakes the next wait.
+    pub(crate) fn poll_stream(
         &self,
         cx: &mut Context<'_>,
+        interest: Interest,
         mut op: impl FnMut(RawFd) -> io::Result<(usize, bool)>,
     ) -> Poll<io::Result<usize>> {
         match self.reg.get() {
-            Some(afd) if !blocking_mode() => Self::poll_registered(afd, cx, Interest::READABLE, op),
-            _ => self.poll_io(cx, Interest::READABLE, |fd| op(fd).map(|(n, _)| n)),
+            Some(afd) if !blocking_mode() => Self::poll_registered(afd, cx, interest, op),
+            _ => self.poll_io(cx, interest, |fd| op(fd).map(|(n, _)| n)),
         }
     }
 
@@ -153,7 +155,7 @@ impl SharedFd {
     /// I/O (a pidfd, a sentinel). The caller checks the real condition
     /// afterwards and polls again if it does not hold yet. It clears the
     /// readiness it reports: never use it for reading a descriptor that
-    /// [`poll_read`](SharedFd::poll_read) reads (that read would then
+    /// [`poll_stream`](SharedFd::poll_stream) reads (that read would then
     /// miss data already there).
     pub(crate) fn poll_ready(
         &self,

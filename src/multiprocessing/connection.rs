@@ -292,7 +292,9 @@ impl Connection {
     ) -> Result<(), ConnectionError> {
         let sock = &self.inner.sock;
         let mut w = self.inner.write.lock().await;
-        poll_fn(|cx| w.poll_flush(sock, cx)).await?;
+        if w.owes() {
+            poll_fn(|cx| w.poll_flush(sock, cx)).await?;
+        }
         let mut sending = Sending::new(&mut w, h, payload, fds);
         poll_fn(|cx| sending.poll_send(sock, cx)).await?;
         Ok(())

@@ -331,7 +331,9 @@ impl ReadState {
                     room.len(),
                 )
             };
-            let n = match ready!(sock.poll_read(cx, |fd| recv_stream(fd, room, fds))) {
+            let n = match ready!(
+                sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(fd, room, fds))
+            ) {
                 Ok(n) => n,
                 Err(e) => return Poll::Ready(Err(self.fail(e.into()))),
             };
@@ -383,7 +385,11 @@ impl ReadState {
             let len = big.bytes.len();
             let spare = big.bytes.spare_capacity_mut();
             let room = spare.len().min(want);
-            let n = ready!(sock.poll_read(cx, |fd| recv_stream(fd, &mut spare[..room], fds)))?;
+            let n = ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(
+                fd,
+                &mut spare[..room],
+                fds
+            )))?;
             // SAFETY: recvmsg initialised `n` bytes after `len`.
             unsafe { big.bytes.set_len(len + n) };
             return Poll::Ready(Ok(n));
@@ -398,7 +404,7 @@ impl ReadState {
         self.buf.reserve(SMALL);
         let len = self.buf.len();
         let spare = self.buf.spare_capacity_mut();
-        let n = ready!(sock.poll_read(cx, |fd| recv_stream(fd, spare, fds)))?;
+        let n = ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(fd, spare, fds)))?;
         // SAFETY: recvmsg initialised `n` bytes after `len`.
         unsafe { self.buf.set_len(len + n) };
         Poll::Ready(Ok(n))
@@ -447,6 +453,11 @@ pub(crate) struct WriteState {
 }
 
 impl WriteState {
+    /// Whether a dropped send left bytes to go out first.
+    pub(crate) fn owes(&self) -> bool {
+        !self.owed.is_empty()
+    }
+
     /// Writes what an earlier, dropped send left behind.
     pub(crate) fn poll_flush(
         &mut self,
@@ -455,8 +466,8 @@ impl WriteState {
     ) -> Poll<io::Result<()>> {
         while !self.owed.is_empty() {
             let owed = &self.owed;
-            let n = ready!(sock.poll_io(cx, Interest::WRITABLE, |fd| {
-                sys::send_parts(fd, &[owed], 0, &[])
+            let n = ready!(sock.poll_stream(cx, Interest::WRITABLE, |fd| {
+                sys::send_parts(fd, &[owed], 0, &[]).map(|n| (n, n < owed.len()))
             }))?;
             self.owed.drain(..n);
         }
@@ -472,6 +483,8 @@ pub(crate) struct Sending<'a> {
     fds: Vec<RawFd>,
     sent: usize,
     total: usize,
+    /// Whether the first, direct send was made.
+    tried: bool,
 }
 
 impl<'a> Sending<'a> {
@@ -487,6 +500,7 @@ impl<'a> Sending<'a> {
             fds: fds.iter().map(|f| f.as_raw_fd()).collect(),
             sent: 0,
             total: header.len() + payload.len(),
+            tried: false,
         }
     }
 
@@ -495,11 +509,30 @@ impl<'a> Sending<'a> {
         sock: &SharedFd,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.tried {
+            // The first send goes straight out: a socket with room (the
+            // common case) takes the whole frame with no reactor round
+            // trip. It still spends the task's tokio budget, as a tokio
+            // stream's write does, so a sender that never blocks yields.
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            self.tried = true;
+            match sys::send_parts(sock.raw(), &self.parts, 0, &self.fds) {
+                Ok(n) => {
+                    coop.made_progress();
+                    self.sent = n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
         while self.sent < self.total {
             let (parts, sent) = (&self.parts, self.sent);
             let fds: &[RawFd] = if sent == 0 { &self.fds } else { &[] };
-            let n = ready!(sock.poll_io(cx, Interest::WRITABLE, |fd| {
-                sys::send_parts(fd, parts, sent, fds)
+            let rest = self.total - sent;
+            // A short send means the socket is full: wait for room
+            // rather than try again at once.
+            let n = ready!(sock.poll_stream(cx, Interest::WRITABLE, |fd| {
+                sys::send_parts(fd, parts, sent, fds).map(|n| (n, n < rest))
             }))?;
             self.sent += n;
         }

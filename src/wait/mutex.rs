@@ -8,7 +8,6 @@
 //! finds it free takes it at once (barging, as [`Permits`] documents).
 
 use std::cell::UnsafeCell;
-use std::future::Future;
 use std::ops::{Deref, DerefMut};
 
 use super::permits::Permits;
@@ -35,13 +34,18 @@ impl<T> Mutex<T> {
 
     /// Waits for the lock. Dropping the future holds nothing and passes on
     /// a wake-up it had received.
-    pub(crate) fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> + Send + '_
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, T>
     where
         T: Send,
     {
+        // Free: one CAS, no wait machinery.
+        if self.permits.try_acquire() {
+            return MutexGuard { mutex: self };
+        }
         WaitFuture::new(MapOp::new(self.permits.acquire(), move |_| MutexGuard {
             mutex: self,
         }))
+        .await
     }
 
     /// The lock if it is free right now.

@@ -22,6 +22,10 @@ pub(crate) const TESTS: &[Test] = &[
         "conn::large_recv_bytes_into_dropped_half_way",
         large_recv_bytes_into_dropped_half_way,
     ),
+    (
+        "conn::send_dropped_half_way_goes_out_first",
+        send_dropped_half_way_goes_out_first,
+    ),
     ("conn::eof_when_peer_dropped", eof_when_peer_dropped),
     ("conn::closed_end_errors", closed_end_errors),
     ("conn::poll_timeout_and_ready", poll_timeout_and_ready),
@@ -172,6 +176,41 @@ fn large_recv_bytes_into_dropped_half_way() {
     assert!(again == msg, "the whole message, in order");
     assert_eq!(b.blocking().recv_bytes().unwrap(), b"after");
     writer.join().unwrap();
+}
+
+// No CPython counterpart (a Python send cannot stop half-way): a send
+// dropped after part of its frame went out leaves the rest to go first,
+// and a send dropped before its first byte sends nothing, so the stream
+// stays whole
+fn send_dropped_half_way_goes_out_first() {
+    use std::future::Future;
+    const N: usize = 3 << 20;
+    let (a, b) = pipe(true).unwrap();
+    let msg: Vec<u8> = (0..N).map(|i| (i * 13 % 251) as u8).collect();
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    {
+        let mut fut = Box::pin(a.send_bytes(&msg));
+        let first = fut.as_mut().poll(&mut cx);
+        assert!(first.is_pending(), "3 MiB cannot fit the socket at once");
+    }
+    {
+        // Nobody reads: the rest of the big frame cannot go, nor this.
+        let mut fut = Box::pin(a.send(&1u32));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    }
+    let reader = std::thread::spawn(move || {
+        let first = b.blocking().recv_bytes().unwrap();
+        let second: u32 = b.blocking().recv().unwrap();
+        (first, second)
+    });
+    a.blocking().send(&7u32).unwrap();
+    let (first, second) = reader.join().unwrap();
+    assert!(first == msg, "the dropped frame arrives whole");
+    assert_eq!(
+        second, 7,
+        "the send dropped before its first byte sent nothing"
+    );
 }
 
 // _TestConnection.test_connection (recv_bytes_into, BufferTooShort)
