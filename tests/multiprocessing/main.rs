@@ -32,6 +32,9 @@ pub(crate) type Test = (&'static str, fn());
 
 fn main() {
     conex::multiprocessing::init();
+    if let Some(path) = std::env::var_os(managers::POOL_CLIENT_ENV) {
+        managers::pool_client_role(path);
+    }
     let args = Arguments::from_args();
     let trials = conn::TESTS
         .iter()

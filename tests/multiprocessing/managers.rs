@@ -40,6 +40,10 @@ pub(crate) const TESTS: &[Test] = &[
     ),
     ("manager::shutdown_and_drop", shutdown_and_drop),
     ("manager::managed_pool", managed_pool),
+    (
+        "manager::managed_pool_refuses_another_build",
+        managed_pool_refuses_another_build,
+    ),
 ];
 
 fn remote(e: ManagerError, type_name: &str) {
@@ -705,4 +709,70 @@ fn managed_pool() {
     pool.close().unwrap();
     pool.join().unwrap();
     assert!(pool.apply(cube, 1).is_err(), "closed");
+}
+
+/// Set (to a Unix socket path) in a copy of this suite run as a manager
+/// client by `managed_pool_refuses_another_build`.
+pub(crate) const POOL_CLIENT_ENV: &str = "CONEX_TEST_POOL_CLIENT";
+
+/// The client role: takes a managed Pool's proxy from the test over a
+/// connection, sends it work, and sends back what happened.
+pub(crate) fn pool_client_role(path: std::ffi::OsString) -> ! {
+    let addr = Address::Unix(path.into());
+    let c = Client::connect_blocking(&addr, None).unwrap();
+    let pool: conex::multiprocessing::managers::PoolProxy = c.blocking().recv().unwrap();
+    let r = pool.apply(cube, 3).map_err(|e| match e {
+        ManagerError::Remote(r) => (r.type_name, r.message),
+        other => ("not remote".to_string(), other.to_string()),
+    });
+    c.blocking().send(&r).unwrap();
+    std::process::exit(0)
+}
+
+// Not in CPython (pickle sends functions by name, so any interpreter may
+// call them): work crosses to a managed Pool as a code offset, so a client
+// running another build of the program is refused with a TypeError, the
+// server goes on serving, and this very binary, run the same way, is served
+fn managed_pool_refuses_another_build() {
+    let m = manager().unwrap();
+    let pool = m.pool(Some(1)).unwrap();
+    let run_client = |exe: &std::path::Path| -> Result<u64, (String, String)> {
+        let l = conex::multiprocessing::Listener::bind(Address::unix_temp(), None).unwrap();
+        let Address::Unix(path) = l.address().clone() else {
+            panic!("a Unix address")
+        };
+        let mut child = std::process::Command::new(exe)
+            .env(POOL_CLIENT_ENV, &path)
+            .spawn()
+            .unwrap();
+        let conn = l.blocking().accept().unwrap();
+        conn.blocking().send(&pool).unwrap();
+        let r = conn.blocking().recv().unwrap();
+        assert!(child.wait().unwrap().success());
+        r
+    };
+    let me = std::env::current_exe().unwrap();
+    assert_eq!(run_client(&me), Ok(27), "the same binary is served");
+    let dir = std::env::temp_dir().join(format!("conex-pool-build-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let other = dir.join("other-build");
+    std::fs::copy(&me, &other).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&other)
+            .unwrap();
+        f.write_all(b"another build").unwrap();
+    }
+    let r = run_client(&other);
+    std::fs::remove_dir_all(&dir).unwrap();
+    match r {
+        Err((t, msg)) => {
+            assert_eq!(t, "TypeError");
+            assert!(msg.contains("same binary"), "{msg}");
+        }
+        Ok(v) => panic!("another build was served: {v}"),
+    }
+    assert_eq!(pool.apply(cube, 2).unwrap(), 8, "the server goes on");
 }
