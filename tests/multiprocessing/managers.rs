@@ -732,7 +732,8 @@ pub(crate) fn pool_client_role(path: std::ffi::OsString) -> ! {
 // Not in CPython (pickle sends functions by name, so any interpreter may
 // call them): work crosses to a managed Pool as a code offset, so a client
 // running another build of the program is refused with a TypeError, the
-// server goes on serving, and this very binary, run the same way, is served
+// server goes on serving; this very binary, run the same way, and a copy
+// of it at another path are served
 fn managed_pool_refuses_another_build() {
     let m = manager().unwrap();
     let pool = m.pool(Some(1)).unwrap();
@@ -755,6 +756,8 @@ fn managed_pool_refuses_another_build() {
     assert_eq!(run_client(&me), Ok(27), "the same binary is served");
     let dir = std::env::temp_dir().join(format!("conex-pool-build-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("copy");
+    std::fs::copy(&me, &copy).unwrap();
     let other = dir.join("other-build");
     std::fs::copy(&me, &other).unwrap();
     {
@@ -765,6 +768,7 @@ fn managed_pool_refuses_another_build() {
             .unwrap();
         f.write_all(b"another build").unwrap();
     }
+    assert_eq!(run_client(&copy), Ok(27), "a copy of it is served");
     let r = run_client(&other);
     std::fs::remove_dir_all(&dir).unwrap();
     match r {

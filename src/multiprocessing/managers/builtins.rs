@@ -1560,9 +1560,11 @@ impl Served for PoolObj {
 ///
 /// Python: `SyncManager.Pool(processes)`. The work is a plain `fn` on
 /// serde arguments, as [`Pool`](super::super::Pool)'s; it crosses as a
-/// code offset, so only a client running the same binary as the server may
-/// send it (a client of another binary gets a remote `TypeError`: code
-/// addresses mean nothing there). Calls block until the results are back.
+/// code offset, so only a client running the same binary as the server
+/// (the same file, or a copy of it on the server's machine, as a
+/// [`Process`](super::super::Process) child) may send it; a client of
+/// another build gets a remote `TypeError` (code addresses mean nothing
+/// there). Calls block until the results are back.
 pub struct PoolProxy {
     base: BaseProxy,
 }

@@ -8,10 +8,9 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::super::callable::Identity;
 use super::super::connection::Connection;
 use super::super::listener::{Address, Client};
-use super::protocol::{ManagerError, PROTOCOL, Reply, Request};
+use super::protocol::{ManagerError, Reply, Request};
 
 /// Connections by server address and key.
 type Conns = HashMap<(Address, Vec<u8>), Connection>;
@@ -37,8 +36,7 @@ fn connection(address: &Address, authkey: &[u8]) -> Result<Connection, ManagerEr
         return Ok(conn);
     }
     let conn = Client::connect_blocking(address, Some(authkey))?;
-    conn.blocking()
-        .send(&Request::Hello(PROTOCOL, Identity::current().clone()))?;
+    conn.blocking().send(&super::protocol::hello())?;
     match conn.blocking().recv::<Reply>()? {
         Reply::Value(_) => {}
         _ => {

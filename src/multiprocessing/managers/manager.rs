@@ -230,14 +230,7 @@ impl BaseManager {
         let Some(address) = self.address.clone() else {
             return Err(ManagerError::State("connect needs the server's address"));
         };
-        request(
-            &address,
-            &self.authkey,
-            &Request::Hello(
-                super::protocol::PROTOCOL,
-                super::super::callable::Identity::current().clone(),
-            ),
-        )?;
+        request(&address, &self.authkey, &super::protocol::hello())?;
         *self.state.lock() = State::Connected { address };
         Ok(())
     }

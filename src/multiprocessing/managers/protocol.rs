@@ -8,7 +8,7 @@ use super::super::callable::Identity;
 use super::super::errors::{ConnectionError, ProcessError, RemoteError};
 
 /// Bumped whenever these messages change.
-pub(crate) const PROTOCOL: u16 = 2;
+pub(crate) const PROTOCOL: u16 = 3;
 
 /// A client's request. Arguments are encoded one by one, so that the
 /// built-in containers can keep values as the bytes they came as (their
@@ -16,9 +16,10 @@ pub(crate) const PROTOCOL: u16 = 2;
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
     /// First on every connection: the protocol version, and the client's
-    /// executable (only a client of the same binary may send code: a
-    /// managed `Pool`'s calls).
-    Hello(u16, Identity),
+    /// executable, its identity and path (only a client of the same
+    /// binary, or of a copy of it, may send code: a managed `Pool`'s
+    /// calls).
+    Hello(u16, Identity, std::path::PathBuf),
     /// Make an object of a registered type from its constructor's argument.
     Create { typeid: String, args: Vec<u8> },
     /// Call a method of an object.
@@ -180,4 +181,13 @@ mod tests {
         let n: Option<u64> = postcard::from_bytes(&option(None)).unwrap();
         assert_eq!(n, None);
     }
+}
+
+/// This client's `Hello`.
+pub(crate) fn hello() -> Request {
+    Request::Hello(
+        PROTOCOL,
+        Identity::current().clone(),
+        std::env::current_exe().unwrap_or_default(),
+    )
 }

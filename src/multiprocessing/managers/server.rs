@@ -184,7 +184,9 @@ impl State {
     fn serve(&self, conn: Connection) {
         let b = conn.blocking();
         let same_binary = match b.recv::<Request>() {
-            Ok(Request::Hello(PROTOCOL, identity)) => identity == *Identity::current(),
+            Ok(Request::Hello(PROTOCOL, identity, exe)) => {
+                Identity::current().accepts(&identity, &exe)
+            }
             // Not a conex manager client of this version: drop it.
             _ => return,
         };
