@@ -164,6 +164,15 @@ pub(crate) fn option(v: Option<&[u8]>) -> Vec<u8> {
     }
 }
 
+/// This client's `Hello`.
+pub(crate) fn hello() -> Request {
+    Request::Hello(
+        PROTOCOL,
+        Identity::current().clone(),
+        std::env::current_exe().unwrap_or_default(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,13 +190,4 @@ mod tests {
         let n: Option<u64> = postcard::from_bytes(&option(None)).unwrap();
         assert_eq!(n, None);
     }
-}
-
-/// This client's `Hello`.
-pub(crate) fn hello() -> Request {
-    Request::Hello(
-        PROTOCOL,
-        Identity::current().clone(),
-        std::env::current_exe().unwrap_or_default(),
-    )
 }
