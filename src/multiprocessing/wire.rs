@@ -512,13 +512,20 @@ impl<'a> Sending<'a> {
         if !self.tried {
             // The first send goes straight out: a socket with room (the
             // common case) takes the whole frame with no reactor round
-            // trip. It still spends the task's tokio budget, as a tokio
-            // stream's write does, so a sender that never blocks yields.
-            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            // trip. Under `.await` it still spends the task's tokio
+            // budget, as a tokio stream's write does, so a sender that
+            // never blocks yields.
+            let coop = if crate::io::driver::blocking_mode() {
+                None
+            } else {
+                Some(ready!(tokio::task::coop::poll_proceed(cx)))
+            };
             self.tried = true;
             match sys::send_parts(sock.raw(), &self.parts, 0, &self.fds) {
                 Ok(n) => {
-                    coop.made_progress();
+                    if let Some(coop) = coop {
+                        coop.made_progress();
+                    }
                     self.sent = n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

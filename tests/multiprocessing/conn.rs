@@ -26,6 +26,10 @@ pub(crate) const TESTS: &[Test] = &[
         "conn::send_dropped_half_way_goes_out_first",
         send_dropped_half_way_goes_out_first,
     ),
+    (
+        "conn::sends_yield_to_other_tasks",
+        sends_yield_to_other_tasks,
+    ),
     ("conn::eof_when_peer_dropped", eof_when_peer_dropped),
     ("conn::closed_end_errors", closed_end_errors),
     ("conn::poll_timeout_and_ready", poll_timeout_and_ready),
@@ -211,6 +215,33 @@ fn send_dropped_half_way_goes_out_first() {
         second, 7,
         "the send dropped before its first byte sent nothing"
     );
+}
+
+// No CPython counterpart (tokio's cooperative budget): sends that never
+// wait for room still let the other tasks of a thread run, as a tokio
+// stream's writes do
+fn sends_yield_to_other_tasks() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (a, _z) = pipe(true).unwrap();
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r2 = ran.clone();
+        let other =
+            tokio::spawn(async move { r2.store(true, std::sync::atomic::Ordering::SeqCst) });
+        // Small enough that the socket takes them all without waiting
+        // (nobody reads), more than tokio's budget of 128 per turn.
+        for i in 0..140u32 {
+            a.send(&i).await.unwrap();
+        }
+        assert!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            "the sending task yielded at least once"
+        );
+        other.await.unwrap();
+    });
 }
 
 // _TestConnection.test_connection (recv_bytes_into, BufferTooShort)
