@@ -84,6 +84,47 @@ fn loom_lock_cancelled_waiter_passes_on() {
     });
 }
 
+/// The connections' mutex: two lockers in any order both get it, and one
+/// that goes behind a waiter (the fast path closed) is not stranded.
+#[cfg(feature = "multiprocessing")]
+#[test]
+fn loom_mutex_in_turn() {
+    use crate::wait::mutex::Mutex;
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(0usize));
+        let m2 = m.clone();
+        let t = thread::spawn(move || block_on(async { *m2.lock().await += 1 }));
+        block_on(async { *m.lock().await += 1 });
+        t.join().unwrap();
+        assert_eq!(*block_on(m.lock()), 2);
+    });
+}
+
+/// A locker dropped while queued (maybe notified) passes its turn on.
+#[cfg(feature = "multiprocessing")]
+#[test]
+fn loom_mutex_cancelled_waiter_passes_on() {
+    use crate::wait::mutex::Mutex;
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(()));
+        let g = m.try_lock().expect("free");
+        let m2 = m.clone();
+        let waiter = thread::spawn(move || drop(block_on(m2.lock())));
+        let m3 = m.clone();
+        let canceller = thread::spawn(move || {
+            let mut fut = Box::pin(m3.lock());
+            if let Poll::Ready(g) = poll_once(fut.as_mut()) {
+                drop(g);
+            }
+            drop(fut);
+        });
+        drop(g);
+        waiter.join().unwrap();
+        canceller.join().unwrap();
+        assert!(m.try_lock().is_some());
+    });
+}
+
 #[test]
 fn loom_semaphore_release_many() {
     loom::model(|| {

@@ -4,17 +4,23 @@
 //! tokio's `Mutex` takes its wait-list lock on every release, contended or
 //! not; this one is one CAS to lock and one to unlock while nobody waits
 //! (the [`Permits`] fast paths), which is most of a small message's cost
-//! that is not the system call. Waiters are queued FIFO; a caller that
-//! finds it free takes it at once (barging, as [`Permits`] documents).
+//! that is not the system call. It is fair as tokio's is: once anyone
+//! waits, newcomers queue behind them (no barging, unlike `Lock`), so a
+//! task that sends in a loop cannot keep another sender on the same
+//! connection out.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 
 use super::permits::Permits;
 use super::{MapOp, WaitFuture};
+use crate::shim::atomic::{AtomicUsize, Ordering};
 
 pub(crate) struct Mutex<T> {
     permits: Permits,
+    /// Callers in [`lock`](Mutex::lock)'s slow path (queued, or notified
+    /// and on their way): while any are, the fast path is closed.
+    queued: AtomicUsize,
     value: UnsafeCell<T>,
 }
 
@@ -28,27 +34,35 @@ impl<T> Mutex<T> {
     pub(crate) fn new(value: T) -> Mutex<T> {
         Mutex {
             permits: Permits::new(1),
+            queued: AtomicUsize::new(0),
             value: UnsafeCell::new(value),
         }
     }
 
-    /// Waits for the lock. Dropping the future holds nothing and passes on
-    /// a wake-up it had received.
+    /// Waits for the lock, in turn. Dropping the future holds nothing and
+    /// passes on a wake-up it had received.
     pub(crate) async fn lock(&self) -> MutexGuard<'_, T>
     where
         T: Send,
     {
-        // Free: one CAS, no wait machinery.
-        if self.permits.try_acquire() {
+        // Free and nobody waiting: one CAS, no wait machinery.
+        if self.queued.load(Ordering::Acquire) == 0 && self.permits.try_acquire() {
             return MutexGuard { mutex: self };
         }
-        WaitFuture::new(MapOp::new(self.permits.acquire(), move |_| MutexGuard {
-            mutex: self,
-        }))
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let _leave = Leave(&self.queued);
+        WaitFuture::new(MapOp::new(
+            self.permits.acquire_in_turn(),
+            move |got: bool| {
+                // No deadline: this wait ends only with the permit.
+                debug_assert!(got);
+                MutexGuard { mutex: self }
+            },
+        ))
         .await
     }
 
-    /// The lock if it is free right now.
+    /// The lock if it is free right now (even if others wait for it).
     #[cfg(unix)]
     pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         // Lazily: a guard built and dropped on failure would release the
@@ -56,6 +70,15 @@ impl<T> Mutex<T> {
         self.permits
             .try_acquire()
             .then(|| MutexGuard { mutex: self })
+    }
+}
+
+/// Leaves the slow-path count when a `lock` ends, with the lock or dropped.
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -121,6 +144,26 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(*m.lock().await, 40_000);
+    }
+
+    // tokio's Mutex is fair; so is this one: a caller that comes back for
+    // the lock as it is released goes behind the one already waiting.
+    #[tokio::test]
+    async fn newcomers_queue_behind_a_waiter() {
+        let m = Arc::new(Mutex::new(Vec::new()));
+        let g = m.lock().await;
+        let waiter = tokio::spawn({
+            let m = m.clone();
+            async move { m.lock().await.push("waiter") }
+        });
+        // Let the waiter queue up (one thread: it runs while we yield).
+        while m.queued.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(g);
+        m.lock().await.push("newcomer");
+        waiter.await.unwrap();
+        assert_eq!(*m.lock().await, ["waiter", "newcomer"]);
     }
 
     #[tokio::test]

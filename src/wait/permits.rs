@@ -164,6 +164,20 @@ impl Permits {
         Acquire {
             permits: self,
             key: None,
+            in_turn: false,
+        }
+    }
+
+    /// [`acquire`](Self::acquire) that does not barge: it joins the end of
+    /// the line at once, even if a permit is free, and takes one when its
+    /// turn is notified (at once, through the same poll's wake-up, if a
+    /// permit is free and nobody is ahead). For a caller that already
+    /// found others waiting: it goes behind them.
+    pub(crate) fn acquire_in_turn(&self) -> Acquire<'_> {
+        Acquire {
+            permits: self,
+            key: None,
+            in_turn: true,
         }
     }
 }
@@ -173,6 +187,8 @@ impl Permits {
 pub(crate) struct Acquire<'a> {
     permits: &'a Permits,
     key: Option<Key>,
+    /// Queue first, never take a permit ahead of the line.
+    in_turn: bool,
 }
 
 impl WaitOp for Acquire<'_> {
@@ -183,7 +199,9 @@ impl WaitOp for Acquire<'_> {
         if self.key.is_none() {
             // An async caller's first poll is the fast path (one speculative
             // CAS); the blocking driver's spin polls read first.
-            let got = if cx.can_wait() {
+            let got = if self.in_turn {
+                false
+            } else if cx.can_wait() {
                 p.try_acquire()
             } else {
                 p.try_acquire_contended()
