@@ -326,8 +326,12 @@ impl Identity {
     /// The identity a child running the file `path` presents, if it is
     /// this build.
     fn of_file(path: &std::path::Path) -> Identity {
+        Identity::of_meta(std::fs::metadata(path).ok())
+    }
+
+    /// The identity of a file with metadata `meta`, running this build.
+    fn of_meta(meta: Option<std::fs::Metadata>) -> Identity {
         use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok();
         Identity {
             dev: meta.as_ref().map_or(0, |m| m.dev()),
             ino: meta.as_ref().map_or(0, |m| m.ino()),
@@ -350,24 +354,47 @@ impl Identity {
         if theirs.probe != self.probe || theirs.size != self.size {
             return false;
         }
-        if *theirs != Identity::of_file(exe) {
-            return false;
-        }
         static SAME: std::sync::Mutex<Vec<(Identity, bool)>> = std::sync::Mutex::new(Vec::new());
-        let mut known = SAME.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, same)) = known.iter().find(|(id, _)| id == theirs) {
-            return *same;
+        let known = |id: &Identity| {
+            let k = SAME.lock().unwrap_or_else(|e| e.into_inner());
+            k.iter().find(|(i, _)| i == id).map(|(_, same)| *same)
+        };
+        if let Some(same) = known(theirs) {
+            return same;
         }
-        let same = same_bytes(exe, &exe_path()).unwrap_or(false);
-        known.push((theirs.clone(), same));
+        // Not under the lock: reading a large file takes a while.
+        let same = open_as(exe, theirs)
+            .and_then(|f| same_bytes(f, &exe_path()))
+            .unwrap_or(false);
+        let mut k = SAME.lock().unwrap_or_else(|e| e.into_inner());
+        if !k.iter().any(|(i, _)| i == theirs) {
+            k.push((theirs.clone(), same));
+        }
         same
     }
 }
 
-/// Whether two files hold the same bytes.
-fn same_bytes(a: &std::path::Path, b: &std::path::Path) -> std::io::Result<bool> {
+/// Opens `path` if it is a regular file with the identity `id` (checked
+/// on the opened file, so what is read is what was checked). Opened
+/// without blocking: a FIFO put at the path cannot hang the open, and is
+/// refused.
+fn open_as(path: &std::path::Path, id: &Identity) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() || Identity::of_meta(Some(meta)) != *id {
+        return Err(std::io::Error::other("not the file claimed"));
+    }
+    Ok(f)
+}
+
+/// Whether the open file `a` holds the bytes of the file at `b`.
+fn same_bytes(mut a: std::fs::File, b: &std::path::Path) -> std::io::Result<bool> {
     use std::io::Read;
-    let (mut a, mut b) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    let mut b = std::fs::File::open(b)?;
     let (mut x, mut y) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
     loop {
         let n = a.read(&mut x)?;
@@ -404,6 +431,34 @@ mod tests {
 
     fn boom(_: ()) -> u8 {
         panic!("kaboom")
+    }
+
+    // A manager client names the file it runs; one that names a FIFO
+    // (and claims its identity) is refused without the open hanging.
+    #[test]
+    fn accepts_refuses_a_fifo_without_hanging() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("conex-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a plain system call on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let me = Identity::current();
+        let meta = std::fs::metadata(&fifo).unwrap();
+        let claim = Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ..me.clone()
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || tx.send(Identity::current().accepts(&claim, &path)));
+        let r = rx.recv_timeout(std::time::Duration::from_secs(20));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(r, Ok(false));
     }
 
     #[test]

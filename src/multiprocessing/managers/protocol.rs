@@ -19,7 +19,8 @@ pub(crate) enum Request {
     /// executable, its identity and path (only a client of the same
     /// binary, or of a copy of it, may send code: a managed `Pool`'s
     /// calls).
-    Hello(u16, Identity, std::path::PathBuf),
+    /// (The path as raw bytes: serde cannot carry a non-UTF-8 `PathBuf`.)
+    Hello(u16, Identity, Vec<u8>),
     /// Make an object of a registered type from its constructor's argument.
     Create { typeid: String, args: Vec<u8> },
     /// Call a method of an object.
@@ -166,11 +167,11 @@ pub(crate) fn option(v: Option<&[u8]>) -> Vec<u8> {
 
 /// This client's `Hello`.
 pub(crate) fn hello() -> Request {
-    Request::Hello(
-        PROTOCOL,
-        Identity::current().clone(),
-        std::env::current_exe().unwrap_or_default(),
-    )
+    Request::Hello(PROTOCOL, Identity::current().clone(), {
+        use std::os::unix::ffi::OsStrExt;
+        let exe = std::env::current_exe().unwrap_or_default();
+        exe.as_os_str().as_bytes().to_vec()
+    })
 }
 
 #[cfg(test)]

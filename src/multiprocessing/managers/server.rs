@@ -185,6 +185,8 @@ impl State {
         let b = conn.blocking();
         let same_binary = match b.recv::<Request>() {
             Ok(Request::Hello(PROTOCOL, identity, exe)) => {
+                use std::os::unix::ffi::OsStringExt;
+                let exe = std::path::PathBuf::from(std::ffi::OsString::from_vec(exe));
                 Identity::current().accepts(&identity, &exe)
             }
             // Not a conex manager client of this version: drop it.
