@@ -173,6 +173,7 @@ impl Permits {
     /// turn is notified (at once, through the same poll's wake-up, if a
     /// permit is free and nobody is ahead). For a caller that already
     /// found others waiting: it goes behind them.
+    #[cfg(feature = "multiprocessing")]
     pub(crate) fn acquire_in_turn(&self) -> Acquire<'_> {
         Acquire {
             permits: self,
