@@ -27,6 +27,41 @@ pub(crate) static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .unwrap()
 });
 
+/// Two other executables made from this suite's binary, in a temporary
+/// folder removed on drop: `copy`, the same bytes at another path, and
+/// `other`, the same with bytes appended (another build, as far as a
+/// handshake can tell).
+pub(crate) struct OtherBuilds {
+    dir: std::path::PathBuf,
+    pub(crate) copy: std::path::PathBuf,
+    pub(crate) other: std::path::PathBuf,
+}
+
+impl OtherBuilds {
+    pub(crate) fn new(tag: &str) -> OtherBuilds {
+        use std::io::Write;
+        let me = std::env::current_exe().unwrap();
+        let dir = std::env::temp_dir().join(format!("conex-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (copy, other) = (dir.join("copy"), dir.join("other-build"));
+        std::fs::copy(&me, &copy).unwrap();
+        std::fs::copy(&me, &other).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&other)
+            .unwrap()
+            .write_all(b"another build")
+            .unwrap();
+        OtherBuilds { dir, copy, other }
+    }
+}
+
+impl Drop for OtherBuilds {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A test: a name and a body that panics on failure.
 pub(crate) type Test = (&'static str, fn());
 

@@ -754,24 +754,9 @@ fn managed_pool_refuses_another_build() {
     };
     let me = std::env::current_exe().unwrap();
     assert_eq!(run_client(&me), Ok(27), "the same binary is served");
-    let dir = std::env::temp_dir().join(format!("conex-pool-build-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let copy = dir.join("copy");
-    std::fs::copy(&me, &copy).unwrap();
-    let other = dir.join("other-build");
-    std::fs::copy(&me, &other).unwrap();
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&other)
-            .unwrap();
-        f.write_all(b"another build").unwrap();
-    }
-    assert_eq!(run_client(&copy), Ok(27), "a copy of it is served");
-    let r = run_client(&other);
-    std::fs::remove_dir_all(&dir).unwrap();
-    match r {
+    let builds = crate::OtherBuilds::new("pool-build");
+    assert_eq!(run_client(&builds.copy), Ok(27), "a copy of it is served");
+    match run_client(&builds.other) {
         Err((t, msg)) => {
             assert_eq!(t, "TypeError");
             assert!(msg.contains("same binary"), "{msg}");

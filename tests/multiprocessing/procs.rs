@@ -425,25 +425,13 @@ fn no_orphan_when_parent_killed() {
 // a different build -- the same file with bytes appended, so a different
 // size and file -- is refused at the handshake, and the parent goes on.
 fn executable_copy_runs_other_build_refused() {
-    let me = std::env::current_exe().unwrap();
-    let dir = std::env::temp_dir().join(format!("conex-exe-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let copy = dir.join("copy");
-    std::fs::copy(&me, &copy).unwrap();
-    let other = dir.join("other-build");
-    std::fs::copy(&me, &other).unwrap();
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&other)
-            .unwrap();
-        f.write_all(b"another build").unwrap();
-    }
-    let p = Process::builder().executable(&copy).build(square, 9);
+    let builds = crate::OtherBuilds::new("exe-test");
+    let p = Process::builder().executable(&builds.copy).build(square, 9);
     p.start().unwrap();
     assert_eq!(p.blocking().result().unwrap(), 81);
-    let p = Process::builder().executable(&other).build(square, 9);
+    let p = Process::builder()
+        .executable(&builds.other)
+        .build(square, 9);
     p.start().unwrap();
     let r = p.blocking().result();
     assert!(
@@ -462,5 +450,4 @@ fn executable_copy_runs_other_build_refused() {
         },
         9
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
