@@ -217,15 +217,17 @@ impl Ring {
                 self.lock();
                 if self.is_shutdown() {
                     self.unlock();
-                    return Some(Err(RingError::ShutDown));
+                    return futex::Step::Done(Err(RingError::ShutDown));
                 }
                 let (head, tail) = (
                     self.block.u64(HEAD).load(SeqCst),
                     self.block.u64(TAIL).load(SeqCst),
                 );
                 if self.capacity() - (tail - head) < need {
+                    // SPACE only grows: the value shown is a generation,
+                    // and any get since it was read changes it.
                     self.unlock();
-                    return None;
+                    return futex::Step::Blocked;
                 }
                 self.write_at(tail, &(item.len() as u32).to_le_bytes());
                 self.write_at(tail + 4, item);
@@ -233,7 +235,7 @@ impl Ring {
                 self.block.u64(COUNT).fetch_add(1, SeqCst);
                 self.block.u32(UNFINISHED).fetch_add(1, SeqCst);
                 self.unlock();
-                Some(Ok(()))
+                futex::Step::Done(Ok(()))
             },
         );
         match done {
@@ -352,7 +354,13 @@ impl Ring {
             self.block.u32(JOIN_SLEEPERS),
             None,
             cancel,
-            |v| (v == 0).then_some(()),
+            |v| {
+                if v == 0 {
+                    futex::Step::Done(())
+                } else {
+                    futex::Step::Blocked
+                }
+            },
         );
     }
 

@@ -98,7 +98,13 @@ impl Event {
             self.block.u32(SLEEPERS),
             deadline,
             cancel,
-            |now| (now & 1 == 1 || now >> 1 != start >> 1).then_some(()),
+            |now| {
+                if now & 1 == 1 || now >> 1 != start >> 1 {
+                    futex::Step::Done(())
+                } else {
+                    futex::Step::Blocked
+                }
+            },
         )
         .is_some()
     }

@@ -58,22 +58,46 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
 /// only bounds a missed one).
 const SLICE: Duration = Duration::from_millis(50);
 
+/// What a [`wait_for`] step found at the value it was shown.
+pub(crate) enum Step<R> {
+    /// The wait is over, with this answer.
+    Done(R),
+    /// Nothing to do while the word keeps the value the step was shown:
+    /// sleep until it changes.
+    Blocked,
+    /// The word moved under the step (a lost race for a permit): look
+    /// again at once, without sleeping on a value that no longer holds.
+    Again,
+}
+
 /// The one wait loop of the cross-process primitives. Calls `step` with
-/// the current value of `word`; `Some(r)` ends the wait with `r`, `None`
-/// sleeps until `word` changes (counted in `sleepers`, so wakers can skip
-/// the system call when nobody sleeps) and calls it again. Returns `None`
-/// once `deadline` passes or `cancel` is set.
+/// the current value of `word`; [`Step::Done`] ends the wait,
+/// [`Step::Blocked`] sleeps until `word` changes and [`Step::Again`]
+/// looks again. Returns `None` once `deadline` passes or `cancel` is set.
+///
+/// The protocol (checked by the models in `models/`): the waiter
+/// registers in `sleepers` *before* it reads the value its step judges,
+/// and sleeps only on that value. A waker changes the word first and then
+/// reads `sleepers` (both sequentially consistent), so either the waker
+/// sees the registration and wakes the futex, or the waiter's read sees
+/// the change; and a change that lands before the waiter's `FUTEX_WAIT`
+/// makes it return at once. Never sleeping on a value read before the
+/// registration is what rules out the lost wake-up (a waiter that read a
+/// positive count, lost the race for it, and slept on that count after a
+/// release had restored it without seeing a sleeper).
 pub(crate) fn wait_for<R>(
     word: &AtomicU32,
     sleepers: &AtomicU32,
     deadline: Option<std::time::Instant>,
     cancel: Option<&std::sync::atomic::AtomicBool>,
-    mut step: impl FnMut(u32) -> Option<R>,
+    mut step: impl FnMut(u32) -> Step<R>,
 ) -> Option<R> {
     use std::sync::atomic::Ordering::SeqCst;
     loop {
-        let seen = word.load(SeqCst);
-        if let Some(r) = step(seen) {
+        // An unregistered look first: the common case ends here with no
+        // write to the shared sleepers word, and a waiter woken at its
+        // deadline still takes what the wake was for.
+        if let Step::Done(r) = step(word.load(SeqCst)) {
             return Some(r);
         }
         if cancel.is_some_and(|c| c.load(SeqCst)) {
@@ -90,9 +114,16 @@ pub(crate) fn wait_for<R>(
             slice = Some(slice.map_or(SLICE, |s| s.min(SLICE)));
         }
         sleepers.fetch_add(1, SeqCst);
-        // A change between `seen` and here makes the futex return at once.
-        wait(word, seen, slice);
+        let seen = word.load(SeqCst);
+        let found = step(seen);
+        if let Step::Blocked = found {
+            // A change since `seen` makes the futex return at once.
+            wait(word, seen, slice);
+        }
         sleepers.fetch_sub(1, SeqCst);
+        if let Step::Done(r) = found {
+            return Some(r);
+        }
     }
 }
 

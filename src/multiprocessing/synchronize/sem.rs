@@ -95,12 +95,18 @@ impl Sem {
         }
         let stopped = || stop.is_some_and(|o| self.block.u32(o).load(SeqCst) != 0);
         futex::wait_for(self.value(), self.sleepers(), deadline, cancel, |v| {
-            if v > 0 && self.try_acquire() {
-                Some(true)
+            if v > 0 {
+                // Take a permit from exactly the count that was judged;
+                // a lost race looks again rather than sleep on a positive
+                // count a missed release could restore.
+                match self.value().compare_exchange(v, v - 1, SeqCst, SeqCst) {
+                    Ok(_) => futex::Step::Done(true),
+                    Err(_) => futex::Step::Again,
+                }
             } else if stopped() {
-                Some(false)
+                futex::Step::Done(false)
             } else {
-                None
+                futex::Step::Blocked
             }
         })
         .unwrap_or(false)
