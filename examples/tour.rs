@@ -111,7 +111,8 @@ impl Buffer {
         let _g = self
             .cond
             .wait_for(g, move || items.lock().unwrap().len() < BUFFER)
-            .await;
+            .await
+            .expect("the guard is held");
         self.items.lock().unwrap().push_back(item);
         self.cond.notify_all().unwrap();
     }
@@ -121,7 +122,9 @@ impl Buffer {
         let items = self.items.clone();
         let cond = self.cond.blocking();
         let g = cond.lock();
-        let _g = cond.wait_for(g, move || !items.lock().unwrap().is_empty());
+        let _g = cond
+            .wait_for(g, move || !items.lock().unwrap().is_empty())
+            .expect("the guard is held");
         let item = self.items.lock().unwrap().pop_front().expect("not empty");
         cond.notify_all().unwrap();
         item

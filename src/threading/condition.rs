@@ -193,7 +193,7 @@ impl WaitOp for AnyAcquire<'_> {
 /// let (c2, i2) = (cond.clone(), items.clone());
 /// let consumer = tokio::spawn(async move {
 ///     let g = c2.lock().await;
-///     let _g = c2.wait_for(g, || i2.load(Ordering::SeqCst) > 0).await;
+///     let _g = c2.wait_for(g, || i2.load(Ordering::SeqCst) > 0).await.unwrap();
 ///     i2.fetch_sub(1, Ordering::SeqCst)
 /// });
 ///
@@ -355,6 +355,13 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// Python: `Condition.wait()`.
     ///
+    /// # Errors
+    /// [`NotOwned`] if the caller does not hold the lock (Python's
+    /// `RuntimeError: cannot wait on un-acquired lock`): an `RLock` owned by
+    /// another task or thread, or a lock released Python-style while this
+    /// guard was kept. The lock is left as it was and the stale guard is
+    /// consumed without releasing anything.
+    ///
     /// # Panics
     /// If `guard` is not a guard of this condition's lock.
     ///
@@ -364,8 +371,13 @@ impl<L: ConditionLock> Condition<L> {
     /// the lock is already released and the guard is gone with the future,
     /// so the caller cannot believe it still holds the lock; a notification
     /// it had received is passed on to the next waiter.
-    pub fn wait<'g>(&self, guard: L::Guard<'g>) -> impl Future<Output = L::Guard<'g>> + Send {
-        WaitFuture::new(MapOp::new(self.wait_op(guard), |(g, _)| g))
+    pub fn wait<'g>(
+        &self,
+        guard: L::Guard<'g>,
+    ) -> impl Future<Output = Result<L::Guard<'g>, NotOwned>> + Send {
+        WaitFuture::new(MapOp::new(self.wait_op(guard), |r: Result<_, _>| {
+            r.map(|(g, _)| g)
+        }))
     }
 
     /// As [`wait`](Condition::wait), giving up waiting for a notification
@@ -374,6 +386,9 @@ impl<L: ConditionLock> Condition<L> {
     /// notification came.
     ///
     /// Python: `Condition.wait(timeout)`.
+    ///
+    /// # Errors
+    /// [`NotOwned`] as for [`wait`](Condition::wait).
     ///
     /// # Panics
     /// If `guard` is not a guard of this condition's lock.
@@ -384,7 +399,7 @@ impl<L: ConditionLock> Condition<L> {
         &self,
         guard: L::Guard<'g>,
         timeout: Duration,
-    ) -> impl Future<Output = (L::Guard<'g>, bool)> + Send {
+    ) -> impl Future<Output = Result<(L::Guard<'g>, bool), NotOwned>> + Send {
         WaitFuture::timeout(self.wait_op(guard), timeout)
     }
 
@@ -392,6 +407,10 @@ impl<L: ConditionLock> Condition<L> {
     /// held: first at once, then after each notification.
     ///
     /// Python: `Condition.wait_for(predicate)`.
+    ///
+    /// # Errors
+    /// [`NotOwned`] as for [`wait`](Condition::wait), once the predicate
+    /// was false and a wait was needed (as in Python).
     ///
     /// # Panics
     /// If `guard` is not a guard of this condition's lock.
@@ -403,17 +422,23 @@ impl<L: ConditionLock> Condition<L> {
         &self,
         guard: L::Guard<'g>,
         predicate: P,
-    ) -> impl Future<Output = L::Guard<'g>> + Send
+    ) -> impl Future<Output = Result<L::Guard<'g>, NotOwned>> + Send
     where
         P: FnMut() -> bool + Send + Unpin,
     {
-        WaitFuture::new(MapOp::new(self.wait_for_op(guard, predicate), |(g, _)| g))
+        WaitFuture::new(MapOp::new(
+            self.wait_for_op(guard, predicate),
+            |r: Result<_, _>| r.map(|(g, _)| g),
+        ))
     }
 
     /// As [`wait_for`](Condition::wait_for), for at most `timeout` (tokio's
     /// clock). Returns the guard and the predicate's last value.
     ///
     /// Python: `Condition.wait_for(predicate, timeout)`.
+    ///
+    /// # Errors
+    /// [`NotOwned`] as for [`wait_for`](Condition::wait_for).
     ///
     /// # Panics
     /// If `guard` is not a guard of this condition's lock.
@@ -425,7 +450,7 @@ impl<L: ConditionLock> Condition<L> {
         guard: L::Guard<'g>,
         timeout: Duration,
         predicate: P,
-    ) -> impl Future<Output = (L::Guard<'g>, bool)> + Send
+    ) -> impl Future<Output = Result<(L::Guard<'g>, bool), NotOwned>> + Send
     where
         P: FnMut() -> bool + Send + Unpin,
     {
@@ -512,7 +537,7 @@ struct CondWait<'c, 'g, L: ConditionLock> {
 }
 
 impl<'c, 'g, L: ConditionLock> WaitOp for CondWait<'c, 'g, L> {
-    type Output = (L::Guard<'g>, bool);
+    type Output = Result<(L::Guard<'g>, bool), NotOwned>;
     const SPIN: bool = false;
 
     fn poll_op(&mut self, cx: &mut WaitCx<'_>) -> Poll<Self::Output> {
@@ -520,6 +545,16 @@ impl<'c, 'g, L: ConditionLock> WaitOp for CondWait<'c, 'g, L> {
         loop {
             match &mut self.stage {
                 Stage::Start => {
+                    // Python's `_is_owned` check comes first: a caller
+                    // that released the lock Python-style while keeping
+                    // its guard gets an error, and the lock (taken by
+                    // nobody, or by someone else now) is left alone. The
+                    // guard is stale: forgotten, so it releases nothing.
+                    if !kind.is_owned() {
+                        self.stage = Stage::Done;
+                        std::mem::forget(self.guard.take());
+                        return Poll::Ready(Err(NotOwned));
+                    }
                     if !cx.can_wait() {
                         return Poll::Pending;
                     }
@@ -563,7 +598,7 @@ impl<'c, 'g, L: ConditionLock> WaitOp for CondWait<'c, 'g, L> {
                     let notified = *notified;
                     self.stage = Stage::Done;
                     let guard = self.guard.take().expect("CondWait: guard taken twice");
-                    return Poll::Ready((guard, notified));
+                    return Poll::Ready(Ok((guard, notified)));
                 }
                 Stage::Done => panic!("CondWait polled after completion"),
             }
@@ -600,7 +635,7 @@ struct CondWaitFor<'c, 'g, L: ConditionLock, P> {
 }
 
 impl<'c, 'g, L: ConditionLock, P: FnMut() -> bool> WaitOp for CondWaitFor<'c, 'g, L, P> {
-    type Output = (L::Guard<'g>, bool);
+    type Output = Result<(L::Guard<'g>, bool), NotOwned>;
     const SPIN: bool = false;
 
     fn poll_op(&mut self, cx: &mut WaitCx<'_>) -> Poll<Self::Output> {
@@ -608,7 +643,8 @@ impl<'c, 'g, L: ConditionLock, P: FnMut() -> bool> WaitOp for CondWaitFor<'c, 'g
             if self.waiting {
                 match self.wait.poll_op(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready((guard, _)) => {
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok((guard, _))) => {
                         self.wait.guard = Some(guard);
                         self.wait.stage = Stage::Start;
                         self.waiting = false;
@@ -619,7 +655,7 @@ impl<'c, 'g, L: ConditionLock, P: FnMut() -> bool> WaitOp for CondWaitFor<'c, 'g
             if value || cx.timed_out() {
                 self.wait.stage = Stage::Done;
                 let guard = self.wait.guard.take().expect("CondWaitFor: no guard");
-                return Poll::Ready((guard, value));
+                return Poll::Ready(Ok((guard, value)));
             }
             if !cx.can_wait() {
                 return Poll::Pending;
@@ -644,7 +680,7 @@ impl<'c, 'g, L: ConditionLock, P: FnMut() -> bool> WaitOp for CondWaitFor<'c, 'g
 /// let (c2, r2) = (cond.clone(), ready.clone());
 /// let t = std::thread::spawn(move || {
 ///     let g = c2.blocking().lock();
-///     let _g = c2.blocking().wait_for(g, || r2.load(Ordering::SeqCst));
+///     let _g = c2.blocking().wait_for(g, || r2.load(Ordering::SeqCst)).unwrap();
 /// });
 /// {
 ///     let _g = cond.blocking().lock();
@@ -714,35 +750,51 @@ impl<'a, L: ConditionLock> BlockingCondition<'a, L> {
 
     /// Releases the lock, blocks until notified, re-acquires it.
     ///
+    /// # Errors
+    /// [`NotOwned`] as [`Condition::wait`].
+    ///
     /// # Panics
     /// If `guard` is not a guard of this condition's lock.
-    pub fn wait<'g>(&self, guard: L::Guard<'g>) -> L::Guard<'g> {
-        block_on(self.cond.wait_op(guard), None).0
+    pub fn wait<'g>(&self, guard: L::Guard<'g>) -> Result<L::Guard<'g>, NotOwned> {
+        block_on(self.cond.wait_op(guard), None).map(|(g, _)| g)
     }
 
     /// As [`wait`](Self::wait), waiting for a notification at most `timeout`;
     /// the flag is `false` if none came.
-    pub fn wait_timeout<'g>(&self, guard: L::Guard<'g>, timeout: Duration) -> (L::Guard<'g>, bool) {
+    ///
+    /// # Errors
+    /// [`NotOwned`] as [`Condition::wait`].
+    pub fn wait_timeout<'g>(
+        &self,
+        guard: L::Guard<'g>,
+        timeout: Duration,
+    ) -> Result<(L::Guard<'g>, bool), NotOwned> {
         block_on(self.cond.wait_op(guard), std_deadline(timeout))
     }
 
     /// Blocks until `predicate` returns true (evaluated with the lock held).
+    ///
+    /// # Errors
+    /// [`NotOwned`] as [`Condition::wait_for`].
     pub fn wait_for<'g>(
         &self,
         guard: L::Guard<'g>,
         predicate: impl FnMut() -> bool,
-    ) -> L::Guard<'g> {
-        block_on(self.cond.wait_for_op(guard, predicate), None).0
+    ) -> Result<L::Guard<'g>, NotOwned> {
+        block_on(self.cond.wait_for_op(guard, predicate), None).map(|(g, _)| g)
     }
 
     /// As [`wait_for`](Self::wait_for), for at most `timeout`; returns the
     /// predicate's last value.
+    ///
+    /// # Errors
+    /// [`NotOwned`] as [`Condition::wait_for`].
     pub fn wait_for_timeout<'g>(
         &self,
         guard: L::Guard<'g>,
         timeout: Duration,
         predicate: impl FnMut() -> bool,
-    ) -> (L::Guard<'g>, bool) {
+    ) -> Result<(L::Guard<'g>, bool), NotOwned> {
         block_on(
             self.cond.wait_for_op(guard, predicate),
             std_deadline(timeout),

@@ -38,15 +38,19 @@ impl fmt::Display for ReleaseError {
 
 impl std::error::Error for ReleaseError {}
 
-/// A condition was notified by a caller that does not hold its lock.
+/// A condition was waited on or notified by a caller that does not hold
+/// its lock (an `RLock` owned by someone else, or a lock released
+/// Python-style while its guard was still around). The lock is left
+/// exactly as it was.
 ///
-/// Python: `RuntimeError: cannot notify on un-acquired lock`.
+/// Python: `RuntimeError: cannot wait on un-acquired lock` /
+/// `cannot notify on un-acquired lock`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NotOwned;
 
 impl fmt::Display for NotOwned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("cannot notify on un-acquired lock")
+        f.write_str("cannot wait on or notify an un-acquired lock")
     }
 }
 

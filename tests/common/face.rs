@@ -49,23 +49,23 @@ pub trait Face: Send + Sync + 'static {
     fn cond_wait<'a, L: ConditionLock>(
         c: &'a Condition<L>,
         g: L::Guard<'a>,
-    ) -> impl Future<Output = L::Guard<'a>> + Send;
+    ) -> impl Future<Output = Result<L::Guard<'a>, NotOwned>> + Send;
     fn cond_wait_timeout<'a, L: ConditionLock>(
         c: &'a Condition<L>,
         g: L::Guard<'a>,
         d: Duration,
-    ) -> impl Future<Output = (L::Guard<'a>, bool)> + Send;
+    ) -> impl Future<Output = Result<(L::Guard<'a>, bool), NotOwned>> + Send;
     fn cond_wait_for<'a, L: ConditionLock, P: FnMut() -> bool + Send + Unpin + 'a>(
         c: &'a Condition<L>,
         g: L::Guard<'a>,
         p: P,
-    ) -> impl Future<Output = L::Guard<'a>> + Send;
+    ) -> impl Future<Output = Result<L::Guard<'a>, NotOwned>> + Send;
     fn cond_wait_for_timeout<'a, L: ConditionLock, P: FnMut() -> bool + Send + Unpin + 'a>(
         c: &'a Condition<L>,
         g: L::Guard<'a>,
         d: Duration,
         p: P,
-    ) -> impl Future<Output = (L::Guard<'a>, bool)> + Send;
+    ) -> impl Future<Output = Result<(L::Guard<'a>, bool), NotOwned>> + Send;
 
     fn barrier_wait(b: &Barrier) -> impl Future<Output = Result<usize, BrokenBarrier>> + Send + '_;
     fn barrier_wait_timeout(
@@ -171,21 +171,21 @@ impl Face for Async {
     fn cond_wait<'a, L: ConditionLock>(
         c: &'a Condition<L>,
         g: L::Guard<'a>,
-    ) -> impl Future<Output = L::Guard<'a>> + Send {
+    ) -> impl Future<Output = Result<L::Guard<'a>, NotOwned>> + Send {
         c.wait(g)
     }
     fn cond_wait_timeout<'a, L: ConditionLock>(
         c: &'a Condition<L>,
         g: L::Guard<'a>,
         d: Duration,
-    ) -> impl Future<Output = (L::Guard<'a>, bool)> + Send {
+    ) -> impl Future<Output = Result<(L::Guard<'a>, bool), NotOwned>> + Send {
         c.wait_timeout(g, d)
     }
     fn cond_wait_for<'a, L: ConditionLock, P: FnMut() -> bool + Send + Unpin + 'a>(
         c: &'a Condition<L>,
         g: L::Guard<'a>,
         p: P,
-    ) -> impl Future<Output = L::Guard<'a>> + Send {
+    ) -> impl Future<Output = Result<L::Guard<'a>, NotOwned>> + Send {
         c.wait_for(g, p)
     }
     fn cond_wait_for_timeout<'a, L: ConditionLock, P: FnMut() -> bool + Send + Unpin + 'a>(
@@ -193,7 +193,7 @@ impl Face for Async {
         g: L::Guard<'a>,
         d: Duration,
         p: P,
-    ) -> impl Future<Output = (L::Guard<'a>, bool)> + Send {
+    ) -> impl Future<Output = Result<(L::Guard<'a>, bool), NotOwned>> + Send {
         c.wait_for_timeout(g, d, p)
     }
 
@@ -319,21 +319,21 @@ impl Face for Blocking {
     fn cond_wait<'a, L: ConditionLock>(
         c: &'a Condition<L>,
         g: L::Guard<'a>,
-    ) -> impl Future<Output = L::Guard<'a>> + Send {
+    ) -> impl Future<Output = Result<L::Guard<'a>, NotOwned>> + Send {
         now(move || c.blocking().wait(g))
     }
     fn cond_wait_timeout<'a, L: ConditionLock>(
         c: &'a Condition<L>,
         g: L::Guard<'a>,
         d: Duration,
-    ) -> impl Future<Output = (L::Guard<'a>, bool)> + Send {
+    ) -> impl Future<Output = Result<(L::Guard<'a>, bool), NotOwned>> + Send {
         now(move || c.blocking().wait_timeout(g, d))
     }
     fn cond_wait_for<'a, L: ConditionLock, P: FnMut() -> bool + Send + Unpin + 'a>(
         c: &'a Condition<L>,
         g: L::Guard<'a>,
         p: P,
-    ) -> impl Future<Output = L::Guard<'a>> + Send {
+    ) -> impl Future<Output = Result<L::Guard<'a>, NotOwned>> + Send {
         now(move || c.blocking().wait_for(g, p))
     }
     fn cond_wait_for_timeout<'a, L: ConditionLock, P: FnMut() -> bool + Send + Unpin + 'a>(
@@ -341,7 +341,7 @@ impl Face for Blocking {
         g: L::Guard<'a>,
         d: Duration,
         p: P,
-    ) -> impl Future<Output = (L::Guard<'a>, bool)> + Send {
+    ) -> impl Future<Output = Result<(L::Guard<'a>, bool), NotOwned>> + Send {
         now(move || c.blocking().wait_for_timeout(g, d, p))
     }
 

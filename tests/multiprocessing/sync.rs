@@ -318,7 +318,7 @@ fn event_set_then_clear_still_wakes() {
 fn wait_then_count((c, woke): (Condition, RawValue<u32>)) {
     let c2 = c.blocking();
     let g = c2.lock();
-    let g = c2.wait(g);
+    let g = c2.wait(g).unwrap();
     woke.set(woke.get() + 1);
     drop(g);
 }
@@ -378,16 +378,17 @@ fn condition_wait_for_timeout_and_misuse() {
     let flag = RawValue::new(0u32).unwrap();
     RT.block_on(async {
         let g = c.lock().await;
-        let (g, notified) = c.wait_timeout(g, Duration::from_millis(20)).await;
+        let (g, notified) = c.wait_timeout(g, Duration::from_millis(20)).await.unwrap();
         assert!(!notified);
         let (g, ok) = c
             .wait_for_timeout(g, Duration::from_millis(20), || flag.get() == 1)
-            .await;
+            .await
+            .unwrap();
         assert!(!ok);
         // A child sets the flag and notifies; the async wait_for sees it.
         let p = Process::new(set_and_notify, (c.clone(), flag.clone()));
         p.start().unwrap();
-        let g = c.wait_for(g, || flag.get() == 1).await;
+        let g = c.wait_for(g, || flag.get() == 1).await.unwrap();
         assert!(
             c.rlock().is_owned(),
             "the lock is held again after the wait"

@@ -282,10 +282,10 @@ async fn condition_wait_loses_nothing() {
     let t = Duration::from_secs(3600);
     type Waits<'a> = Box<dyn Fn(LockGuard<'a>) -> BoxFut<'a, LockGuard<'a>> + 'a>;
     let variants: Vec<Waits<'_>> = vec![
-        Box::new(|g| Box::pin(cond.wait(g))),
-        Box::new(|g| Box::pin(async { cond.wait_timeout(g, t).await.0 })),
-        Box::new(|g| Box::pin(cond.wait_for(g, || false))),
-        Box::new(|g| Box::pin(async { cond.wait_for_timeout(g, t, || false).await.0 })),
+        Box::new(|g| Box::pin(async { cond.wait(g).await.unwrap() })),
+        Box::new(|g| Box::pin(async { cond.wait_timeout(g, t).await.unwrap().0 })),
+        Box::new(|g| Box::pin(async { cond.wait_for(g, || false).await.unwrap() })),
+        Box::new(|g| Box::pin(async { cond.wait_for_timeout(g, t, || false).await.unwrap().0 })),
     ];
     for make in &variants {
         // 0. Dropped before its first poll: the guard is dropped, unlocking.

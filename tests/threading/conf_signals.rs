@@ -137,13 +137,98 @@ pub async fn cond_unacquired_wait<F: Face>() {
     let other = Lock::new();
     let g = other.try_lock().unwrap();
     let r = catch_unwind(AssertUnwindSafe(|| {
-        cond.blocking().wait_timeout(g, Duration::ZERO)
+        cond.blocking().wait_timeout(g, Duration::ZERO).unwrap()
     }));
     assert!(r.is_err());
     assert!(
         !other.locked(),
         "the refused guard was dropped, releasing its lock"
     );
+}
+
+// ConditionTests.test_unacquired_wait, the runtime half: a caller whose
+// guard outlived a Python-style `release()` gets Python's RuntimeError
+// (`NotOwned`) from every wait, at once, and the RLock is left as it was:
+// free, owned by nobody, and takeable by another worker.
+pub async fn cond_wait_after_release_is_refused<F: Face>() {
+    let cond = Condition::new();
+    let d = Duration::from_millis(50);
+    let g = F::cond_lock(&cond).await;
+    cond.release().unwrap();
+    let e = F::cond_wait(&cond, g).await.err();
+    assert_eq!(e, Some(NotOwned));
+    rlock_left_free::<F>(cond.clone()).await;
+    let g = F::cond_lock(&cond).await;
+    cond.release().unwrap();
+    let e = F::cond_wait_timeout(&cond, g, d).await.err();
+    assert_eq!(e, Some(NotOwned));
+    rlock_left_free::<F>(cond.clone()).await;
+    // The predicate forms, in a worker that owns its handle (a borrowed
+    // predicate future trips rustc's higher-ranked Send limitation).
+    let c2 = cond.clone();
+    let refused = F::spawn(async move {
+        let g = F::cond_lock(&c2).await;
+        c2.release().unwrap();
+        let a = F::cond_wait_for(&c2, g, || false).await.err();
+        let g = F::cond_lock(&c2).await;
+        c2.release().unwrap();
+        let b = F::cond_wait_for_timeout(&c2, g, d, || false).await.err();
+        // A predicate already true needs no wait, so no ownership
+        // (Python checks only in `wait`).
+        let g = F::cond_lock(&c2).await;
+        c2.release().unwrap();
+        let kept = F::cond_wait_for(&c2, g, || true).await.is_ok();
+        (a, b, kept)
+    });
+    assert_eq!(refused.await, (Some(NotOwned), Some(NotOwned), true));
+    rlock_left_free::<F>(cond.clone()).await;
+}
+
+/// The condition's RLock is free, owned by nobody, and another worker
+/// can take it.
+async fn rlock_left_free<F: Face>(cond: Condition) {
+    assert!(!cond.underlying_lock().locked());
+    assert!(!cond.underlying_lock().is_owned());
+    let c2 = cond.clone();
+    let taken = F::spawn(async move {
+        let _g = F::cond_lock(&c2).await;
+        c2.underlying_lock().is_owned()
+    });
+    assert!(taken.await, "another worker takes the lock");
+    assert!(!cond.underlying_lock().locked());
+}
+
+// The same over a plain Lock (Python's `_is_owned` for a Lock: locked at
+// all): released Python-style, every wait and notify is refused and the
+// lock stays free.
+pub async fn cond_plain_lock_wait_after_release_is_refused<F: Face>() {
+    let lock = Lock::new();
+    let cond = Condition::with_lock(lock.clone());
+    let d = Duration::from_millis(50);
+    let g = F::cond_lock(&cond).await;
+    lock.release().unwrap();
+    assert_eq!(cond.notify(1), Err(NotOwned));
+    let e = F::cond_wait(&cond, g).await.err();
+    assert_eq!(e, Some(NotOwned));
+    assert!(!lock.locked());
+    let g = F::cond_lock(&cond).await;
+    lock.release().unwrap();
+    let e = F::cond_wait_timeout(&cond, g, d).await.err();
+    assert_eq!(e, Some(NotOwned));
+    assert!(!lock.locked());
+    let (c2, l2) = (cond.clone(), lock.clone());
+    let refused = F::spawn(async move {
+        let g = F::cond_lock(&c2).await;
+        l2.release().unwrap();
+        let a = F::cond_wait_for(&c2, g, || false).await.err();
+        let g = F::cond_lock(&c2).await;
+        l2.release().unwrap();
+        let b = F::cond_wait_for_timeout(&c2, g, d, || false).await.err();
+        (a, b)
+    });
+    assert_eq!(refused.await, (Some(NotOwned), Some(NotOwned)));
+    assert!(lock.try_acquire(), "the lock was left free");
+    lock.release().unwrap();
 }
 
 // ConditionTests.test_unacquired_notify
@@ -180,12 +265,12 @@ async fn check_notify_cond<F: Face, L: ConditionLock>(cond: &Condition<L>) {
         async move {
             let g = F::cond_lock(&c).await;
             iw.fetch_add(1, SeqCst);
-            let g = F::cond_wait(&c, g).await;
+            let g = F::cond_wait(&c, g).await.unwrap();
             drop(g);
             r1.lock().unwrap().push(p.load(SeqCst));
             let g = F::cond_lock(&c).await;
             iw.fetch_add(1, SeqCst);
-            let g = F::cond_wait(&c, g).await;
+            let g = F::cond_wait(&c, g).await.unwrap();
             drop(g);
             r2.lock().unwrap().push(p.load(SeqCst));
         }
@@ -255,7 +340,9 @@ pub async fn cond_timeout<F: Face>() {
         async move {
             let g = F::cond_lock(&c).await;
             let t = Instant::now();
-            let (g, notified) = F::cond_wait_timeout(&c, g, Duration::from_millis(500)).await;
+            let (g, notified) = F::cond_wait_timeout(&c, g, Duration::from_millis(500))
+                .await
+                .unwrap();
             let dt = t.elapsed();
             assert!(
                 c.underlying_lock().is_owned(),
@@ -282,7 +369,9 @@ pub async fn cond_waitfor<F: Face>() {
     let w = F::spawn(async move {
         let g = F::cond_lock(&c2).await;
         let s3 = s2.clone();
-        let _g = F::cond_wait_for(&c2, g, move || s3.load(SeqCst) == 4).await;
+        let _g = F::cond_wait_for(&c2, g, move || s3.load(SeqCst) == 4)
+            .await
+            .unwrap();
         assert_eq!(s2.load(SeqCst), 4);
     });
     for _ in 0..4 {
@@ -306,7 +395,8 @@ pub async fn cond_waitfor_timeout<F: Face>() {
             F::cond_wait_for_timeout(&c2, g, Duration::from_millis(300), move || {
                 s2.load(SeqCst) == 4
             })
-            .await;
+            .await
+            .unwrap();
         assert!(!result);
         assert_timeout(t.elapsed(), Duration::from_millis(300));
     });
@@ -331,7 +421,7 @@ pub async fn cond_rlock_levels<F: Face>() {
         let outer = F::rlock(c2.underlying_lock()).await;
         let _inner = F::rlock(c2.underlying_lock()).await;
         e2.set();
-        let outer = F::cond_wait(&c2, outer).await;
+        let outer = F::cond_wait(&c2, outer).await.unwrap();
         assert_eq!(c2.underlying_lock().recursion_count(), 2);
         drop(outer);
     });
@@ -354,7 +444,7 @@ pub async fn cond_fifo<F: Face>() {
         let (c, o) = (cond.clone(), order.clone());
         workers.push(F::spawn(async move {
             let g = F::cond_lock(&c).await;
-            let _g = F::cond_wait(&c, g).await;
+            let _g = F::cond_wait(&c, g).await.unwrap();
             o.lock().unwrap().push(i);
         }));
         wait_until::<F>("in wait", || cond.__waiters() == i + 1).await;

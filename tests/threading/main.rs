@@ -66,6 +66,8 @@ macro_rules! conformance {
                 conf_signals::cond_acquire,
                 conf_signals::cond_unacquired_wait,
                 conf_signals::cond_unacquired_notify,
+                conf_signals::cond_wait_after_release_is_refused,
+                conf_signals::cond_plain_lock_wait_after_release_is_refused,
                 conf_signals::cond_notify,
                 conf_signals::cond_timeout,
                 conf_signals::cond_waitfor,

@@ -71,15 +71,15 @@ async fn event_and_condition_timeouts() {
     let cond = Condition::new();
     let g = cond.lock().await;
     let start = Instant::now();
-    let (g, notified) = cond.wait_timeout(g, T).await;
+    let (g, notified) = cond.wait_timeout(g, T).await.unwrap();
     assert!(!notified);
     assert_eq!(start.elapsed(), T);
     assert!(cond.underlying_lock().is_owned());
-    let (g, value) = cond.wait_for_timeout(g, T, || false).await;
+    let (g, value) = cond.wait_for_timeout(g, T, || false).await.unwrap();
     assert!(!value);
     assert_eq!(start.elapsed(), 2 * T);
     // A predicate already true returns at once, without waiting.
-    let (g, value) = cond.wait_for_timeout(g, T, || true).await;
+    let (g, value) = cond.wait_for_timeout(g, T, || true).await.unwrap();
     assert!(value);
     assert_eq!(start.elapsed(), 2 * T);
     drop(g);
@@ -101,7 +101,7 @@ async fn condition_reacquire_is_not_bounded() {
         drop(g);
     });
     let start = Instant::now();
-    let (_g, notified) = cond.wait_timeout(g, T).await;
+    let (_g, notified) = cond.wait_timeout(g, T).await.unwrap();
     assert!(!notified);
     assert_eq!(start.elapsed(), 3 * T);
     holder.await.unwrap();

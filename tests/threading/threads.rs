@@ -593,10 +593,10 @@ fn handles_and_futures_are_send_sync_debug() {
     fut(c.lock());
     fut(async {
         let g = c.lock().await;
-        let g = c.wait(g).await;
-        let (g, _) = c.wait_timeout(g, d).await;
-        let g = c.wait_for(g, || true).await;
-        let _ = c.wait_for_timeout(g, d, || true).await;
+        let g = c.wait(g).await.unwrap();
+        let (g, _) = c.wait_timeout(g, d).await.unwrap();
+        let g = c.wait_for(g, || true).await.unwrap();
+        let _ = c.wait_for_timeout(g, d, || true).await.unwrap();
     });
     fut(s.acquire());
     fut(s.permit());

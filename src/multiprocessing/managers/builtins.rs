@@ -1262,16 +1262,18 @@ impl Served for ConditionObj {
         let not_owned = |e: threading::NotOwned| err("RuntimeError", e.to_string());
         match method {
             "wait" => {
-                if !lock.is_owned() {
-                    return Err(err("RuntimeError", "cannot wait on un-acquired lock"));
-                }
                 let timeout: Option<Duration> = a(args, 0)?;
                 // The level this thread holds, as a guard for the wait,
                 // kept (not released) afterwards: the client releases it.
+                // Not held: the wait's own check refuses, lock untouched.
                 let guard = threading::RLockGuard { rlock: lock };
                 let (guard, notified) = match timeout {
-                    None => (self.0.blocking().wait(guard), true),
-                    Some(t) => self.0.blocking().wait_timeout(guard, t),
+                    None => (self.0.blocking().wait(guard).map_err(not_owned)?, true),
+                    Some(t) => self
+                        .0
+                        .blocking()
+                        .wait_timeout(guard, t)
+                        .map_err(not_owned)?,
                 };
                 std::mem::forget(guard);
                 ok(&notified)

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
+/// The barrier waits only with the guard it has just taken.
+const HELD: &str = "the barrier's own wait holds its lock";
+
 use super::block::Block;
 use super::condition::Condition;
 use super::sem::deadline;
@@ -175,7 +178,11 @@ impl Barrier {
 
     async fn wait_until(&self, end: Option<Instant>) -> Result<usize, BrokenBarrier> {
         let g = self.cond.lock().await;
-        let (g, _) = self.cond.wait_for_until(g, None, || self.open()).await;
+        let (g, _) = self
+            .cond
+            .wait_for_until(g, None, || self.open())
+            .await
+            .expect(HELD);
         match self.arrive() {
             Arrival::Broken => Err(BrokenBarrier),
             Arrival::Opened(i) => {
@@ -191,7 +198,8 @@ impl Barrier {
                 let (g, woken) = self
                     .cond
                     .wait_for_until(g, end, || self.released_or_broken(round))
-                    .await;
+                    .await
+                    .expect(HELD);
                 leave.armed = false;
                 let r = self.settle(i, round, woken);
                 drop(g);
@@ -312,7 +320,7 @@ impl BlockingBarrier<'_> {
     fn wait_until(&self, end: Option<Instant>) -> Result<usize, BrokenBarrier> {
         let (b, c) = (self.b, self.b.cond.blocking());
         let g = c.lock();
-        let (g, _) = c.wait_for_until(g, None, || b.open());
+        let (g, _) = c.wait_for_until(g, None, || b.open()).expect(HELD);
         let r = match b.arrive() {
             Arrival::Broken => Err(BrokenBarrier),
             Arrival::Opened(i) => {
@@ -320,7 +328,9 @@ impl BlockingBarrier<'_> {
                 Ok(i)
             }
             Arrival::Wait(i, round) => {
-                let (g2, woken) = c.wait_for_until(g, end, || b.released_or_broken(round));
+                let (g2, woken) = c
+                    .wait_for_until(g, end, || b.released_or_broken(round))
+                    .expect(HELD);
                 let r = b.settle(i, round, woken);
                 drop(g2);
                 return r;

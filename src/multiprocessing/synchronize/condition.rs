@@ -41,7 +41,7 @@ const WAIT: usize = 32;
 ///
 /// let c = conex::multiprocessing::Condition::new()?;
 /// let g = c.lock().await;
-/// let (g, notified) = c.wait_timeout(g, Duration::from_millis(5)).await;
+/// let (g, notified) = c.wait_timeout(g, Duration::from_millis(5)).await.unwrap();
 /// assert!(!notified);
 /// c.notify_all().unwrap();
 /// drop(g);
@@ -117,13 +117,20 @@ impl Condition {
     }
 
     /// The first half of a wait: announce a sleeper, release every level.
-    fn begin(&self, guard: RLockGuard<'_>) -> ((u32, u64), u32) {
+    /// Not held by the caller (a Python-style release while the guard was
+    /// kept, or another owner): [`NotOwned`], the lock untouched and the
+    /// stale guard forgotten, so it releases nothing.
+    fn begin(&self, guard: RLockGuard<'_>) -> Result<((u32, u64), u32), NotOwned> {
         self.check(&guard);
+        if !self.lock.is_owned() {
+            std::mem::forget(guard);
+            return Err(NotOwned);
+        }
         let me = me();
         let _ = self.sem(SLEEPING).release(1);
         std::mem::forget(guard);
         let levels = self.lock.release_all(me);
-        (me, levels)
+        Ok((me, levels))
     }
 
     /// The sleep and the second half, blocking: returns whether a notify
@@ -145,9 +152,9 @@ impl Condition {
         &self,
         guard: RLockGuard<'g>,
         deadline: Option<Instant>,
-    ) -> (RLockGuard<'g>, bool) {
+    ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         let lock = guard.rlock();
-        let (me, levels) = self.begin(guard);
+        let (me, levels) = self.begin(guard)?;
         let (this, waker, undo) = (self.clone(), self.clone(), self.clone());
         let notified = futex::off_thread(
             move |cancel| this.sleep(me, levels, deadline, Some(cancel)),
@@ -165,49 +172,63 @@ impl Condition {
         )
         .await
         .unwrap_or(false);
-        (RLockGuard::held(lock), notified)
+        Ok((RLockGuard::held(lock), notified))
     }
 
     /// Releases the lock, sleeps until notified, re-acquires it. Python:
     /// `wait()`.
     ///
+    /// # Errors
+    /// [`NotOwned`] if the caller does not hold the lock (Python's
+    /// `RuntimeError: cannot wait on un-acquired lock`); the lock is left
+    /// as it was.
+    ///
     /// # Panics
     /// If `guard` is another lock's.
-    pub async fn wait<'g>(&self, guard: RLockGuard<'g>) -> RLockGuard<'g> {
-        self.wait_until(guard, None).await.0
+    pub async fn wait<'g>(&self, guard: RLockGuard<'g>) -> Result<RLockGuard<'g>, NotOwned> {
+        Ok(self.wait_until(guard, None).await?.0)
     }
 
     /// [`wait`](Condition::wait) for at most `timeout`; the flag says
     /// whether a notify came. Python: `wait(timeout)`.
+    ///
+    /// # Errors
+    /// [`NotOwned`] as [`wait`](Condition::wait).
     pub async fn wait_timeout<'g>(
         &self,
         guard: RLockGuard<'g>,
         timeout: Duration,
-    ) -> (RLockGuard<'g>, bool) {
+    ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         self.wait_until(guard, deadline(timeout)).await
     }
 
     /// Waits until `predicate` holds (checked under the lock). Python:
     /// `wait_for(predicate)`.
+    ///
+    /// # Errors
+    /// [`NotOwned`] as [`wait`](Condition::wait), once a wait is needed.
     pub async fn wait_for<'g>(
         &self,
         mut guard: RLockGuard<'g>,
         mut predicate: impl FnMut() -> bool,
-    ) -> RLockGuard<'g> {
+    ) -> Result<RLockGuard<'g>, NotOwned> {
         while !predicate() {
-            guard = self.wait(guard).await;
+            guard = self.wait(guard).await?;
         }
-        guard
+        Ok(guard)
     }
 
     /// [`wait_for`](Condition::wait_for) for at most `timeout`; the flag is
     /// the predicate's last value. Python: `wait_for(predicate, timeout)`.
+    ///
+    /// # Errors
+    /// [`NotOwned`] as [`wait_for`](Condition::wait_for).
     pub async fn wait_for_timeout<'g>(
         &self,
         guard: RLockGuard<'g>,
         timeout: Duration,
         predicate: impl FnMut() -> bool,
-    ) -> (RLockGuard<'g>, bool) {
+    ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         self.wait_for_until(guard, deadline(timeout), predicate)
             .await
     }
@@ -217,15 +238,15 @@ impl Condition {
         mut guard: RLockGuard<'g>,
         end: Option<Instant>,
         mut predicate: impl FnMut() -> bool,
-    ) -> (RLockGuard<'g>, bool) {
+    ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         loop {
             if predicate() {
-                return (guard, true);
+                return Ok((guard, true));
             }
             if end.is_some_and(|e| Instant::now() >= e) {
-                return (guard, false);
+                return Ok((guard, false));
             }
-            guard = self.wait_until(guard, end).await.0;
+            guard = self.wait_until(guard, end).await?.0;
         }
     }
 
@@ -309,46 +330,58 @@ impl<'a> BlockingCondition<'a> {
         &self,
         guard: RLockGuard<'g>,
         deadline: Option<Instant>,
-    ) -> (RLockGuard<'g>, bool) {
+    ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         let lock = guard.rlock();
-        let (me, levels) = self.c.begin(guard);
+        let (me, levels) = self.c.begin(guard)?;
         let notified = self.c.sleep(me, levels, deadline, None);
-        (RLockGuard::held(lock), notified)
+        Ok((RLockGuard::held(lock), notified))
     }
 
     /// [`Condition::wait`], blocking.
-    pub fn wait<'g>(&self, guard: RLockGuard<'g>) -> RLockGuard<'g> {
-        self.wait_until(guard, None).0
+    ///
+    /// # Errors
+    /// [`NotOwned`] as [`Condition::wait`].
+    pub fn wait<'g>(&self, guard: RLockGuard<'g>) -> Result<RLockGuard<'g>, NotOwned> {
+        Ok(self.wait_until(guard, None)?.0)
     }
 
     /// [`Condition::wait_timeout`], blocking.
+    ///
+    /// # Errors
+    /// [`NotOwned`] as [`Condition::wait`].
     pub fn wait_timeout<'g>(
         &self,
         guard: RLockGuard<'g>,
         timeout: Duration,
-    ) -> (RLockGuard<'g>, bool) {
+    ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         self.wait_until(guard, deadline(timeout))
     }
 
     /// [`Condition::wait_for`], blocking.
+    ///
+    /// # Errors
+    /// [`NotOwned`] as [`Condition::wait_for`].
     pub fn wait_for<'g>(
         &self,
         mut guard: RLockGuard<'g>,
         mut predicate: impl FnMut() -> bool,
-    ) -> RLockGuard<'g> {
+    ) -> Result<RLockGuard<'g>, NotOwned> {
         while !predicate() {
-            guard = self.wait(guard);
+            guard = self.wait(guard)?;
         }
-        guard
+        Ok(guard)
     }
 
     /// [`Condition::wait_for_timeout`], blocking.
+    ///
+    /// # Errors
+    /// [`NotOwned`] as [`Condition::wait_for`].
     pub fn wait_for_timeout<'g>(
         &self,
         guard: RLockGuard<'g>,
         timeout: Duration,
         predicate: impl FnMut() -> bool,
-    ) -> (RLockGuard<'g>, bool) {
+    ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         self.wait_for_until(guard, deadline(timeout), predicate)
     }
 
@@ -357,15 +390,15 @@ impl<'a> BlockingCondition<'a> {
         mut guard: RLockGuard<'g>,
         end: Option<Instant>,
         mut predicate: impl FnMut() -> bool,
-    ) -> (RLockGuard<'g>, bool) {
+    ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         loop {
             if predicate() {
-                return (guard, true);
+                return Ok((guard, true));
             }
             if end.is_some_and(|e| Instant::now() >= e) {
-                return (guard, false);
+                return Ok((guard, false));
             }
-            guard = self.wait_until(guard, end).0;
+            guard = self.wait_until(guard, end)?.0;
         }
     }
 }

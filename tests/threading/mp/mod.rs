@@ -57,6 +57,7 @@ macro_rules! mp_conformance {
                 conf_signals::event_timeout,
                 conf_signals::event_set_and_clear,
                 conf_signals::cond_unacquired_notify,
+                conf_signals::cond_wait_after_release_is_refused,
                 conf_signals::cond_timeout,
                 conf_signals::cond_waitfor,
                 conf_signals::cond_waitfor_timeout,

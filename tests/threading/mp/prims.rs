@@ -623,35 +623,38 @@ impl<L: ConditionLock> Condition<L> {
             L::wrap(g)
         })
     }
-    pub fn wait<'g>(&'g self, g: L::Guard<'g>) -> impl Future<Output = L::Guard<'g>> + Send + 'g {
-        async move { L::wrap(self.inner.wait(L::unwrap(g)).await) }
+    pub fn wait<'g>(
+        &'g self,
+        g: L::Guard<'g>,
+    ) -> impl Future<Output = Result<L::Guard<'g>, NotOwned>> + Send + 'g {
+        async move { self.inner.wait(L::unwrap(g)).await.map(L::wrap) }
     }
     pub fn wait_timeout<'g>(
         &'g self,
         g: L::Guard<'g>,
         d: Duration,
-    ) -> impl Future<Output = (L::Guard<'g>, bool)> + Send + 'g {
+    ) -> impl Future<Output = Result<(L::Guard<'g>, bool), NotOwned>> + Send + 'g {
         async move {
-            let (g, n) = self.inner.wait_timeout(L::unwrap(g), d).await;
-            (L::wrap(g), n)
+            let (g, n) = self.inner.wait_timeout(L::unwrap(g), d).await?;
+            Ok((L::wrap(g), n))
         }
     }
     pub fn wait_for<'g, P: FnMut() -> bool + Send + 'g>(
         &'g self,
         g: L::Guard<'g>,
         p: P,
-    ) -> impl Future<Output = L::Guard<'g>> + Send + 'g {
-        async move { L::wrap(self.inner.wait_for(L::unwrap(g), p).await) }
+    ) -> impl Future<Output = Result<L::Guard<'g>, NotOwned>> + Send + 'g {
+        async move { self.inner.wait_for(L::unwrap(g), p).await.map(L::wrap) }
     }
     pub fn wait_for_timeout<'g, P: FnMut() -> bool + Send + 'g>(
         &'g self,
         g: L::Guard<'g>,
         d: Duration,
         p: P,
-    ) -> impl Future<Output = (L::Guard<'g>, bool)> + Send + 'g {
+    ) -> impl Future<Output = Result<(L::Guard<'g>, bool), NotOwned>> + Send + 'g {
         async move {
-            let (g, ok) = self.inner.wait_for_timeout(L::unwrap(g), d, p).await;
-            (L::wrap(g), ok)
+            let (g, ok) = self.inner.wait_for_timeout(L::unwrap(g), d, p).await?;
+            Ok((L::wrap(g), ok))
         }
     }
     pub fn notify(&self, n: usize) -> Result<(), NotOwned> {
@@ -680,24 +683,40 @@ impl<'a, L: ConditionLock> BlockingCondition<'a, L> {
     pub fn lock(&self) -> L::Guard<'a> {
         L::wrap(self.0.inner.blocking().lock())
     }
-    pub fn wait<'g>(&self, g: L::Guard<'g>) -> L::Guard<'g> {
-        L::wrap(self.0.inner.blocking().wait(L::unwrap(g)))
+    pub fn wait<'g>(&self, g: L::Guard<'g>) -> Result<L::Guard<'g>, NotOwned> {
+        self.0.inner.blocking().wait(L::unwrap(g)).map(L::wrap)
     }
-    pub fn wait_timeout<'g>(&self, g: L::Guard<'g>, d: Duration) -> (L::Guard<'g>, bool) {
-        let (g, n) = self.0.inner.blocking().wait_timeout(L::unwrap(g), d);
-        (L::wrap(g), n)
+    pub fn wait_timeout<'g>(
+        &self,
+        g: L::Guard<'g>,
+        d: Duration,
+    ) -> Result<(L::Guard<'g>, bool), NotOwned> {
+        let (g, n) = self.0.inner.blocking().wait_timeout(L::unwrap(g), d)?;
+        Ok((L::wrap(g), n))
     }
-    pub fn wait_for<'g>(&self, g: L::Guard<'g>, p: impl FnMut() -> bool) -> L::Guard<'g> {
-        L::wrap(self.0.inner.blocking().wait_for(L::unwrap(g), p))
+    pub fn wait_for<'g>(
+        &self,
+        g: L::Guard<'g>,
+        p: impl FnMut() -> bool,
+    ) -> Result<L::Guard<'g>, NotOwned> {
+        self.0
+            .inner
+            .blocking()
+            .wait_for(L::unwrap(g), p)
+            .map(L::wrap)
     }
     pub fn wait_for_timeout<'g>(
         &self,
         g: L::Guard<'g>,
         d: Duration,
         p: impl FnMut() -> bool,
-    ) -> (L::Guard<'g>, bool) {
-        let (g, ok) = self.0.inner.blocking().wait_for_timeout(L::unwrap(g), d, p);
-        (L::wrap(g), ok)
+    ) -> Result<(L::Guard<'g>, bool), NotOwned> {
+        let (g, ok) = self
+            .0
+            .inner
+            .blocking()
+            .wait_for_timeout(L::unwrap(g), d, p)?;
+        Ok((L::wrap(g), ok))
     }
     pub fn notify(&self, n: usize) -> Result<(), NotOwned> {
         self.0.notify(n)
