@@ -299,7 +299,7 @@ fn shm_reader((shm, conn): (SharedMemory, Connection)) {
     let mut local = vec![0u8; shm.size()];
     let b = conn.blocking();
     while b.recv::<()>().is_ok() {
-        local.copy_from_slice(shm.buf());
+        shm.read(0, &mut local).unwrap();
         b.send(&local[local.len() / 2]).unwrap();
     }
 }
@@ -314,8 +314,8 @@ fn shm_64mib(c: &mut Criterion) {
         let p = Process::new(shm_reader, (SharedMemory::attach(shm.name()).unwrap(), z));
         p.start().unwrap();
         let src = vec![3u8; SIZE];
-        let mut round = || {
-            shm.buf_mut().copy_from_slice(&src);
+        let round = || {
+            shm.write(0, &src).unwrap();
             a.blocking().send(&()).unwrap();
             black_box(a.blocking().recv::<u8>().unwrap());
         };

@@ -693,7 +693,7 @@ fn sum_squares(
 
 /// A child reading a shared block.
 fn checksum(block: conex::multiprocessing::SharedMemory) -> u64 {
-    block.buf().iter().map(|&b| b as u64).sum()
+    block.to_vec().iter().map(|&b| b as u64).sum()
 }
 
 /// A child that dials the parent's Listener with the inherited auth key.
@@ -818,10 +818,9 @@ async fn multiprocessing_tour() {
     // 3. 64 KiB through a SharedMemory block: a child checksums what this
     // process wrote (it arrives attached, by name).
     let mut block = SharedMemory::create(None, 64 << 10).expect("shared memory");
-    for (i, b) in block.buf_mut().iter_mut().enumerate() {
-        *b = (i % 251) as u8;
-    }
-    let expected: u64 = block.buf().iter().map(|&b| b as u64).sum();
+    let pattern: Vec<u8> = (0..block.size()).map(|i| (i % 251) as u8).collect();
+    block.write(0, &pattern).expect("in range");
+    let expected: u64 = block.to_vec().iter().map(|&b| b as u64).sum();
     let reader = Process::new(
         checksum,
         SharedMemory::attach(block.name()).expect("attach"),

@@ -79,6 +79,8 @@ mod shared_memory;
 #[cfg(unix)]
 mod sharedctypes;
 #[cfg(unix)]
+mod shm_copy;
+#[cfg(unix)]
 mod synchronize;
 #[cfg(unix)]
 mod tracker;

@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::IndexError;
 use super::tracker;
 use crate::io::sys;
 
@@ -64,24 +65,37 @@ impl std::error::Error for ShmError {
 /// It serializes as its name: sent to a child (as a [`Process`] argument
 /// or over a [`Connection`]), it arrives attached to the same block.
 ///
-/// Access is unsynchronized across processes, as in Python: writers and
-/// readers in different processes agree on their own protocol (a lock, a
-/// message saying the data is ready). Within one process, [`buf`] and
-/// [`buf_mut`] borrow it as any slice.
+/// # Access: copies, or an `unsafe` view
+/// Another process, or another handle to the same block in this process,
+/// may write it at any moment, so a plain `&[u8]` over it would be a data
+/// race (undefined behaviour in Rust, whatever the bytes). The safe face
+/// copies in and out: [`read`] and [`write`] (and [`to_vec`]) move every
+/// byte with relaxed atomic accesses, so a racing writer can only give a
+/// mix of old and new bytes. Writers and readers still agree on their own
+/// protocol for *when* data is ready (a lock, a message), as in Python.
+/// Where a zero-copy view is worth a promise, [`as_slice`] and
+/// [`as_mut_slice`] are `unsafe`, with the promise spelled out (as
+/// memmap2's maps are).
 ///
 /// [`Process`]: super::Process
 /// [`Connection`]: super::Connection
-/// [`buf`]: SharedMemory::buf
-/// [`buf_mut`]: SharedMemory::buf_mut
+/// [`read`]: SharedMemory::read
+/// [`write`]: SharedMemory::write
+/// [`to_vec`]: SharedMemory::to_vec
+/// [`as_slice`]: SharedMemory::as_slice
+/// [`as_mut_slice`]: SharedMemory::as_mut_slice
 ///
 /// ```
 /// use conex::multiprocessing::SharedMemory;
 ///
 /// let mut a = SharedMemory::create(None, 4096)?;
-/// a.buf_mut()[..5].copy_from_slice(b"hello");
+/// a.write(0, b"hello").unwrap();
 /// let b = SharedMemory::attach(a.name())?;
-/// assert_eq!(&b.buf()[..5], b"hello");
+/// let mut five = [0u8; 5];
+/// b.read(0, &mut five).unwrap();
+/// assert_eq!(&five, b"hello");
 /// assert!(b.size() >= 4096);
+/// assert!(b.write(4096, b"past the end").is_err());
 /// a.unlink()?;
 /// # Ok::<(), conex::multiprocessing::ShmError>(())
 /// ```
@@ -92,9 +106,8 @@ pub struct SharedMemory {
     unlinked: bool,
 }
 
-// SAFETY: the mapping belongs to this object; `&self` gives only shared
-// slices, `&mut self` an exclusive one (other processes are outside Rust's
-// model, as for any memory-mapped file).
+// SAFETY: the mapping belongs to this object; safe code reaches it only
+// through atomic copies (`read` / `write`), which any thread may make.
 unsafe impl Send for SharedMemory {}
 // SAFETY: as above.
 unsafe impl Sync for SharedMemory {}
@@ -247,27 +260,96 @@ impl SharedMemory {
         unsafe { &*self.ptr.add(i * 8).cast::<std::sync::atomic::AtomicU64>() }
     }
 
-    /// The memory, to read. Python: `SharedMemory.buf`.
-    pub fn buf(&self) -> &[u8] {
+    /// Checks that `len` bytes at `offset` lie in the mapped block.
+    fn range(&self, offset: usize, len: usize) -> Result<*mut u8, IndexError> {
+        let size = if self.ptr.is_null() { 0 } else { self.size };
+        match offset.checked_add(len) {
+            Some(end) if end <= size => Ok(self.ptr.wrapping_add(offset)),
+            _ => Err(IndexError {
+                index: offset.saturating_add(len),
+                len: size,
+            }),
+        }
+    }
+
+    /// Copies `dst.len()` bytes starting at `offset` out of the block.
+    /// Python: `bytes(shm.buf[offset:offset + n])`.
+    ///
+    /// Safe whoever else writes the block meanwhile (the bytes may then
+    /// mix old and new; agree on a protocol, as in Python).
+    ///
+    /// # Errors
+    /// [`IndexError`] if the range runs past the end (or the block is
+    /// closed); nothing is copied.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), IndexError> {
+        let p = self.range(offset, dst.len())?;
+        // SAFETY: in the live mapping (checked; unmapped only by `close` /
+        // drop, which need `&mut self` / ownership), and conex's safe code
+        // reaches it only atomically.
+        unsafe { super::shm_copy::copy_out(p, dst) };
+        Ok(())
+    }
+
+    /// Copies `src` into the block starting at `offset`. Python:
+    /// `shm.buf[offset:offset + len(src)] = src`.
+    ///
+    /// Takes `&self`: every handle may write, as every Python process may.
+    ///
+    /// # Errors
+    /// [`IndexError`] if the range runs past the end (or the block is
+    /// closed); nothing is written.
+    pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), IndexError> {
+        let p = self.range(offset, src.len())?;
+        // SAFETY: as in `read`.
+        unsafe { super::shm_copy::copy_in(src, p) };
+        Ok(())
+    }
+
+    /// The whole block, copied out. Python: `bytes(shm.buf)`.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; if self.ptr.is_null() { 0 } else { self.size }];
+        self.read(0, &mut v).expect("the whole block is in range");
+        v
+    }
+
+    /// The block as a plain slice, with no copy. Python: `shm.buf`.
+    ///
+    /// Empty after [`close`](SharedMemory::close).
+    ///
+    /// # Safety
+    /// For as long as the slice lives, nothing may write the block: no
+    /// other process, no other handle to it in this process (not even
+    /// through [`write`](SharedMemory::write)). The caller's own protocol
+    /// (a lock held, a phase all writers have finished) must make that
+    /// true; otherwise reading the slice is a data race.
+    pub unsafe fn as_slice(&self) -> &[u8] {
         if self.ptr.is_null() {
             return &[];
         }
-        // SAFETY: a live mapping of `size` bytes, unmapped only by `close`
-        // / drop, which need `&mut self` / ownership.
+        // SAFETY: a live mapping of `size` bytes; the caller promises no
+        // writer while the borrow lives.
         unsafe { std::slice::from_raw_parts(self.ptr, self.size) }
     }
 
-    /// The memory, to write. Python: `SharedMemory.buf`.
-    pub fn buf_mut(&mut self) -> &mut [u8] {
+    /// The block as a plain mutable slice, with no copy. Python:
+    /// `shm.buf` (written).
+    ///
+    /// Empty after [`close`](SharedMemory::close).
+    ///
+    /// # Safety
+    /// For as long as the slice lives, nothing else may read or write the
+    /// block: no other process, no other handle to it in this process.
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
         if self.ptr.is_null() {
             return &mut [];
         }
-        // SAFETY: as `buf`, and `&mut self` makes the borrow exclusive in
-        // this process.
+        // SAFETY: as `as_slice`, and `&mut self` keeps this handle's own
+        // copies out while the borrow lives.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.size) }
     }
 
-    /// Unmaps it from this process (what drop does); `buf` is empty after.
+    /// Unmaps it from this process (what drop does); reads and writes
+    /// fail with [`IndexError`] after.
     /// Python: `SharedMemory.close()`.
     pub fn close(&mut self) {
         if !self.ptr.is_null() {

@@ -105,7 +105,8 @@ impl Element for bool {
 // elements from 16.
 const DATA: usize = 16;
 
-/// An index past the end. Python: `IndexError`.
+/// An index (or the end of a byte range) past the end of a shared array,
+/// list or memory block. Python: `IndexError`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexError {
     /// The index asked for.
@@ -116,11 +117,7 @@ pub struct IndexError {
 
 impl fmt::Display for IndexError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "index {} out of range for a shared array of {}",
-            self.index, self.len
-        )
+        write!(f, "index {} out of range (length {})", self.index, self.len)
     }
 }
 

@@ -14,7 +14,9 @@
 //! Its only open descriptor is the read end of a pipe whose write end only
 //! the creator holds; each line is `R name` (register) or `U name`
 //! (unregister). End of file means the creator is gone: whatever is still
-//! registered is unlinked, with a warning on stderr as Python prints.
+//! registered is unlinked, with CPython's warning on stderr ("There appear
+//! to be N leaked shared_memory objects to clean up at shutdown") and one
+//! line per block it unlinks, so a user sees what a killed creator left.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
@@ -145,25 +147,60 @@ unsafe fn child(rfd: RawFd, top: RawFd, table: &mut [u8], buf: &mut [u8], path: 
             }
         }
     }
-    // The creator is gone: unlink what it left.
-    let mut leaked = 0;
+    // The creator is gone: unlink what it left, and say how many and
+    // which, as CPython's tracker warns.
+    let leaked = table.chunks_exact(NAME).filter(|slot| slot[0] != 0).count();
+    if leaked > 0 {
+        let n = leak_report(leaked, buf);
+        // SAFETY: write(2) to stderr from our own buffer.
+        unsafe { libc::write(2, buf.as_ptr().cast(), n) };
+    }
     for slot in table.chunks_exact(NAME) {
         let n = slot.iter().position(|&b| b == 0).unwrap_or(NAME);
         if n == 0 {
             continue;
         }
-        leaked += 1;
         // SAFETY: system calls on buffers we own.
         unsafe { unlink_shm(&slot[..n], path) };
-    }
-    if leaked > 0 {
-        let msg =
-            b"conex resource tracker: unlinked shared memory block(s) its creator left behind\n";
-        // SAFETY: write(2) to stderr.
-        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        let mut line = [0u8; NAME + 48];
+        let mut at = put(&mut line, 0, b"conex resource tracker: unlinking ");
+        at = put(&mut line, at, &slot[..n]);
+        at = put(&mut line, at, b"\n");
+        // SAFETY: write(2) to stderr from our own buffer.
+        unsafe { libc::write(2, line.as_ptr().cast(), at) };
     }
     // SAFETY: ends the process without running anything of the creator's.
     unsafe { libc::_exit(0) }
+}
+
+/// Copies `bytes` into `out` at `at` (cut at its end); the new end.
+fn put(out: &mut [u8], at: usize, bytes: &[u8]) -> usize {
+    let n = bytes.len().min(out.len().saturating_sub(at));
+    out[at..at + n].copy_from_slice(&bytes[..n]);
+    at + n
+}
+
+/// CPython's warning line for `leaked` blocks, built in `out` with no
+/// allocation (the tracker is a fork that may not allocate); its length.
+fn leak_report(leaked: usize, out: &mut [u8]) -> usize {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = leaked;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let at = put(out, 0, b"conex resource tracker: There appear to be ");
+    let at = put(out, at, &digits[i..]);
+    put(
+        out,
+        at,
+        b" leaked shared_memory objects to clean up at shutdown\n",
+    )
 }
 
 /// One command line: `R name` or `U name`.
@@ -213,5 +250,28 @@ unsafe fn unlink_shm(name: &[u8], path: &mut [u8]) {
         libc::unlink(path.as_ptr().cast());
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         libc::shm_unlink(path.as_ptr().cast());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leak_report_counts_as_cpython_words_it() {
+        let mut out = [0u8; 256];
+        for (n, text) in [
+            (1, "There appear to be 1 leaked"),
+            (42, "There appear to be 42 leaked"),
+            (4096, "There appear to be 4096 leaked"),
+        ] {
+            let len = leak_report(n, &mut out);
+            let line = std::str::from_utf8(&out[..len]).unwrap();
+            assert!(line.contains(text), "{line}");
+            assert!(line.ends_with("shared_memory objects to clean up at shutdown\n"));
+        }
+        // A short buffer is cut, never overrun.
+        let mut tiny = [0u8; 8];
+        assert_eq!(leak_report(7, &mut tiny), 8);
     }
 }

@@ -59,21 +59,43 @@ fn basics() {
     let mut a = SharedMemory::create(Some(&name), 512).unwrap();
     assert_eq!(a.name(), name);
     assert_eq!(a.size(), 512);
-    assert!(a.buf().iter().all(|&b| b == 0), "a new block is zeroed");
-    a.buf_mut()[..4].copy_from_slice(b"abcd");
+    assert!(a.to_vec().iter().all(|&b| b == 0), "a new block is zeroed");
+    a.write(0, b"abcd").unwrap();
     let mut b = SharedMemory::attach(&name).unwrap();
     assert_eq!(b.size(), 512);
-    assert_eq!(&b.buf()[..4], b"abcd");
-    b.buf_mut()[4] = b'!';
-    assert_eq!(a.buf()[4], b'!', "both map the same memory");
+    assert_eq!(&b.to_vec()[..4], b"abcd");
+    b.write(4, b"!").unwrap();
+    assert_eq!(a.to_vec()[4], b'!', "both map the same memory");
+    // Out of range: a typed error, nothing copied or written.
+    let mut big = [7u8; 16];
+    assert!(matches!(
+        a.read(500, &mut big),
+        Err(IndexError {
+            index: 516,
+            len: 512
+        })
+    ));
+    assert_eq!(big, [7u8; 16]);
+    assert!(a.write(510, b"xyz").is_err());
+    assert!(a.write(usize::MAX, b"x").is_err(), "no overflow");
+    assert_eq!(&a.to_vec()[508..], &[0u8; 4]);
+    a.write(509, b"xyz").unwrap();
+    let mut tail = [0u8; 3];
+    b.read(509, &mut tail).unwrap();
+    assert_eq!(&tail, b"xyz");
+    // The zero-copy view, under its promise: nobody writes meanwhile.
+    // SAFETY: no other handle or process writes this block while the
+    // slice lives.
+    assert_eq!(unsafe { &b.as_slice()[..5] }, b"abcd!");
     b.close();
-    assert!(b.buf().is_empty());
+    assert!(b.to_vec().is_empty());
+    assert!(b.read(0, &mut [0u8; 1]).is_err(), "closed: nothing to read");
     b.close(); // twice is fine
     assert!(on_disk(&name));
     a.unlink().unwrap();
     assert!(!on_disk(&name));
     // Still mapped here after unlink, as in Python.
-    assert_eq!(&a.buf()[..4], b"abcd");
+    assert_eq!(&a.to_vec()[..4], b"abcd");
     // A random name when none is given.
     let mut r = SharedMemory::create(None, 1).unwrap();
     assert!(!r.name().is_empty());
@@ -103,11 +125,10 @@ fn errors() {
     ));
 }
 
-fn fill_squares(mut shm: SharedMemory) -> u64 {
-    for (i, b) in shm.buf_mut().iter_mut().enumerate() {
-        *b = (i * i % 251) as u8;
-    }
-    shm.buf().iter().map(|&b| b as u64).sum()
+fn fill_squares(shm: SharedMemory) -> u64 {
+    let squares: Vec<u8> = (0..shm.size()).map(|i| (i * i % 251) as u8).collect();
+    shm.write(0, &squares).unwrap();
+    shm.to_vec().iter().map(|&b| b as u64).sum()
 }
 
 // _TestSharedMemory.test_shared_memory_across_processes
@@ -118,8 +139,9 @@ fn written_in_child_read_in_parent() {
     let p = Process::new(fill_squares, SharedMemory::attach(&name).unwrap());
     p.start().unwrap();
     let sum = p.blocking().result().unwrap();
-    assert_eq!(shm.buf().iter().map(|&b| b as u64).sum::<u64>(), sum);
-    assert_eq!(shm.buf()[100], (100 * 100 % 251) as u8);
+    let here = shm.to_vec();
+    assert_eq!(here.iter().map(|&b| b as u64).sum::<u64>(), sum);
+    assert_eq!(here[100], (100 * 100 % 251) as u8);
     shm.unlink().unwrap();
 }
 

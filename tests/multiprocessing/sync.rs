@@ -77,14 +77,19 @@ fn lock_basics() {
 
 /// Adds 1 to the counter at the start of `shm`, `n` times, under `lock`,
 /// with a read and a separate write (a lost update without the lock).
-fn add_under_lock((lock, mut shm, n): (Lock, SharedMemory, u32)) {
+fn add_under_lock((lock, shm, n): (Lock, SharedMemory, u32)) {
     for _ in 0..n {
         let _g = lock.blocking().lock();
-        let cell: [u8; 8] = shm.buf()[..8].try_into().unwrap();
-        let v = u64::from_ne_bytes(cell);
+        let v = read_counter(&shm);
         std::hint::black_box(v);
-        shm.buf_mut()[..8].copy_from_slice(&(v + 1).to_ne_bytes());
+        shm.write(0, &(v + 1).to_ne_bytes()).unwrap();
     }
+}
+
+fn read_counter(shm: &SharedMemory) -> u64 {
+    let mut cell = [0u8; 8];
+    shm.read(0, &mut cell).unwrap();
+    u64::from_ne_bytes(cell)
 }
 
 // _TestLock / test_multiprocessing's lock-protected counter
@@ -112,15 +117,15 @@ fn lock_excludes_across_processes() {
     RT.block_on(async {
         for _ in 0..2000 {
             let _g = lock.lock().await;
-            let v = u64::from_ne_bytes(shm.buf()[..8].try_into().unwrap());
+            let v = read_counter(&shm);
             std::hint::black_box(v);
-            shm.buf_mut()[..8].copy_from_slice(&(v + 1).to_ne_bytes());
+            shm.write(0, &(v + 1).to_ne_bytes()).unwrap();
         }
     });
     for p in &ps {
         p.blocking().result().unwrap();
     }
-    assert_eq!(u64::from_ne_bytes(shm.buf()[..8].try_into().unwrap()), 8000);
+    assert_eq!(read_counter(&shm), 8000);
     shm.unlink().unwrap();
 }
 

@@ -126,13 +126,16 @@ impl Ring {
         let cap = self.capacity();
         let start = (at % cap) as usize;
         let first = src.len().min(cap as usize - start);
+        let (a, b) = src.split_at(first);
         // SAFETY: both ranges lie inside the data area (start < cap, and
-        // the split keeps each part within it); the lock is held, so no
-        // other process touches these bytes.
+        // the split keeps each part within it) of the live block. The lock
+        // keeps other processes' conex code off these bytes; the copies are
+        // atomic anyway, so a peer that breaks the protocol (or dies
+        // mid-copy) can garble bytes but not cause undefined behaviour here.
         unsafe {
             let data = self.block.ptr().add(DATA);
-            std::ptr::copy_nonoverlapping(src.as_ptr(), data.add(start), first);
-            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), data, src.len() - first);
+            crate::multiprocessing::shm_copy::copy_in(a, data.add(start));
+            crate::multiprocessing::shm_copy::copy_in(b, data);
         }
     }
 
@@ -140,11 +143,12 @@ impl Ring {
         let cap = self.capacity();
         let start = (at % cap) as usize;
         let first = dst.len().min(cap as usize - start);
+        let (a, b) = dst.split_at_mut(first);
         // SAFETY: as in `write_at`.
         unsafe {
             let data = self.block.ptr().add(DATA);
-            std::ptr::copy_nonoverlapping(data.add(start), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first), dst.len() - first);
+            crate::multiprocessing::shm_copy::copy_out(data.add(start), a);
+            crate::multiprocessing::shm_copy::copy_out(data, b);
         }
     }
 
