@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::task::Poll;
 
-use super::errors::{PutError, ShutDown, TaskDoneError};
+use super::errors::{GetError, PutError, TaskDoneError};
 use crate::wait::list::{Locked, Queue as WaitQueue};
 use crate::wait::{Key, WaitCx, WaitList, WaitOp};
 
@@ -213,11 +213,11 @@ impl<T, O: Order<T>> Core<T, O> {
         Ok(())
     }
 
-    pub(crate) fn try_get(&self) -> Poll<Result<T, ShutDown>> {
+    pub(crate) fn try_get(&self) -> Poll<Result<T, GetError>> {
         let mut l = self.lock();
         match Self::take(&mut l) {
             Some(item) => Poll::Ready(Ok(item)),
-            None if l.state().shutdown => Poll::Ready(Err(ShutDown(()))),
+            None if l.state().shutdown => Poll::Ready(Err(GetError::ShutDown)),
             None => Poll::Pending,
         }
     }

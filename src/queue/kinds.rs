@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::core::{Core, Fifo, Got, Lifo, Order, Priority};
-use super::errors::{GetError, PutError, ShutDown, TaskDoneError};
+use super::errors::{GetError, PutError, TaskDoneError};
 use crate::wait::{MapOp, WaitFuture, block_on, std_deadline};
 
 /// The methods every queue kind shares (reached through `Deref` from
@@ -47,21 +47,6 @@ fn got<T>(g: Got<T>) -> Result<T, GetError> {
     }
 }
 
-fn got_untimed<T>(g: Got<T>) -> Result<T, ShutDown> {
-    match g {
-        Got::Item(v) => Ok(v),
-        Got::ShutDown => Err(ShutDown(())),
-        Got::Empty => unreachable!("an untimed get does not time out"),
-    }
-}
-
-fn put_untimed<T>(r: Result<(), PutError<T>>) -> Result<(), ShutDown<T>> {
-    r.map_err(|e| match e {
-        PutError::ShutDown(v) => ShutDown(v),
-        PutError::Full(_) => unreachable!("an untimed put does not time out"),
-    })
-}
-
 impl<T: Send + 'static, O: Order<T>> BaseQueue<T, O> {
     fn new(maxsize: usize) -> Self {
         BaseQueue {
@@ -74,14 +59,15 @@ impl<T: Send + 'static, O: Order<T>> BaseQueue<T, O> {
     /// Python: `Queue.put(item)`.
     ///
     /// # Errors
-    /// [`ShutDown`] (with the item) if the queue is or gets shut down.
+    /// [`PutError::ShutDown`] (with the item) if the queue is or gets shut
+    /// down. (An untimed put never reports `Full`: it waits.)
     ///
     /// # Cancel safety
     /// Dropping the future before it completes puts nothing (the item is
     /// dropped with it) and gives up its place among waiting putters; a
     /// free slot it had been woken for is passed to the next putter.
-    pub fn put(&self, item: T) -> impl Future<Output = Result<(), ShutDown<T>>> + Send + '_ {
-        WaitFuture::new(MapOp::new(self.core.put(item), put_untimed))
+    pub fn put(&self, item: T) -> impl Future<Output = Result<(), PutError<T>>> + Send + '_ {
+        WaitFuture::new(self.core.put(item))
     }
 
     /// Puts `item` only if there is room now.
@@ -117,13 +103,14 @@ impl<T: Send + 'static, O: Order<T>> BaseQueue<T, O> {
     /// Python: `Queue.get()`.
     ///
     /// # Errors
-    /// [`ShutDown`] once the queue is shut down and drained.
+    /// [`GetError::ShutDown`] once the queue is shut down and drained. (An
+    /// untimed get never reports `Empty`: it waits.)
     ///
     /// # Cancel safety
     /// Dropping the future before it completes takes no item; an item it
     /// had been woken for stays in the queue and the next getter is woken.
-    pub fn get(&self) -> impl Future<Output = Result<T, ShutDown>> + Send + '_ {
-        WaitFuture::new(MapOp::new(self.core.get(), got_untimed))
+    pub fn get(&self) -> impl Future<Output = Result<T, GetError>> + Send + '_ {
+        WaitFuture::new(MapOp::new(self.core.get(), got))
     }
 
     /// Takes an item only if one is there now.
@@ -177,8 +164,8 @@ impl<T: Send + 'static, O: Order<T>> BaseQueue<T, O> {
         WaitFuture::new(MapOp::new(self.core.join(), |_| ()))
     }
 
-    /// Shuts the queue down: later puts fail with [`ShutDown`]; gets take
-    /// what is left, then fail. With `immediate`, the items left are
+    /// Shuts the queue down: later puts fail with [`PutError::ShutDown`]; gets take
+    /// what is left, then fail with [`GetError::ShutDown`]. With `immediate`, the items left are
     /// discarded (each counted as done) and joiners are released. Every
     /// blocked getter, putter (and, with `immediate`, joiner) wakes up.
     ///
@@ -396,8 +383,8 @@ impl<T: Send + 'static, O: Order<T>> BlockingQueue<'_, T, O> {
     ///
     /// # Errors
     /// As [`BaseQueue::put`].
-    pub fn put(&self, item: T) -> Result<(), ShutDown<T>> {
-        put_untimed(block_on(self.queue.core.put(item), None))
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        block_on(self.queue.core.put(item), None)
     }
 
     /// Puts `item` only if there is room now.
@@ -420,8 +407,8 @@ impl<T: Send + 'static, O: Order<T>> BlockingQueue<'_, T, O> {
     ///
     /// # Errors
     /// As [`BaseQueue::get`].
-    pub fn get(&self) -> Result<T, ShutDown> {
-        got_untimed(block_on(self.queue.core.get(), None))
+    pub fn get(&self) -> Result<T, GetError> {
+        got(block_on(self.queue.core.get(), None))
     }
 
     /// Takes an item only if one is there now.

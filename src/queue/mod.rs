@@ -13,7 +13,7 @@
 //! | `task_done`, `join` | [`task_done`](BaseQueue::task_done), [`join`](BaseQueue::join) |
 //! | `shutdown(immediate)` (3.13) | [`shutdown`](BaseQueue::shutdown) |
 //! | `qsize`, `empty`, `full`, `maxsize` | same names |
-//! | `queue.Empty`, `queue.Full`, `queue.ShutDown`; asyncio's `QueueEmpty`, `QueueFull`, `QueueShutDown` | [`Empty`], [`Full`], [`ShutDown`], [`GetError`], [`PutError`] |
+//! | `queue.Empty`, `queue.Full`, `queue.ShutDown`; asyncio's `QueueEmpty`, `QueueFull`, `QueueShutDown` | [`GetError::Empty`], [`PutError::Full`], [`GetError::ShutDown`] / [`PutError::ShutDown`] |
 //!
 //! A value that could not be put comes back inside the error. Dropping a
 //! `get` never loses an item; dropping a `put` never inserts one.
@@ -31,6 +31,6 @@ mod kinds;
 mod simple;
 
 pub use core::{Fifo, Lifo, Order, Priority};
-pub use errors::{Empty, Full, GetError, PutError, ShutDown, TaskDoneError};
+pub use errors::{GetError, PutError, TaskDoneError};
 pub use kinds::{BaseQueue, BlockingQueue, LifoQueue, PriorityQueue, Queue};
 pub use simple::{BlockingSimpleQueue, SimpleQueue};

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::Queue;
-use super::errors::{Empty, GetError};
+use super::errors::GetError;
 
 /// An unbounded FIFO queue with no `task_done`/`join` and no shutdown: put
 /// never waits.
@@ -52,12 +52,8 @@ impl<T: Send + 'static> fmt::Debug for SimpleQueue<T> {
     }
 }
 
-fn never_shut<T>(r: Result<T, super::ShutDown>) -> T {
+fn never_shut<T>(r: Result<T, GetError>) -> T {
     r.unwrap_or_else(|_| unreachable!("a SimpleQueue is never shut down"))
-}
-
-fn only_empty<T>(r: Result<T, GetError>) -> Result<T, Empty> {
-    r.map_err(|_| Empty)
 }
 
 impl<T: Send + 'static> SimpleQueue<T> {
@@ -95,9 +91,10 @@ impl<T: Send + 'static> SimpleQueue<T> {
     /// Python: `SimpleQueue.get_nowait()`.
     ///
     /// # Errors
-    /// [`Empty`].
-    pub fn get_nowait(&self) -> Result<T, Empty> {
-        only_empty(self.queue.get_nowait())
+    /// [`GetError::Empty`] (never `ShutDown`: a `SimpleQueue` is never shut
+    /// down).
+    pub fn get_nowait(&self) -> Result<T, GetError> {
+        self.queue.get_nowait()
     }
 
     /// Takes an item, waiting at most `timeout` (tokio's clock).
@@ -105,16 +102,17 @@ impl<T: Send + 'static> SimpleQueue<T> {
     /// Python: `SimpleQueue.get(timeout=...)`.
     ///
     /// # Errors
-    /// [`Empty`] after the timeout.
+    /// [`GetError::Empty`] after the timeout (a `SimpleQueue` is never shut
+    /// down, so never [`GetError::ShutDown`]).
     ///
     /// # Cancel safety
     /// As [`get`](SimpleQueue::get).
     pub fn get_timeout(
         &self,
         timeout: Duration,
-    ) -> impl Future<Output = Result<T, Empty>> + Send + '_ {
+    ) -> impl Future<Output = Result<T, GetError>> + Send + '_ {
         let get = self.queue.get_timeout(timeout);
-        async move { only_empty(get.await) }
+        get
     }
 
     /// The number of items in the queue.
@@ -164,17 +162,19 @@ impl<T: Send + 'static> BlockingSimpleQueue<'_, T> {
     /// Takes an item only if one is there now.
     ///
     /// # Errors
-    /// [`Empty`].
-    pub fn get_nowait(&self) -> Result<T, Empty> {
+    /// [`GetError::Empty`] (never `ShutDown`: a `SimpleQueue` is never shut
+    /// down).
+    pub fn get_nowait(&self) -> Result<T, GetError> {
         self.queue.get_nowait()
     }
 
     /// Takes an item, blocking at most `timeout`.
     ///
     /// # Errors
-    /// [`Empty`] after the timeout.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, Empty> {
-        only_empty(self.queue.queue.blocking().get_timeout(timeout))
+    /// [`GetError::Empty`] after the timeout (a `SimpleQueue` is never shut
+    /// down, so never [`GetError::ShutDown`]).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        self.queue.queue.blocking().get_timeout(timeout)
     }
 
     /// The number of items in the queue.

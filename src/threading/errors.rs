@@ -85,8 +85,6 @@ pub enum JoinError {
     /// A thread tried to join itself, which would wait forever (Python:
     /// `RuntimeError: cannot join current thread`).
     CurrentThread,
-    /// The timeout passed and the thread is still alive.
-    Timeout,
     /// The target panicked; the message of the panic (the excepthook has
     /// already been called with it).
     Panicked(String),
@@ -103,7 +101,6 @@ impl fmt::Display for JoinError {
         match self {
             JoinError::NotStarted => f.write_str("cannot join thread before it is started"),
             JoinError::CurrentThread => f.write_str("cannot join current thread"),
-            JoinError::Timeout => f.write_str("join timed out; the thread is still alive"),
             JoinError::Panicked(msg) => write!(f, "the thread panicked: {msg}"),
             JoinError::Cancelled => {
                 f.write_str("the thread's task was cancelled before it finished")

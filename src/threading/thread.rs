@@ -496,27 +496,28 @@ impl Thread {
         WaitFuture::new(self.core.done.wait())
     }
 
-    /// Waits at most `timeout` (tokio's clock) for the thread to end.
-    ///
-    /// Python: `Thread.join(timeout)`.
+    /// Waits at most `timeout` (tokio's clock) for the thread to end:
+    /// `Ok(true)` if it ended, `Ok(false)` if it is still alive. Python:
+    /// `Thread.join(timeout)` (which returns `None` and leaves the caller to
+    /// ask `is_alive()`; the flag is that answer, as every conex
+    /// `join_timeout` gives it).
     ///
     /// # Errors
-    /// As [`join`](Thread::join), plus [`JoinError::Timeout`] if the
-    /// thread is still alive.
+    /// As [`join`](Thread::join), for a thread that ended.
     ///
     /// # Cancel safety
     /// As [`join`](Thread::join).
     pub fn join_timeout(
         &self,
         timeout: Duration,
-    ) -> impl Future<Output = Result<(), JoinError>> + Send + '_ {
+    ) -> impl Future<Output = Result<bool, JoinError>> + Send + '_ {
         let checked = self.check_join();
         async move {
             checked?;
             if WaitFuture::timeout(self.core.done.wait(), timeout).await {
-                self.outcome()
+                self.outcome().map(|()| true)
             } else {
-                Err(JoinError::Timeout)
+                Ok(false)
             }
         }
     }
@@ -551,16 +552,16 @@ impl BlockingThread<'_> {
         self.thread.outcome()
     }
 
-    /// Blocks at most `timeout` for the thread to end.
+    /// Blocks at most `timeout` for the thread to end: whether it ended.
     ///
     /// # Errors
     /// As [`Thread::join_timeout`].
-    pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinError> {
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, JoinError> {
         self.thread.check_join()?;
         if block_on(self.thread.core.done.wait(), std_deadline(timeout)) {
-            self.thread.outcome()
+            self.thread.outcome().map(|()| true)
         } else {
-            Err(JoinError::Timeout)
+            Ok(false)
         }
     }
 

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use super::prims::*;
-use conex::queue::{BaseQueue, GetError, Order, PutError, ShutDown};
+use conex::queue::{BaseQueue, GetError, Order, PutError};
 use futures::future::BoxFuture;
 
 pub trait Face: Send + Sync + 'static {
@@ -77,12 +77,12 @@ pub trait Face: Send + Sync + 'static {
     fn join_timeout(
         t: &Thread,
         d: Duration,
-    ) -> impl Future<Output = Result<(), JoinError>> + Send + '_;
+    ) -> impl Future<Output = Result<bool, JoinError>> + Send + '_;
 
     fn q_put<T: Send + 'static, O: Order<T>>(
         q: &BaseQueue<T, O>,
         item: T,
-    ) -> impl Future<Output = Result<(), ShutDown<T>>> + Send + '_;
+    ) -> impl Future<Output = Result<(), PutError<T>>> + Send + '_;
     fn q_put_timeout<T: Send + 'static, O: Order<T>>(
         q: &BaseQueue<T, O>,
         item: T,
@@ -90,7 +90,7 @@ pub trait Face: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), PutError<T>>> + Send + '_;
     fn q_get<T: Send + 'static, O: Order<T>>(
         q: &BaseQueue<T, O>,
-    ) -> impl Future<Output = Result<T, ShutDown>> + Send + '_;
+    ) -> impl Future<Output = Result<T, GetError>> + Send + '_;
     fn q_get_timeout<T: Send + 'static, O: Order<T>>(
         q: &BaseQueue<T, O>,
         d: Duration,
@@ -213,14 +213,14 @@ impl Face for Async {
     fn join_timeout(
         t: &Thread,
         d: Duration,
-    ) -> impl Future<Output = Result<(), JoinError>> + Send + '_ {
+    ) -> impl Future<Output = Result<bool, JoinError>> + Send + '_ {
         t.join_timeout(d)
     }
 
     fn q_put<T: Send + 'static, O: Order<T>>(
         q: &BaseQueue<T, O>,
         item: T,
-    ) -> impl Future<Output = Result<(), ShutDown<T>>> + Send + '_ {
+    ) -> impl Future<Output = Result<(), PutError<T>>> + Send + '_ {
         q.put(item)
     }
     fn q_put_timeout<T: Send + 'static, O: Order<T>>(
@@ -232,7 +232,7 @@ impl Face for Async {
     }
     fn q_get<T: Send + 'static, O: Order<T>>(
         q: &BaseQueue<T, O>,
-    ) -> impl Future<Output = Result<T, ShutDown>> + Send + '_ {
+    ) -> impl Future<Output = Result<T, GetError>> + Send + '_ {
         q.get()
     }
     fn q_get_timeout<T: Send + 'static, O: Order<T>>(
@@ -361,14 +361,14 @@ impl Face for Blocking {
     fn join_timeout(
         t: &Thread,
         d: Duration,
-    ) -> impl Future<Output = Result<(), JoinError>> + Send + '_ {
+    ) -> impl Future<Output = Result<bool, JoinError>> + Send + '_ {
         now(move || t.blocking().join_timeout(d))
     }
 
     fn q_put<T: Send + 'static, O: Order<T>>(
         q: &BaseQueue<T, O>,
         item: T,
-    ) -> impl Future<Output = Result<(), ShutDown<T>>> + Send + '_ {
+    ) -> impl Future<Output = Result<(), PutError<T>>> + Send + '_ {
         now(move || q.blocking().put(item))
     }
     fn q_put_timeout<T: Send + 'static, O: Order<T>>(
@@ -380,7 +380,7 @@ impl Face for Blocking {
     }
     fn q_get<T: Send + 'static, O: Order<T>>(
         q: &BaseQueue<T, O>,
-    ) -> impl Future<Output = Result<T, ShutDown>> + Send + '_ {
+    ) -> impl Future<Output = Result<T, GetError>> + Send + '_ {
         now(move || q.blocking().get())
     }
     fn q_get_timeout<T: Send + 'static, O: Order<T>>(

@@ -183,5 +183,8 @@ async fn timeouts_under_paused_time() {
     q.put_timeout(3, Duration::from_secs(5)).await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(17));
     let s = SimpleQueue::<u8>::new();
-    assert_eq!(s.get_timeout(Duration::from_secs(1)).await, Err(Empty));
+    assert_eq!(
+        s.get_timeout(Duration::from_secs(1)).await,
+        Err(GetError::Empty)
+    );
 }

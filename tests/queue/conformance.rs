@@ -212,19 +212,19 @@ pub async fn mixed_faces<F: Face>() {
 pub async fn shutdown_basics<F: Face>() {
     let q = Queue::<char>::unbounded();
     q.shutdown(false);
-    assert_eq!(F::q_put(&q, 'x').await, Err(ShutDown('x')));
-    assert_eq!(F::q_get(&q).await, Err(ShutDown(())));
+    assert_eq!(F::q_put(&q, 'x').await, Err(PutError::ShutDown('x')));
+    assert_eq!(F::q_get(&q).await, Err(GetError::ShutDown));
 
     let q = Queue::unbounded();
     F::q_put(&q, 'x').await.unwrap();
     q.shutdown(false);
     assert_eq!(F::q_get(&q).await, Ok('x'));
-    assert_eq!(F::q_get(&q).await, Err(ShutDown(())));
+    assert_eq!(F::q_get(&q).await, Err(GetError::ShutDown));
 
     let q = Queue::unbounded();
     F::q_put(&q, 'x').await.unwrap();
     q.shutdown(true);
-    assert_eq!(F::q_get(&q).await, Err(ShutDown(())));
+    assert_eq!(F::q_get(&q).await, Err(GetError::ShutDown));
 
     let q = Queue::<i32>::unbounded();
     assert!(!q.is_shutdown());
@@ -242,10 +242,10 @@ pub async fn shutdown_all_methods_one_worker<F: Face>() {
         F::q_put(&q, 'L').await.unwrap();
         q.put_nowait('O').unwrap();
         q.shutdown(immediate);
-        assert_eq!(F::q_put(&q, 'E').await, Err(ShutDown('E')));
+        assert_eq!(F::q_put(&q, 'E').await, Err(PutError::ShutDown('E')));
         assert!(matches!(q.put_nowait('W'), Err(PutError::ShutDown('W'))));
         if immediate {
-            assert_eq!(F::q_get(&q).await, Err(ShutDown(())));
+            assert_eq!(F::q_get(&q).await, Err(GetError::ShutDown));
             assert_eq!(q.get_nowait(), Err(GetError::ShutDown));
             assert_eq!(q.task_done(), Err(TaskDoneError));
             F::q_join(&q).await;
@@ -255,7 +255,7 @@ pub async fn shutdown_all_methods_one_worker<F: Face>() {
             assert!("LO".contains(F::q_get(&q).await.unwrap()));
             q.task_done().unwrap();
             F::q_join(&q).await;
-            assert_eq!(F::q_get(&q).await, Err(ShutDown(())));
+            assert_eq!(F::q_get(&q).await, Err(GetError::ShutDown));
             assert_eq!(q.get_nowait(), Err(GetError::ShutDown));
             assert_eq!(
                 F::q_get_timeout(&q, Duration::from_secs(1)).await,
@@ -495,7 +495,7 @@ pub async fn shutdown_pending_get<F: Face>() {
     let getter = F::spawn(async move { F::q_get(&q2).await });
     wait_until::<F>("getter waiting", || q.__waiters()[0] == 1).await;
     q.shutdown(false);
-    assert_eq!(getter.await, Err(ShutDown(())));
+    assert_eq!(getter.await, Err(GetError::ShutDown));
 }
 
 // FIFO among waiting getters: they are served in the order they came.
@@ -526,7 +526,7 @@ pub async fn getters_served_in_order<F: Face>() {
 pub async fn simple_queue_basics<F: Face>() {
     let q = SimpleQueue::new();
     assert!(q.empty());
-    assert_eq!(q.get_nowait(), Err(Empty));
+    assert_eq!(q.get_nowait(), Err(GetError::Empty));
     for i in 0..10 {
         q.put(i);
     }
@@ -537,7 +537,7 @@ pub async fn simple_queue_basics<F: Face>() {
     let t = Instant::now();
     assert_eq!(
         q.blocking().get_timeout(Duration::from_millis(100)),
-        Err(Empty)
+        Err(GetError::Empty)
     );
     assert_timeout(t.elapsed(), Duration::from_millis(100));
     // Many producers and consumers.
