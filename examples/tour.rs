@@ -367,7 +367,7 @@ fn futures_tour() {
         first.join(", ")
     );
     println!("  {} = {:016x}, ...", results[0].0, results[0].1);
-    Executor::<std::path::PathBuf, (String, u64)>::shutdown(&pool, true, false);
+    pool.shutdown(true, false);
     let _ = std::fs::remove_dir_all(&dir);
     println!();
 }

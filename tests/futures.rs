@@ -363,7 +363,7 @@ fn shutdown_semantics() {
     started.blocking().wait();
     let queued: Vec<_> = (0..5).map(|_| pool.spawn(|| "queued").unwrap()).collect();
     let p2 = pool.clone();
-    let shut = std::thread::spawn(move || Executor::<u8, u8>::shutdown(&p2, true, true));
+    let shut = std::thread::spawn(move || p2.shutdown(true, true));
     std::thread::sleep(Duration::from_millis(20));
     for q in &queued {
         assert!(q.cancelled(), "cancel_futures cancels queued work");
@@ -666,4 +666,47 @@ async fn dropped_waits_lose_nothing() {
         Ok("kept".to_string()),
         "the dropped take left the value"
     );
+}
+
+fn slow_double(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(20));
+    x * 2
+}
+
+// test_concurrent_futures' ExecutorShutdownTest.test_context_manager_shutdown:
+// leaving `with` shuts the pool down after its work is done (also when the
+// body panics), and `shutdown` needs no type annotations.
+#[test]
+fn with_shuts_down_on_exit_even_after_a_panic() {
+    let pool = ThreadPoolExecutor::new(2).unwrap();
+    let outside = pool.clone();
+    let futs = pool.with(|ex| {
+        (1..=4)
+            .map(|x| ex.submit(slow_double, x).unwrap())
+            .collect::<Vec<_>>()
+    });
+    // Shut down and waited: every future is done, new work is refused.
+    assert!(futs.iter().all(|f| f.done()));
+    let sum: u64 = futs.iter().map(|f| f.blocking().result().unwrap()).sum();
+    assert_eq!(sum, 20);
+    assert!(matches!(
+        outside.submit(slow_double, 1),
+        Err(SubmitError::Shutdown)
+    ));
+
+    let pool = ThreadPoolExecutor::new(1).unwrap();
+    let outside = pool.clone();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.with(|ex| {
+            ex.submit(slow_double, 1).unwrap();
+            panic!("the body fails");
+        })
+    }));
+    assert!(r.is_err());
+    assert!(matches!(
+        outside.submit(slow_double, 1),
+        Err(SubmitError::Shutdown)
+    ));
+    // And the plain call, no turbofish: a second shutdown is harmless.
+    outside.shutdown(true, false);
 }

@@ -8,6 +8,42 @@ use std::time::{Duration, Instant};
 use super::errors::{FutureError, SubmitError, WorkError};
 use super::future::Future;
 
+/// Gives an executor type its inherent `shutdown` and `with`: one
+/// definition for every executor, so `pool.shutdown(true, false)` needs no
+/// type annotations (the trait's method is generic over the work's types,
+/// which a call with no work in it cannot name).
+macro_rules! inherent_shutdown {
+    ($t:ty) => {
+        impl $t {
+            /// Stops taking work. With `cancel_futures`, work not started
+            /// yet is cancelled (running work completes either way); with
+            /// `wait`, blocks until every started work has finished and the
+            /// workers are gone.
+            ///
+            /// Python: `Executor.shutdown(wait=True, *,
+            /// cancel_futures=False)`.
+            pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+                <Self as $crate::futures::Executor<(), ()>>::shutdown(self, wait, cancel_futures)
+            }
+
+            /// Runs `f` with the executor, then shuts it down and waits
+            /// for its work, also when `f` panics. Python: `with executor:`
+            /// (whose exit is `shutdown(wait=True)`).
+            pub fn with<T>(self, f: impl FnOnce(&Self) -> T) -> T {
+                struct ShutOnExit<'a>(&'a $t);
+                impl Drop for ShutOnExit<'_> {
+                    fn drop(&mut self) {
+                        self.0.shutdown(true, false);
+                    }
+                }
+                let scope = ShutOnExit(&self);
+                f(scope.0)
+            }
+        }
+    };
+}
+pub(crate) use inherent_shutdown;
+
 /// What runs submitted work and hands back [`Future`]s.
 ///
 /// Python: `concurrent.futures.Executor`. The unit of work is Python's
@@ -19,7 +55,9 @@ use super::future::Future;
 /// futures where they can run them.
 ///
 /// Dropping an executor's last handle shuts it down and waits for the work
-/// it holds (Python's `with executor:`).
+/// it holds; every executor also has an inherent `shutdown(wait,
+/// cancel_futures)` (callable with no type annotations) and `with(f)`,
+/// Python's `with executor:` as a scope.
 pub trait Executor<A, R>: Send + Sync {
     /// Schedules `f(arg)` and returns its future.
     ///

@@ -33,6 +33,7 @@ mod waiting;
 #[cfg(all(feature = "multiprocessing", unix))]
 pub use crate::multiprocessing::{OnDeath, ProcessPoolBuilder, ProcessPoolExecutor};
 pub use errors::{FutureError, InvalidState, SubmitError, Timeout, WorkError, ZeroWorkers};
+pub(crate) use executor::inherent_shutdown;
 pub use executor::{Executor, MapOptions, MapResults};
 pub use future::{BlockingFuture, Future};
 pub use task_pool::TaskExecutor;

@@ -111,6 +111,8 @@ impl fmt::Debug for TaskExecutor {
     }
 }
 
+super::executor::inherent_shutdown!(TaskExecutor);
+
 impl TaskExecutor {
     /// An executor running at most `max_concurrency` pieces of work at a
     /// time, on the current runtime (or the one conex starts outside any).

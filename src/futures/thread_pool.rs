@@ -212,6 +212,14 @@ impl Drop for Handle {
 /// // Any closure, through the inherent method:
 /// let name = pool.spawn(|| std::thread::current().name().unwrap().to_owned()).unwrap();
 /// assert!(name.blocking().result().unwrap().starts_with("ThreadPoolExecutor-"));
+/// pool.shutdown(true, false);
+///
+/// // Python's `with ThreadPoolExecutor(2) as ex:` -- shut down on exit:
+/// let total: u64 = ThreadPoolExecutor::new(2).unwrap().with(|ex| {
+///     let futs: Vec<_> = (1..=3).map(|x| ex.submit(square, x).unwrap()).collect();
+///     futs.iter().map(|f| f.blocking().result().unwrap()).sum()
+/// });
+/// assert_eq!(total, 14);
 /// ```
 #[derive(Clone)]
 pub struct ThreadPoolExecutor {
@@ -309,6 +317,8 @@ impl ThreadPoolBuilder {
         })
     }
 }
+
+super::executor::inherent_shutdown!(ThreadPoolExecutor);
 
 impl ThreadPoolExecutor {
     /// A pool of at most `max_workers` threads.

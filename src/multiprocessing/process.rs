@@ -493,8 +493,9 @@ impl ProcessHandle {
         })
     }
 
-    /// The blocking facade of the waiting calls.
-    pub fn blocking_handle(&self) -> BlockingProcessHandle<'_> {
+    /// The blocking facade of the waiting calls (a [`Process`] has its
+    /// own [`blocking`](Process::blocking), which also gives the result).
+    pub fn blocking(&self) -> BlockingProcessHandle<'_> {
         BlockingProcessHandle { h: self }
     }
 }
@@ -642,12 +643,12 @@ pub struct BlockingProcess<'a, R> {
 impl<R: DeserializeOwned> BlockingProcess<'_, R> {
     /// [`ProcessHandle::join`], blocking.
     pub fn join(&self) -> Result<(), ProcessError> {
-        self.p.blocking_handle().join()
+        self.p.handle.blocking().join()
     }
 
     /// [`ProcessHandle::join_timeout`], blocking.
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool, ProcessError> {
-        self.p.blocking_handle().join_timeout(timeout)
+        self.p.handle.blocking().join_timeout(timeout)
     }
 
     /// [`Process::result`], blocking.

@@ -383,7 +383,7 @@ fn shutdown_with_pending_work() {
     while !first.running() {
         std::thread::sleep(Duration::from_millis(5));
     }
-    Executor::<u64, u32>::shutdown(&pool, true, true);
+    pool.shutdown(true, true);
     assert!(first.blocking().result().is_ok(), "running work completes");
     assert!(
         rest.iter().all(|f| f.cancelled()),
@@ -393,7 +393,7 @@ fn shutdown_with_pending_work() {
     // And without cancelling: pending work runs before shutdown returns.
     let pool = ProcessPoolExecutor::new(1).unwrap();
     let fs: Vec<_> = (0..5u64).map(|x| pool.submit(square, x).unwrap()).collect();
-    Executor::<u64, u64>::shutdown(&pool, true, false);
+    pool.shutdown(true, false);
     assert!(fs.iter().all(|f| f.done() && !f.cancelled()));
 }
 

@@ -224,13 +224,13 @@ impl Backend for Threads {
         })
     }
     fn close(&self) {
-        crate::futures::Executor::<(), ()>::shutdown(&self.pool, false, false);
+        self.pool.shutdown(false, false);
     }
     fn terminate(&self) {
-        crate::futures::Executor::<(), ()>::shutdown(&self.pool, false, true);
+        self.pool.shutdown(false, true);
     }
     fn join(&self) {
-        crate::futures::Executor::<(), ()>::shutdown(&self.pool, true, false);
+        self.pool.shutdown(true, false);
     }
     fn wait_ready(&self) {}
     fn processes(&self) -> usize {

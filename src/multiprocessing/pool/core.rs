@@ -756,7 +756,7 @@ impl Worker {
     /// Closes its connection (it exits on its own) and waits for it.
     fn retire(self) {
         self.conn.close();
-        let _ = self.process.blocking_handle().join();
+        let _ = self.process.blocking().join();
     }
 
     /// Kills what is left of it and waits; its exit code.
@@ -764,13 +764,13 @@ impl Worker {
         self.conn.close();
         if self
             .process
-            .blocking_handle()
+            .blocking()
             .join_timeout(std::time::Duration::from_secs(1))
             .ok()
             != Some(true)
         {
             let _ = self.process.kill();
-            let _ = self.process.blocking_handle().join();
+            let _ = self.process.blocking().join();
         }
         self.process.exitcode()
     }

@@ -186,6 +186,8 @@ impl ProcessPoolBuilder {
     }
 }
 
+crate::futures::inherent_shutdown!(ProcessPoolExecutor);
+
 impl ProcessPoolExecutor {
     /// A pool of at most `max_workers` processes.
     ///
