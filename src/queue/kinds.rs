@@ -122,7 +122,7 @@ impl<T: Send + 'static, O: Order<T>> BaseQueue<T, O> {
     /// drained.
     pub fn get_nowait(&self) -> Result<T, GetError> {
         match self.core.try_get() {
-            std::task::Poll::Ready(r) => r.map_err(GetError::from),
+            std::task::Poll::Ready(r) => r,
             std::task::Poll::Pending => Err(GetError::Empty),
         }
     }

@@ -111,8 +111,7 @@ impl<T: Send + 'static> SimpleQueue<T> {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<T, GetError>> + Send + '_ {
-        let get = self.queue.get_timeout(timeout);
-        get
+        self.queue.get_timeout(timeout)
     }
 
     /// The number of items in the queue.

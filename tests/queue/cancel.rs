@@ -62,7 +62,7 @@ async fn get_loses_no_item() {
             if timed {
                 Box::pin(q.get_timeout(t))
             } else {
-                Box::pin(async { q.get().await.map_err(GetError::from) })
+                Box::pin(async { q.get().await })
             }
         };
         // Dropped while waiting: it leaves the queue of getters.
@@ -98,7 +98,7 @@ async fn put_inserts_no_phantom() {
                 if timed {
                     Box::pin(q.put_timeout(v, t))
                 } else {
-                    Box::pin(async move { q.put(v).await.map_err(PutError::from) })
+                    Box::pin(async move { q.put(v).await })
                 }
             };
         q.put_nowait(0).unwrap(); // full
