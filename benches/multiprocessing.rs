@@ -14,6 +14,7 @@
 
 use std::hint::black_box;
 use std::io::{Read, Write};
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use conex::multiprocessing::{Connection, Process, SharedMemory, StartMethod, pipe};
@@ -534,7 +535,7 @@ fn pool_map(c: &mut Criterion) {
     for chunk in [1usize, 100, 1250] {
         g.bench_function(format!("conex_ppe2_chunksize{chunk}"), |b| {
             let pool = ProcessPoolExecutor::new(2).unwrap();
-            let opts = MapOptions::new().chunksize(std::num::NonZeroUsize::new(chunk).unwrap());
+            let opts = MapOptions::new().chunksize(std::num::NonZeroUsize::new(chunk));
             b.iter(|| {
                 let n = pool
                     .map(tiny, 0..BATCH, opts.clone())
@@ -547,7 +548,14 @@ fn pool_map(c: &mut Criterion) {
         g.bench_function(format!("conex_pool2_chunksize{chunk}"), |b| {
             let pool = Pool::new(Some(2)).unwrap();
             pool.wait_ready();
-            b.iter(|| assert_eq!(pool.map(tiny, 0..BATCH, chunk).unwrap().len() as u64, BATCH));
+            b.iter(|| {
+                assert_eq!(
+                    pool.map(tiny, 0..BATCH, NonZeroUsize::new(chunk))
+                        .unwrap()
+                        .len() as u64,
+                    BATCH
+                )
+            });
         });
         g.bench_function(format!("procspawn_pool2_chunksize{chunk}"), |b| {
             let pool = procspawn::Pool::new(2).unwrap();

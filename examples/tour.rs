@@ -37,6 +37,7 @@
 //! remote backtrace.
 
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -964,7 +965,7 @@ fn pools_tour() {
     let mut done = 0;
     let start = 1_000_000u64;
     let results = pool
-        .imap_unordered(collatz_steps, start..start + n, 10)
+        .imap_unordered(collatz_steps, start..start + n, NonZeroUsize::new(10))
         .expect("imap_unordered");
     for steps in results {
         let steps = steps.expect("a result");
@@ -977,7 +978,9 @@ fn pools_tour() {
         }
     }
     println!("\n  longest chain: {longest} steps");
-    let steps = pool.map(collatz_steps, [27u64, 97, 871], 0).expect("map");
+    let steps = pool
+        .map(collatz_steps, [27u64, 97, 871], None)
+        .expect("map");
     println!("  Pool.map(collatz_steps, [27, 97, 871]) = {steps:?}");
     pool.close();
     pool.join().expect("join");
@@ -985,7 +988,7 @@ fn pools_tour() {
     // 4. The same API on threads: multiprocessing.dummy.
     let threads = dummy::Pool::new(Some(4)).expect("thread pool");
     let found = threads
-        .map(is_prime, 1_000_000..1_000_100u64, 0)
+        .map(is_prime, 1_000_000..1_000_100u64, None)
         .expect("map")
         .into_iter()
         .filter(|p| *p)

@@ -165,9 +165,10 @@ impl MapOptions {
 
     /// Items sent to a worker process at a time (Python's `chunksize`;
     /// process pools send each chunk as one message, the other executors
-    /// submit its items one by one).
-    pub fn chunksize(mut self, n: NonZeroUsize) -> Self {
-        self.chunksize = Some(n);
+    /// submit its items one by one). `None` is Python's default, 1; as
+    /// everywhere in conex, write a size as `NonZeroUsize::new(n)`.
+    pub fn chunksize(mut self, n: Option<NonZeroUsize>) -> Self {
+        self.chunksize = n;
         self
     }
 

@@ -125,7 +125,7 @@ pub use pool::{
 /// | Python | here |
 /// |---|---|
 /// | `apply`, `apply_async` | [`apply`](PoolOf::apply), [`apply_async`](PoolOf::apply_async) → [`AsyncResult`] |
-/// | `map`, `map_async`, `starmap`, `starmap_async` (`chunksize`) | same names; `chunksize` 0 is Python's default |
+/// | `map`, `map_async`, `starmap`, `starmap_async` (`chunksize`) | same names; `chunksize: Option<NonZeroUsize>`, `None` is Python's default (`NonZeroUsize::new(n)` writes a size) |
 /// | `imap`, `imap_unordered` | same names → [`IMap`] (an `Iterator`, and `next_async`) |
 /// | `AsyncResult.get(timeout)`, `wait`, `ready`, `successful`, `callback`, `error_callback` | [`AsyncResult`] |
 /// | `close`, `terminate`, `join`, `with Pool() as p:` | same names; dropping the pool terminates it, as the `with` block does |
@@ -144,10 +144,10 @@ pub use pool::{
 ///     conex::multiprocessing::init(); // first thing: workers divert here
 ///     let pool = Pool::new(Some(2)).unwrap();
 ///     assert_eq!(pool.apply(square, 7).unwrap(), 49);
-///     assert_eq!(pool.map(square, 0..10, 0).unwrap(), vec![0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
-///     let sums = pool.starmap(add as fn(u64, u64) -> u64, [(1, 2), (3, 4)], 0).unwrap();
+///     assert_eq!(pool.map(square, 0..10, None).unwrap(), vec![0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+///     let sums = pool.starmap(add as fn(u64, u64) -> u64, [(1, 2), (3, 4)], None).unwrap();
 ///     assert_eq!(sums, vec![3, 7]);
-///     let mut unordered: Vec<u64> = pool.imap_unordered(square, 0..4, 1).unwrap().map(Result::unwrap).collect();
+///     let mut unordered: Vec<u64> = pool.imap_unordered(square, 0..4, None).unwrap().map(Result::unwrap).collect();
 ///     unordered.sort();
 ///     assert_eq!(unordered, vec![0, 1, 4, 9]);
 ///     pool.close();
@@ -173,7 +173,7 @@ pub type Pool = PoolOf<Processes>;
 /// fn square(x: u64) -> u64 { x * x }
 ///
 /// let pool = Pool::new(Some(4)).unwrap();
-/// assert_eq!(pool.map(square, 0..5, 0).unwrap(), vec![0, 1, 4, 9, 16]);
+/// assert_eq!(pool.map(square, 0..5, None).unwrap(), vec![0, 1, 4, 9, 16]);
 /// let r = pool.apply_async(square, 9).unwrap();
 /// assert_eq!(r.get().unwrap(), 81);
 /// assert_eq!(r.successful(), Some(true));

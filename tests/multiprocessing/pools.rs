@@ -142,7 +142,7 @@ fn submit_and_map_in_order() {
     let f = pool.submit(square, 12).unwrap();
     assert_eq!(f.blocking().result(), Ok(144));
     for chunk in [1, 7, 100] {
-        let opts = MapOptions::new().chunksize(NonZeroUsize::new(chunk).unwrap());
+        let opts = MapOptions::new().chunksize(NonZeroUsize::new(chunk));
         let out: Vec<u64> = pool
             .map(square, 0..250u64, opts)
             .unwrap()
@@ -197,7 +197,7 @@ fn fallible_error_keeps_type() {
     };
     assert!(e.type_name().ends_with("Odd"), "{}", e.type_name());
     assert_eq!(e.message(), "7 is odd");
-    let opts = MapOptions::new().chunksize(NonZeroUsize::new(10).unwrap());
+    let opts = MapOptions::new().chunksize(NonZeroUsize::new(10));
     let out: Vec<_> = pool.map(boom, 0..10u64, opts).unwrap().collect();
     assert_eq!(out[..3], [Ok(0), Ok(1), Ok(2)]);
     assert!(out[3].is_err(), "map ends at the first error");
@@ -450,23 +450,31 @@ fn apply_map_starmap() {
     assert_eq!(pool.apply(square, 9), Ok(81));
     let want: Vec<u64> = (0..100u64).map(|x| x * x).collect();
     for chunk in [0, 1, 30] {
-        assert_eq!(pool.map(square, 0..100u64, chunk).unwrap(), want);
+        assert_eq!(
+            pool.map(square, 0..100u64, NonZeroUsize::new(chunk))
+                .unwrap(),
+            want
+        );
     }
     assert_eq!(
-        pool.map(square, Vec::<u64>::new(), 0).unwrap(),
+        pool.map(square, Vec::<u64>::new(), None).unwrap(),
         Vec::<u64>::new()
     );
     let pairs: Vec<(u64, u64)> = (0..10).map(|i| (i, 10 * i)).collect();
     let sums = pool
-        .starmap(add as fn(u64, u64) -> u64, pairs.clone(), 3)
+        .starmap(
+            add as fn(u64, u64) -> u64,
+            pairs.clone(),
+            NonZeroUsize::new(3),
+        )
         .unwrap();
     assert_eq!(sums, pairs.iter().map(|(a, b)| a + b).collect::<Vec<_>>());
     let r = pool
-        .starmap_async(add as fn(u64, u64) -> u64, pairs, 0)
+        .starmap_async(add as fn(u64, u64) -> u64, pairs, None)
         .unwrap();
     assert_eq!(r.get().unwrap().len(), 10);
     // A failing call fails the map, with its error.
-    let Err(FutureError::Failed(e)) = pool.map(boom, 0..10u64, 2) else {
+    let Err(FutureError::Failed(e)) = pool.map(boom, 0..10u64, NonZeroUsize::new(2)) else {
         panic!("map should fail")
     };
     assert_eq!(e.message(), "three is right out");
@@ -508,7 +516,9 @@ fn async_results_and_callbacks() {
     assert_eq!(bad.successful(), Some(false));
     assert_eq!(*errors.lock(), vec!["three is right out".to_owned()]);
 
-    let m = pool.map_async(square, 0..5u64, 1).unwrap();
+    let m = pool
+        .map_async(square, 0..5u64, NonZeroUsize::new(1))
+        .unwrap();
     assert_eq!(m.take().unwrap(), vec![0, 1, 4, 9, 16]);
     // Awaitable from async code through its future.
     let r = pool.apply_async(square, 3).unwrap();
@@ -519,21 +529,26 @@ fn async_results_and_callbacks() {
 // fails that item only)
 fn imap_and_imap_unordered() {
     let pool = Pool::new(Some(2)).unwrap();
-    let it = pool.imap(square, 0..50u64, 1).unwrap();
+    let it = pool.imap(square, 0..50u64, NonZeroUsize::new(1)).unwrap();
     assert_eq!(it.size_hint(), (50, Some(50)));
     let out: Vec<u64> = it.map(Result::unwrap).collect();
     assert_eq!(out, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
-    let out: Vec<_> = pool.imap(boom, 0..6u64, 2).unwrap().collect();
+    let out: Vec<_> = pool
+        .imap(boom, 0..6u64, NonZeroUsize::new(2))
+        .unwrap()
+        .collect();
     assert!(out[3].is_err() && out[4] == Ok(4) && out[5] == Ok(5));
     // Unordered: the fast calls overtake the slow one.
-    let mut un = pool.imap_unordered(sleep_ms, [600u64, 1, 1, 1], 1).unwrap();
+    let mut un = pool
+        .imap_unordered(sleep_ms, [600u64, 1, 1, 1], NonZeroUsize::new(1))
+        .unwrap();
     let first = un.next_timeout(Duration::from_secs(20)).unwrap();
     assert!(first.is_ok());
     let rest: Vec<_> = un.by_ref().collect();
     assert_eq!(rest.len(), 3);
     assert!(un.next().is_none());
     // next_timeout on a call still running: a timeout, nothing consumed.
-    let mut it = pool.imap(sleep_ms, [500u64], 1).unwrap();
+    let mut it = pool.imap(sleep_ms, [500u64], NonZeroUsize::new(1)).unwrap();
     assert_eq!(
         it.next_timeout(Duration::from_millis(10)),
         Some(Err(FutureError::Timeout))
@@ -546,7 +561,9 @@ fn imap_and_imap_unordered() {
 fn terminate_stops_work() {
     let pool = Pool::new(Some(2)).unwrap();
     pool.wait_ready();
-    let r = pool.map_async(sleep_ms, [30_000u64; 4], 1).unwrap();
+    let r = pool
+        .map_async(sleep_ms, [30_000u64; 4], NonZeroUsize::new(1))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let t = std::time::Instant::now();
     pool.terminate();
@@ -566,7 +583,9 @@ fn terminate_stops_work() {
 // join before close; "Pool not running" after close)
 fn close_and_join() {
     let pool = Pool::new(Some(2)).unwrap();
-    let r = pool.map_async(sleep_ms, [50u64; 6], 1).unwrap();
+    let r = pool
+        .map_async(sleep_ms, [50u64; 6], NonZeroUsize::new(1))
+        .unwrap();
     assert!(pool.join().is_err(), "join before close is refused");
     pool.close();
     assert!(matches!(
@@ -590,10 +609,10 @@ fn maxtasksperchild_with_backlog() {
         .maxtasksperchild(NonZeroU64::new(10).unwrap())
         .build()
         .unwrap();
-    let pids = pool.map(pid, vec![(); 100], 1).unwrap();
+    let pids = pool.map(pid, vec![(); 100], NonZeroUsize::new(1)).unwrap();
     let distinct: HashSet<u32> = pids.into_iter().collect();
     assert!(distinct.len() >= 10, "{} workers", distinct.len());
-    let sq = pool.map(square, 0..10u64, 1).unwrap();
+    let sq = pool.map(square, 0..10u64, NonZeroUsize::new(1)).unwrap();
     assert_eq!(sq[9], 81);
 }
 
@@ -601,7 +620,10 @@ fn maxtasksperchild_with_backlog() {
 // break: here that call fails and the rest completes
 fn dead_worker_in_map() {
     let pool = Pool::new(Some(2)).unwrap();
-    let out: Vec<_> = pool.imap(kill_self, 0..10u64, 1).unwrap().collect();
+    let out: Vec<_> = pool
+        .imap(kill_self, 0..10u64, NonZeroUsize::new(1))
+        .unwrap()
+        .collect();
     for (x, r) in out.into_iter().enumerate() {
         if x == 5 {
             let msg = broken_message(r.unwrap_err());
@@ -637,14 +659,17 @@ fn dummy_same_api_on_threads() {
         Ok(7),
         "the initializer ran in the thread"
     );
-    assert_eq!(pool.map(square, 0..5u64, 2).unwrap(), vec![0, 1, 4, 9, 16]);
     assert_eq!(
-        pool.starmap(add as fn(u64, u64) -> u64, [(1, 1), (2, 2)], 0)
+        pool.map(square, 0..5u64, NonZeroUsize::new(2)).unwrap(),
+        vec![0, 1, 4, 9, 16]
+    );
+    assert_eq!(
+        pool.starmap(add as fn(u64, u64) -> u64, [(1, 1), (2, 2)], None)
             .unwrap(),
         vec![2, 4]
     );
     let mut un: Vec<u64> = pool
-        .imap_unordered(square, 0..5u64, 1)
+        .imap_unordered(square, 0..5u64, NonZeroUsize::new(1))
         .unwrap()
         .map(Result::unwrap)
         .collect();

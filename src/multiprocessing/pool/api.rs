@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::num::NonZeroU64;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -560,8 +561,9 @@ impl<B: Backend> PoolOf<B> {
     }
 
     /// `f` over `args`, results in order; blocks until all are done.
-    /// `chunksize` calls go to a worker at a time (0: Python's default,
-    /// about four chunks per worker).
+    /// `chunksize` calls go to a worker at a time; `None` is Python's
+    /// default (about four chunks per worker). Write a size as
+    /// `NonZeroUsize::new(n)` (zero is `None`, the default).
     ///
     /// Python: `Pool.map(func, iterable, chunksize)`.
     ///
@@ -571,7 +573,7 @@ impl<B: Backend> PoolOf<B> {
         &self,
         f: fn(A) -> R,
         args: impl IntoIterator<Item = A>,
-        chunksize: usize,
+        chunksize: Option<NonZeroUsize>,
     ) -> Result<Vec<R>, FutureError>
     where
         A: 'static,
@@ -597,7 +599,7 @@ impl<B: Backend> PoolOf<B> {
         &self,
         f: fn(A) -> R,
         args: impl IntoIterator<Item = A>,
-        chunksize: usize,
+        chunksize: Option<NonZeroUsize>,
     ) -> Result<AsyncResult<Vec<R>>, SubmitError>
     where
         A: 'static,
@@ -605,17 +607,18 @@ impl<B: Backend> PoolOf<B> {
         B: Runs<Plain<A, R>>,
     {
         let args: Vec<A> = args.into_iter().collect();
-        let cs = match chunksize {
-            0 => default_chunksize(args.len(), self.processes()),
-            n => n,
-        };
+        let cs = chunksize.map_or_else(
+            || default_chunksize(args.len(), self.processes()),
+            NonZeroUsize::get,
+        );
         self.check_running()?;
         let fs = self.backend.run_chunks(f as usize, args, cs)?;
         Ok(AsyncResult { future: gather(fs) })
     }
 
     /// `f` over `args` as a stream of results in input order, each as soon
-    /// as it and those before it are done (`chunksize` 0 means 1).
+    /// as it and those before it are done (`chunksize` `None` means 1, as
+    /// Python's default).
     ///
     /// Python: `Pool.imap(func, iterable, chunksize)`.
     ///
@@ -625,14 +628,18 @@ impl<B: Backend> PoolOf<B> {
         &self,
         f: fn(A) -> R,
         args: impl IntoIterator<Item = A>,
-        chunksize: usize,
+        chunksize: Option<NonZeroUsize>,
     ) -> Result<IMap<R>, SubmitError>
     where
         A: 'static,
         R: Send + 'static,
         B: Runs<Plain<A, R>>,
     {
-        let fs = self.run::<Plain<A, R>>(f as usize, args.into_iter().collect(), chunksize)?;
+        let fs = self.run::<Plain<A, R>>(
+            f as usize,
+            args.into_iter().collect(),
+            chunksize.map_or(1, NonZeroUsize::get),
+        )?;
         Ok(IMap::ordered(fs))
     }
 
@@ -646,14 +653,18 @@ impl<B: Backend> PoolOf<B> {
         &self,
         f: fn(A) -> R,
         args: impl IntoIterator<Item = A>,
-        chunksize: usize,
+        chunksize: Option<NonZeroUsize>,
     ) -> Result<IMap<R>, SubmitError>
     where
         A: 'static,
         R: Send + 'static,
         B: Runs<Plain<A, R>>,
     {
-        let fs = self.run::<Plain<A, R>>(f as usize, args.into_iter().collect(), chunksize)?;
+        let fs = self.run::<Plain<A, R>>(
+            f as usize,
+            args.into_iter().collect(),
+            chunksize.map_or(1, NonZeroUsize::get),
+        )?;
         Ok(IMap::unordered(fs))
     }
 
@@ -667,7 +678,7 @@ impl<B: Backend> PoolOf<B> {
         &self,
         f: F,
         args: impl IntoIterator<Item = T>,
-        chunksize: usize,
+        chunksize: Option<NonZeroUsize>,
     ) -> Result<Vec<R>, FutureError>
     where
         F: StarFn<T, R>,
@@ -692,7 +703,7 @@ impl<B: Backend> PoolOf<B> {
         &self,
         f: F,
         args: impl IntoIterator<Item = T>,
-        chunksize: usize,
+        chunksize: Option<NonZeroUsize>,
     ) -> Result<AsyncResult<Vec<R>>, SubmitError>
     where
         F: StarFn<T, R>,
@@ -700,10 +711,10 @@ impl<B: Backend> PoolOf<B> {
         B: Runs<F::Caller>,
     {
         let args: Vec<T> = args.into_iter().collect();
-        let cs = match chunksize {
-            0 => default_chunksize(args.len(), self.processes()),
-            n => n,
-        };
+        let cs = chunksize.map_or_else(
+            || default_chunksize(args.len(), self.processes()),
+            NonZeroUsize::get,
+        );
         self.check_running()?;
         let fs = self.backend.run_chunks(f.addr(), args, cs)?;
         Ok(AsyncResult { future: gather(fs) })

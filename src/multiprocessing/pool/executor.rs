@@ -68,7 +68,7 @@ impl Drop for Handle {
 ///     let pool = ProcessPoolExecutor::new(2).unwrap();
 ///     let f = pool.submit(is_prime, 112_272_535_095_293).unwrap();
 ///     assert!(f.blocking().result().unwrap());
-///     let opts = MapOptions::new().chunksize(std::num::NonZeroUsize::new(100).unwrap());
+///     let opts = MapOptions::new().chunksize(std::num::NonZeroUsize::new(100));
 ///     let primes = pool.map(is_prime, 0..1000u64, opts).unwrap().filter(|p| *p.as_ref().unwrap()).count();
 ///     assert_eq!(primes, 168);
 /// }
