@@ -66,6 +66,54 @@ impl From<&Path> for Address {
     }
 }
 
+impl From<&Address> for Address {
+    fn from(a: &Address) -> Address {
+        a.clone()
+    }
+}
+
+/// The one rule for an address written as text: what parses as a socket
+/// address (`"127.0.0.1:0"`, `"[::1]:6000"`, and `"localhost:6000"` for
+/// the IPv4 loopback) is TCP; anything else is a Unix socket path.
+/// Python: an `AF_INET` `(host, port)` or an `AF_UNIX` path string.
+///
+/// ```
+/// use conex::multiprocessing::Address;
+///
+/// assert!(matches!(Address::from("127.0.0.1:0"), Address::Tcp(_)));
+/// assert!(matches!(Address::from("localhost:6000"), Address::Tcp(a) if a.port() == 6000));
+/// assert!(matches!(Address::from("/tmp/app.sock"), Address::Unix(_)));
+/// ```
+impl From<&str> for Address {
+    fn from(s: &str) -> Address {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Address::Tcp(a);
+        }
+        if let Some(port) = s
+            .strip_prefix("localhost:")
+            .and_then(|p| p.parse::<u16>().ok())
+        {
+            return Address::Tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+        Address::Unix(PathBuf::from(s))
+    }
+}
+
+impl From<String> for Address {
+    fn from(s: String) -> Address {
+        Address::from(s.as_str())
+    }
+}
+
+impl std::str::FromStr for Address {
+    type Err = std::convert::Infallible;
+
+    /// As [`From<&str>`](Address#impl-From<%26str>-for-Address).
+    fn from_str(s: &str) -> Result<Address, Self::Err> {
+        Ok(Address::from(s))
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -181,7 +229,10 @@ pub struct Listener {
 
 impl Listener {
     /// Binds and listens on `address` (a Unix path that already exists is
-    /// an error: Python's `OSError: Address already in use`).
+    /// an error: Python's `OSError: Address already in use`). `address` is
+    /// anything that converts into an [`Address`]: a `SocketAddr`, a path,
+    /// or text under [`Address`]'s one rule (`"127.0.0.1:0"` is TCP on a
+    /// free port, `"/tmp/app.sock"` a Unix path).
     ///
     /// # Errors
     /// The OS refused the address.
@@ -374,8 +425,9 @@ fn set_nodelay(fd: &OwnedFd) {
 pub struct Client;
 
 impl Client {
-    /// Connects to `address` and runs the handshake (with `authkey` if
-    /// given; it must match the listener's).
+    /// Connects to `address` (an [`Address`], a `SocketAddr`, a path, or
+    /// text such as `"127.0.0.1:6000"`) and runs the handshake (with
+    /// `authkey` if given; it must match the listener's).
     ///
     /// # Errors
     /// [`ConnectionError::Authentication`] on a wrong or missing key,
@@ -384,10 +436,11 @@ impl Client {
     /// # Cancel safety
     /// A dropped connect closes its socket; nothing else is affected.
     pub async fn connect(
-        address: &Address,
+        address: impl Into<Address>,
         authkey: Option<&[u8]>,
     ) -> Result<Connection, ConnectionError> {
-        let conn = match address {
+        let address = address.into();
+        let conn = match &address {
             Address::Unix(path) => {
                 let (addr, len) = unix_sockaddr(path)?;
                 let mut backoff = Duration::from_micros(100);
@@ -448,7 +501,7 @@ impl Client {
 
     /// [`Client::connect`], blocking.
     pub fn connect_blocking(
-        address: &Address,
+        address: impl Into<Address>,
         authkey: Option<&[u8]>,
     ) -> Result<Connection, ConnectionError> {
         block_on_io(Client::connect(address, authkey))
