@@ -191,7 +191,7 @@ fn work_errors_keep_type_and_message() {
     let pool = ThreadPoolExecutor::new(2).unwrap();
     let f = pool.spawn_fallible(|| "x".parse::<u32>()).unwrap();
     let e = f.blocking().exception().unwrap().unwrap();
-    assert_eq!(e.type_name(), "core::num::error::ParseIntError");
+    assert_eq!(e.type_name(), "ParseIntError");
     assert_eq!(e.message(), "invalid digit found in string");
     assert!(e.downcast_ref::<std::num::ParseIntError>().is_some());
     let p = pool.spawn(|| -> u8 { panic!("worker panic") }).unwrap();

@@ -39,12 +39,16 @@ impl WorkError {
         self
     }
 
-    /// Wraps an error the work returned, keeping it as the source.
+    /// Wraps an error the work returned, keeping it as the source. Its
+    /// type name is the short one (Python's `type(e).__name__`); the
+    /// traceback holds its full type path and its `source()` chain (see
+    /// [`describe_error`]), as a panic's holds its backtrace.
     pub fn from_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> WorkError {
+        let (type_name, message, context) = describe_error(&e);
         WorkError {
-            type_name: std::any::type_name::<E>().to_owned(),
-            message: e.to_string(),
-            traceback: None,
+            type_name,
+            message,
+            traceback: Some(context),
             panicked: false,
             source: Some(Arc::new(e)),
         }
@@ -86,6 +90,47 @@ impl WorkError {
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
         self.source.as_deref()?.downcast_ref()
     }
+}
+
+/// Python's `type(obj).__name__` for a Rust type: every path cut to its
+/// last segment, generic arguments included (`std::io::Error` is `Error`,
+/// `my::Wrapper<std::num::ParseIntError>` is `Wrapper<ParseIntError>`).
+pub(crate) fn short_type_name<T: ?Sized>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut out = String::with_capacity(full.len());
+    let mut segment = String::new();
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            segment.clear();
+        } else if c.is_alphanumeric() || c == '_' {
+            segment.push(c);
+        } else {
+            out.push_str(&segment);
+            segment.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&segment);
+    out
+}
+
+/// The one description of an error that work returned (in a thread, a
+/// task or a worker process): its short type name, its message, and a
+/// context text (the full type path and each `source()` below it), which
+/// travels as the error's traceback.
+pub(crate) fn describe_error<E: std::error::Error + ?Sized + 'static>(
+    e: &E,
+) -> (String, String, String) {
+    use std::fmt::Write;
+    let mut context = format!("{}: {e}", std::any::type_name::<E>());
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let _ = write!(context, "\ncaused by: {c}");
+        cause = c.source();
+    }
+    (short_type_name::<E>(), e.to_string(), context)
 }
 
 impl fmt::Debug for WorkError {
@@ -213,3 +258,41 @@ impl fmt::Display for ZeroWorkers {
 }
 
 impl std::error::Error for ZeroWorkers {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::num::ParseIntError);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("bad config")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn returned_errors_get_short_names_and_their_chain() {
+        assert_eq!(short_type_name::<std::io::Error>(), "Error");
+        assert_eq!(
+            short_type_name::<Option<std::num::ParseIntError>>(),
+            "Option<ParseIntError>"
+        );
+        assert_eq!(short_type_name::<(u8, std::fmt::Error)>(), "(u8, Error)");
+        let inner = "x".parse::<u8>().unwrap_err();
+        let e = WorkError::from_error(Outer(inner.clone()));
+        assert_eq!(e.type_name(), "Outer");
+        assert_eq!(e.message(), "bad config");
+        let tb = e.traceback().unwrap();
+        assert!(
+            tb.starts_with("conex::futures::errors::tests::Outer: bad config"),
+            "{tb}"
+        );
+        assert!(tb.contains(&format!("caused by: {inner}")), "{tb}");
+    }
+}

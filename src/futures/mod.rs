@@ -32,6 +32,7 @@ mod waiting;
 
 #[cfg(all(feature = "multiprocessing", unix))]
 pub use crate::multiprocessing::{OnDeath, ProcessPoolBuilder, ProcessPoolExecutor};
+pub(crate) use errors::describe_error;
 pub use errors::{FutureError, InvalidState, SubmitError, Timeout, WorkError, ZeroWorkers};
 pub(crate) use executor::inherent_shutdown;
 pub use executor::{Executor, MapOptions, MapResults};

@@ -147,21 +147,26 @@ impl<A: 'static, R: 'static> Caller for Plain<A, R> {
 }
 
 /// `fn(A) -> Result<R, E>`: an `Err` becomes a [`RemoteError`] with `E`'s
-/// type name and message.
+/// short type name, message, and (as its backtrace) full type and source
+/// chain.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Fallible<A, R, E>(std::marker::PhantomData<fn(A) -> Result<R, E>>);
 
-impl<A: 'static, R: 'static, E: std::fmt::Display + 'static> Caller for Fallible<A, R, E> {
+impl<A: 'static, R: 'static, E: std::error::Error + 'static> Caller for Fallible<A, R, E> {
     type Arg = A;
     type Out = R;
     unsafe fn call(addr: usize, arg: A) -> Result<R, RemoteError> {
         // SAFETY: the caller guarantees `addr` is a `fn(A) -> Result<R, E>`.
         let f = unsafe { std::mem::transmute::<usize, fn(A) -> Result<R, E>>(addr) };
-        f(arg).map_err(|e| RemoteError {
-            type_name: std::any::type_name::<E>().to_owned(),
-            message: e.to_string(),
-            backtrace: None,
+        f(arg).map_err(|e| {
+            // The same description an in-process executor gives.
+            let (type_name, message, context) = crate::futures::describe_error(&e);
+            RemoteError {
+                type_name,
+                message,
+                backtrace: Some(context),
+            }
         })
     }
 }
