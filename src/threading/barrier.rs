@@ -9,12 +9,22 @@ use std::time::Duration;
 
 use super::BrokenBarrier;
 use crate::shim::Arc;
-use crate::wait::{Key, Tag, WaitCx, WaitFuture, WaitList, WaitOp, block_on, std_deadline};
+use crate::wait::{Key, Locked, Tag, WaitCx, WaitFuture, WaitList, WaitOp, block_on, std_deadline};
 
 /// The tag of a waiter released because the barrier broke.
 const BROKEN: Tag = usize::MAX;
 
 type Action = Box<dyn Fn() + Send + Sync>;
+
+/// Breaks the round under the lock: the barrier stays broken until `reset`,
+/// the filling round empties, and every waiter of it gets [`BrokenBarrier`].
+/// The one place abort, a failed action and a timeout break a barrier.
+fn break_round(l: &mut Locked<'_, State>) {
+    let st = l.state();
+    st.broken = true;
+    st.count = 0;
+    l.notify(usize::MAX, BROKEN);
+}
 
 /// A meeting point for a fixed number of parties: each `wait` blocks until
 /// `parties` callers are waiting, then all are released together and the
@@ -160,6 +170,7 @@ impl Barrier {
     ///
     /// # Panics
     /// If `parties` is 0 (Python: `ValueError`).
+    #[track_caller]
     pub fn new(parties: usize) -> Barrier {
         Barrier::builder(parties).build()
     }
@@ -168,6 +179,7 @@ impl Barrier {
     ///
     /// # Panics
     /// If `parties` is 0 (Python: `ValueError`).
+    #[track_caller]
     pub fn builder(parties: usize) -> BarrierBuilder {
         assert!(parties > 0, "Barrier: parties must be at least 1");
         BarrierBuilder {
@@ -240,10 +252,7 @@ impl Barrier {
     ///
     /// Python: `Barrier.abort()`.
     pub fn abort(&self) {
-        let mut l = self.inner.list.lock();
-        l.state().broken = true;
-        l.state().count = 0;
-        l.notify(usize::MAX, BROKEN);
+        break_round(&mut self.inner.list.lock());
     }
 
     /// The number of parties needed to release a round.
@@ -317,10 +326,7 @@ impl BarrierWait<'_> {
             }
             Ok(()) => Err(BrokenBarrier),
             Err(panic) => {
-                let st = l.state();
-                st.broken = true;
-                st.count = 0;
-                l.notify(usize::MAX, BROKEN);
+                break_round(&mut l);
                 drop(l);
                 resume_unwind(panic)
             }
@@ -360,10 +366,7 @@ impl WaitOp for BarrierWait<'_> {
                 }
                 if cx.timed_out() {
                     // A zero timeout: arrive, then break at once.
-                    let st = l.state();
-                    st.broken = true;
-                    st.count = 0;
-                    l.notify(usize::MAX, BROKEN);
+                    break_round(&mut l);
                     self.stage = WaitStage::Done;
                     return Poll::Ready(Err(BrokenBarrier));
                 }
@@ -383,12 +386,9 @@ impl WaitOp for BarrierWait<'_> {
                         Ok(tag)
                     });
                 }
-                let st = l.state();
-                if cx.timed_out() && st.generation == *generation {
+                if cx.timed_out() && l.state().generation == *generation {
                     // Timed out while the round is still filling: break it.
-                    st.broken = true;
-                    st.count = 0;
-                    l.notify(usize::MAX, BROKEN);
+                    break_round(&mut l);
                     l.remove(key);
                     self.stage = WaitStage::Done;
                     return Poll::Ready(Err(BrokenBarrier));
@@ -450,6 +450,7 @@ impl BlockingBarrier<'_> {
     ///
     /// # Errors
     /// As [`Barrier::wait`].
+    #[track_caller]
     pub fn wait(&self) -> Result<usize, BrokenBarrier> {
         let deadline = self.barrier.inner.timeout.and_then(std_deadline);
         block_on(self.barrier.op(), deadline)
@@ -459,6 +460,7 @@ impl BlockingBarrier<'_> {
     ///
     /// # Errors
     /// As [`Barrier::wait`].
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BrokenBarrier> {
         block_on(self.barrier.op(), std_deadline(timeout))
     }

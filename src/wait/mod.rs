@@ -28,4 +28,4 @@ mod loom_models;
 #[cfg(all(unix, any(feature = "subprocess", feature = "multiprocessing")))]
 pub(crate) use driver::Backoff;
 pub(crate) use driver::{MapOp, WaitCx, WaitFuture, WaitOp, block_on, std_deadline};
-pub(crate) use list::{Key, Tag, WaitList};
+pub(crate) use list::{Key, Locked, Tag, WaitList};
