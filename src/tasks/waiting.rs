@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::task::{Task, TaskError, spawn};
 use super::timeout::Timeout;
@@ -44,13 +45,56 @@ pub enum ReturnWhen {
     AllCompleted,
 }
 
-/// Aborts the tasks it holds if dropped (an abandoned `gather`).
-struct AbortAll<T>(Vec<Option<Task<T>>>);
+/// One gathered task and its place in the input.
+struct Indexed<T> {
+    index: usize,
+    task: Task<T>,
+}
 
-impl<T> Drop for AbortAll<T> {
+impl<T> Future for Indexed<T> {
+    type Output = (usize, Result<T, TaskError>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let index = self.index;
+        Pin::new(&mut self.task).poll(cx).map(|out| (index, out))
+    }
+}
+
+/// The tasks a gather still waits for, polled only when woken (a
+/// `FuturesUnordered`, so a wake-up costs one poll, not one per task).
+/// Dropped while armed (an abandoned gather), it cancels them.
+struct Gathered<T> {
+    pending: FuturesUnordered<Indexed<T>>,
+    armed: bool,
+}
+
+impl<T: Send + 'static> Gathered<T> {
+    fn spawn<I, F>(futs: I) -> Self
+    where
+        I: IntoIterator<Item = F>,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let pending = futs
+            .into_iter()
+            .enumerate()
+            .map(|(index, f)| Indexed {
+                index,
+                task: spawn(f),
+            })
+            .collect();
+        Gathered {
+            pending,
+            armed: true,
+        }
+    }
+}
+
+impl<T> Drop for Gathered<T> {
     fn drop(&mut self) {
-        for t in self.0.iter().flatten() {
-            t.cancel();
+        if self.armed {
+            for t in self.pending.iter() {
+                t.task.cancel();
+            }
         }
     }
 }
@@ -86,43 +130,24 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    let mut tasks = AbortAll(futs.into_iter().map(|f| Some(spawn(f))).collect());
-    let mut values: Vec<Option<T>> = (0..tasks.0.len()).map(|_| None).collect();
-    let mut left = values.len();
-    let result = std::future::poll_fn(|cx| {
-        for (i, slot) in tasks.0.iter_mut().enumerate() {
-            let Some(task) = slot else { continue };
-            if let Poll::Ready(out) = Pin::new(task).poll(cx) {
-                *slot = None;
-                left -= 1;
-                match out {
-                    Ok(Ok(v)) => values[i] = Some(v),
-                    Ok(Err(e)) => return Poll::Ready(Err(e)),
-                    Err(TaskError::Panicked(m)) => std::panic::resume_unwind(Box::new(m)),
-                    Err(other) => panic!("a gathered task ended without a value: {other}"),
-                }
+    let mut tasks = Gathered::spawn(futs);
+    let mut values: Vec<Option<T>> = (0..tasks.pending.len()).map(|_| None).collect();
+    while let Some((i, out)) = tasks.pending.next().await {
+        match out {
+            Ok(Ok(v)) => values[i] = Some(v),
+            Ok(Err(e)) => {
+                // Python: the other awaitables are not cancelled.
+                tasks.armed = false;
+                return Err(e);
             }
-        }
-        if left == 0 {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    match result {
-        Ok(()) => Ok(values
-            .into_iter()
-            .map(|v| v.expect("every value arrived"))
-            .collect()),
-        Err(e) => {
-            // Python: the other awaitables are not cancelled.
-            for t in tasks.0.iter_mut() {
-                t.take();
-            }
-            Err(e)
+            Err(TaskError::Panicked(m)) => std::panic::resume_unwind(Box::new(m)),
+            Err(other) => panic!("a gathered task ended without a value: {other}"),
         }
     }
+    Ok(values
+        .into_iter()
+        .map(|v| v.expect("every value arrived"))
+        .collect())
 }
 
 /// Runs the futures concurrently (each as a task) and returns every
@@ -156,26 +181,12 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let mut tasks = AbortAll(futs.into_iter().map(|f| Some(spawn(f))).collect());
+    let mut tasks = Gathered::spawn(futs);
     let mut outs: Vec<Option<Result<F::Output, TaskError>>> =
-        (0..tasks.0.len()).map(|_| None).collect();
-    let mut left = outs.len();
-    std::future::poll_fn(|cx| {
-        for (i, slot) in tasks.0.iter_mut().enumerate() {
-            let Some(task) = slot else { continue };
-            if let Poll::Ready(out) = Pin::new(task).poll(cx) {
-                *slot = None;
-                left -= 1;
-                outs[i] = Some(out);
-            }
-        }
-        if left == 0 {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
+        (0..tasks.pending.len()).map(|_| None).collect();
+    while let Some((i, out)) = tasks.pending.next().await {
+        outs[i] = Some(out);
+    }
     outs.into_iter()
         .map(|o| o.expect("every outcome arrived"))
         .collect()
