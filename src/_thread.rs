@@ -134,6 +134,7 @@ pub fn interrupt_main_signal(signum: i32) -> Result<(), InterruptError> {
         // SAFETY: sigaction with a null new action only reads the current
         // disposition into `old`, a zeroed sigaction owned by this frame.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above: a null new action, `old` is ours to fill.
         if unsafe { libc::sigaction(signum, std::ptr::null(), &mut old) } != 0 {
             return Err(InterruptError::InvalidSignal(signum));
         }

@@ -353,27 +353,3 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: two fresh descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
-
-/// Fills `buf` with random bytes from the OS.
-pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        // SAFETY: writes at most `len - done` bytes into `buf[done..]`.
-        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let n = {
-            use std::io::Read;
-            std::fs::File::open("/dev/urandom")?.read(&mut buf[done..])? as isize
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        done += n as usize;
-    }
-    Ok(())
-}

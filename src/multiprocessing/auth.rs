@@ -14,8 +14,6 @@ use sha2::Sha256;
 
 use super::connection::Connection;
 use super::errors::{AuthenticationError, ConnectionError};
-#[cfg(unix)]
-use crate::io::sys;
 
 const MAGIC: &[u8] = b"CONEX-MP";
 const VERSION: u8 = 1;
@@ -24,16 +22,11 @@ const WELCOME: &[u8] = b"#WELCOME#";
 const FAILURE: &[u8] = b"#FAILURE#";
 const HANDSHAKE_MAX: usize = 1024;
 
-/// Fills `buf` with the OS's random bytes (the challenge's nonce).
+/// Fills `buf` with the OS's random bytes (the challenge's nonce, auth
+/// keys, the random part of block and socket names), through getrandom on
+/// every platform.
 pub(crate) fn random_bytes(buf: &mut [u8]) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        sys::random_bytes(buf)
-    }
-    #[cfg(windows)]
-    {
-        getrandom::fill(buf).map_err(|e| std::io::Error::other(e.to_string()))
-    }
+    getrandom::fill(buf).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 fn auth_err(reason: &'static str) -> ConnectionError {

@@ -5,8 +5,6 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::io::sys;
-
 /// The environment variable that tells a re-executed binary what to be.
 pub(crate) const ROLE_ENV: &str = "__CONEX_MP_ROLE";
 
@@ -203,7 +201,7 @@ static ME: OnceLock<Me> = OnceLock::new();
 pub(crate) fn me() -> &'static Me {
     ME.get_or_init(|| {
         let mut key = vec![0u8; 32];
-        let _ = sys::random_bytes(&mut key);
+        let _ = crate::multiprocessing::auth::random_bytes(&mut key);
         Me {
             info: ProcessInfo {
                 name: "MainProcess".into(),

@@ -442,9 +442,9 @@ impl ProcessHandle {
             return launch::pidfd_signal(fd, sig);
         }
         match self.pid() {
-            // SAFETY: a plain system call; the child is not reaped yet
-            // (`done` is set after reaping), so its pid is still its own.
             Some(pid) => {
+                // SAFETY: a plain system call; the child is not reaped yet
+                // (`done` is set after reaping), so its pid is still its own.
                 if unsafe { libc::kill(pid as libc::pid_t, sig) } < 0 {
                     let e = std::io::Error::last_os_error();
                     if e.raw_os_error() != Some(libc::ESRCH) {

@@ -10,7 +10,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::IndexError;
 use super::tracker;
-use crate::io::sys;
 
 /// Why a shared memory block could not be created or attached.
 #[derive(Debug)]
@@ -123,7 +122,7 @@ fn c_name(name: &str) -> Result<CString, ShmError> {
 
 fn random_name() -> String {
     let mut r = [0u8; 8];
-    let _ = sys::random_bytes(&mut r);
+    let _ = crate::multiprocessing::auth::random_bytes(&mut r);
     format!("cnx_{}_{:016x}", std::process::id(), u64::from_ne_bytes(r))
 }
 
@@ -250,6 +249,7 @@ impl SharedMemory {
     ///
     /// # Panics
     /// Past the end, or after `close`.
+    #[track_caller]
     pub(crate) fn word(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
         assert!(
             !self.ptr.is_null() && (i + 1) * 8 <= self.size,

@@ -108,6 +108,8 @@ pub(crate) fn run(ctrl: OwnedFd) -> ! {
     let frame = match crate::io::driver::block_on_io(conn.recv_frame()) {
         Ok(f) => f,
         // Refused (a different binary) or the parent died: nothing to do.
+        // SAFETY: `_exit` ends the process at once and touches no memory;
+        // nothing of the parent's runs in this child before its first job.
         Err(_) => unsafe { libc::_exit(1) },
     };
     let start: Start = match postcard::from_bytes(&frame.bytes) {

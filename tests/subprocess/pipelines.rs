@@ -94,6 +94,7 @@ async fn grouped_pipeline_kill_reaches_every_stage() {
         .unwrap();
     let leader = p.stages[0].pid() as i32;
     for s in &p.stages {
+        // SAFETY: a plain query by pid; the stage is not reaped yet.
         assert_eq!(unsafe { libc::getpgid(s.pid() as i32) }, leader);
     }
     let pids: Vec<u32> = p.stages.iter().map(|s| s.pid()).collect();

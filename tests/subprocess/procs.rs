@@ -138,12 +138,14 @@ async fn send_signal_reaches_a_trap() {
 // CPython: POSIXProcessTestCase.test_start_new_session, test_process_group_0
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_and_groups() {
+    // SAFETY: getpgrp takes nothing and cannot fail.
     let ours = unsafe { libc::getpgrp() };
     // The child's pgid is its own pid, not ours.
     let mut p = Command::new(["sleep", "30"])
         .process_group(0)
         .popen()
         .unwrap();
+    // SAFETY: a plain query by pid; the child is not reaped yet.
     let pgid = unsafe { libc::getpgid(p.pid() as i32) };
     assert_eq!(pgid, p.pid() as i32);
     assert_ne!(pgid, ours);
@@ -162,6 +164,7 @@ async fn sessions_and_groups() {
         .start_new_session()
         .popen()
         .unwrap();
+    // SAFETY: a plain query by pid; the child is not reaped yet.
     let sid = unsafe { libc::getsid(s.pid() as i32) };
     assert_eq!(sid, s.pid() as i32);
     s.kill().unwrap();
@@ -321,6 +324,7 @@ async fn pass_fds_and_nothing_else_leaks() {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .filter(|&fd| {
+            // SAFETY: F_GETFD only reads flags; a closed fd gives -1.
             let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
             flags >= 0 && flags & libc::FD_CLOEXEC == 0
         })
@@ -380,6 +384,7 @@ async fn pipesize_sets_the_buffer() {
         p.stdin.as_ref().unwrap().as_raw_fd(),
         p.stdout.as_ref().unwrap().as_raw_fd(),
     ] {
+        // SAFETY: F_GETPIPE_SZ only reads; the pipe is open (p owns it).
         let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
         assert_eq!(size, 256 * 1024);
     }
@@ -563,6 +568,7 @@ async fn timeout_drain_does_not_chase_a_writer() {
         .trim()
         .parse()
         .expect("the writer's pid");
+    // SAFETY: a plain system call on the writer's pid.
     unsafe { libc::kill(yes, libc::SIGKILL) };
     assert!(
         start.elapsed() < Duration::from_secs(10),

@@ -42,7 +42,7 @@ fn anonymous_fd() -> io::Result<OwnedFd> {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
         let mut r = [0u8; 8];
-        let _ = crate::io::sys::random_bytes(&mut r);
+        let _ = crate::multiprocessing::auth::random_bytes(&mut r);
         let name = std::ffi::CString::new(format!("/cnx_sync_{:016x}", u64::from_ne_bytes(r)))
             .expect("no NUL in the name");
         // SAFETY: plain system calls with a valid C string; the name is
