@@ -18,7 +18,6 @@ use super::connection::Connection;
 use super::errors::ConnectionError;
 use crate::io::driver::{block_on_io, within};
 use crate::io::fd::SharedFd;
-use crate::io::sys;
 
 /// Where a [`Listener`] listens and a [`Client`] connects.
 ///
@@ -39,7 +38,7 @@ impl Address {
     /// `arbitrary_address('AF_UNIX')`).
     pub fn unix_temp() -> Address {
         let mut r = [0u8; 8];
-        let _ = sys::random_bytes(&mut r);
+        let _ = crate::multiprocessing::auth::random_bytes(&mut r);
         Address::Unix(std::env::temp_dir().join(format!(
             "conex-{}-{:016x}.sock",
             std::process::id(),
@@ -177,7 +176,38 @@ fn new_socket(family: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The listening socket as std made it (bind, listen and accept are std's;
+/// conex keeps only what std lacks: the non-blocking connect, descriptor
+/// passing, the shutdown that wakes a pending accept).
+enum StdListener {
+    Unix(std::os::unix::net::UnixListener),
+    Tcp(std::net::TcpListener),
+}
+
+impl StdListener {
+    /// Accepts one connection as a non-blocking descriptor (`WouldBlock`
+    /// when none is waiting: the listener is non-blocking).
+    fn accept(&self) -> io::Result<OwnedFd> {
+        match self {
+            StdListener::Unix(l) => {
+                let (s, _) = l.accept()?;
+                s.set_nonblocking(true)?;
+                Ok(s.into())
+            }
+            StdListener::Tcp(l) => {
+                let (s, _) = l.accept()?;
+                s.set_nonblocking(true)?;
+                s.set_nodelay(true)?;
+                Ok(s.into())
+            }
+        }
+    }
+}
+
 struct ListenerInner {
+    /// Accepts; `sock` is a second descriptor of the same socket, the one
+    /// the readiness waits are registered on.
+    listener: StdListener,
     sock: SharedFd,
     address: Address,
     authkey: Option<Vec<u8>>,
@@ -241,31 +271,26 @@ impl Listener {
         authkey: Option<&[u8]>,
     ) -> Result<Listener, ConnectionError> {
         let address = address.into();
-        let (sock, address) = match &address {
+        let (listener, address) = match &address {
             Address::Unix(path) => {
-                let sock = new_socket(libc::AF_UNIX)?;
-                let (addr, len) = unix_sockaddr(path)?;
-                // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-                cvt(unsafe {
-                    libc::bind(
-                        sock.as_raw_fd(),
-                        (&addr as *const libc::sockaddr_un).cast(),
-                        len,
-                    )
-                })?;
-                (sock, address)
+                let l = std::os::unix::net::UnixListener::bind(path)?;
+                l.set_nonblocking(true)?;
+                (StdListener::Unix(l), address)
             }
             Address::Tcp(a) => {
-                let std_listener = std::net::TcpListener::bind(a)?;
-                std_listener.set_nonblocking(true)?;
-                let bound = std_listener.local_addr()?;
-                (OwnedFd::from(std_listener), Address::Tcp(bound))
+                let l = std::net::TcpListener::bind(a)?;
+                l.set_nonblocking(true)?;
+                let bound = l.local_addr()?;
+                (StdListener::Tcp(l), Address::Tcp(bound))
             }
         };
-        // SAFETY: listen(2) on our own socket.
-        cvt(unsafe { libc::listen(sock.as_raw_fd(), 128) })?;
+        let sock = match &listener {
+            StdListener::Unix(l) => OwnedFd::from(l.try_clone()?),
+            StdListener::Tcp(l) => OwnedFd::from(l.try_clone()?),
+        };
         Ok(Listener {
             inner: Arc::new(ListenerInner {
+                listener,
                 sock: SharedFd::new(sock),
                 address,
                 authkey: authkey.map(<[u8]>::to_vec),
@@ -305,38 +330,7 @@ impl Listener {
             }
             self.inner
                 .sock
-                .poll_io(cx, Interest::READABLE, |fd| {
-                    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-                    // SAFETY: accept4 on our listening socket; no address wanted.
-                    let r = unsafe {
-                        libc::accept4(
-                            fd,
-                            std::ptr::null_mut(),
-                            std::ptr::null_mut(),
-                            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                        )
-                    };
-                    #[cfg(not(any(
-                        target_os = "linux",
-                        target_os = "android",
-                        target_os = "freebsd"
-                    )))]
-                    // SAFETY: as above; flags set right after.
-                    let r = unsafe {
-                        let r = libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut());
-                        if r >= 0 {
-                            libc::fcntl(r, libc::F_SETFD, libc::FD_CLOEXEC);
-                            libc::fcntl(
-                                r,
-                                libc::F_SETFL,
-                                libc::fcntl(r, libc::F_GETFL) | libc::O_NONBLOCK,
-                            );
-                        }
-                        r
-                    };
-                    // SAFETY: a fresh descriptor nothing else owns.
-                    cvt(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-                })
+                .poll_io(cx, Interest::READABLE, |_| self.inner.listener.accept())
                 .map_err(ConnectionError::from)
         })
         .await?;
@@ -344,9 +338,6 @@ impl Listener {
             return Err(ConnectionError::Closed);
         }
         let unix = matches!(self.inner.address, Address::Unix(_));
-        if !unix {
-            set_nodelay(&fd);
-        }
         let conn = Connection::from_socket(fd, true, true, unix);
         let key = self.inner.authkey.as_deref();
         match within(Some(self.inner.handshake_timeout), auth::server(&conn, key)).await {
@@ -400,23 +391,18 @@ pub struct BlockingListener<'a> {
 
 impl BlockingListener<'_> {
     /// [`Listener::accept`], blocking.
+    #[track_caller]
     pub fn accept(&self) -> Result<Connection, ConnectionError> {
         block_on_io(self.listener.accept())
     }
 }
 
-fn set_nodelay(fd: &OwnedFd) {
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt with a valid int pointer on our socket.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+/// Turns Nagle off on a connecting TCP socket (through std: the socket is
+/// a `TcpStream` for the call).
+fn set_nodelay(fd: OwnedFd) -> io::Result<OwnedFd> {
+    let s = std::net::TcpStream::from(fd);
+    s.set_nodelay(true)?;
+    Ok(s.into())
 }
 
 /// Connecting to a [`Listener`]. Python:
@@ -489,7 +475,7 @@ impl Client {
                         return Err(e.into());
                     }
                 }
-                set_nodelay(&sock);
+                let sock = set_nodelay(sock)?;
                 let conn = Connection::from_socket(sock, true, true, false);
                 conn.wait_connected().await?;
                 conn
@@ -500,6 +486,7 @@ impl Client {
     }
 
     /// [`Client::connect`], blocking.
+    #[track_caller]
     pub fn connect_blocking(
         address: impl Into<Address>,
         authkey: Option<&[u8]>,
@@ -606,6 +593,7 @@ pub async fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<u
 }
 
 /// [`wait`], blocking.
+#[track_caller]
 pub fn wait_blocking(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
     block_on_io(wait(objects, timeout))
 }
