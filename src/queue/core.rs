@@ -8,34 +8,15 @@
 //! woken waiter that finds its item or slot taken by a newcomer goes back to
 //! the head of its queue; a woken waiter that is dropped passes its turn on.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
 use std::task::Poll;
 
 use super::errors::{GetError, PutError, TaskDoneError};
 use crate::wait::list::{Locked, Queue as WaitQueue};
 use crate::wait::{Key, WaitCx, WaitList, WaitOp};
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Fifo {}
-    impl Sealed for super::Lifo {}
-    impl Sealed for super::Priority {}
-}
-
-/// The order a queue hands its items out in.
-pub trait Order<T>: sealed::Sealed + Send + Sync + 'static {
-    #[doc(hidden)]
-    type Buf: Send;
-    #[doc(hidden)]
-    fn buf() -> Self::Buf;
-    #[doc(hidden)]
-    fn push(buf: &mut Self::Buf, item: T, seq: u64);
-    #[doc(hidden)]
-    fn pop(buf: &mut Self::Buf) -> Option<T>;
-    #[doc(hidden)]
-    fn len(buf: &Self::Buf) -> usize;
-}
+/// The order a queue hands its items out in: [`Fifo`], [`Lifo`] or
+/// [`Priority`] (sealed: its workings live in a private module).
+pub trait Order<T>: sealed::Buffer<T> + Send + Sync + 'static {}
 
 /// First in, first out (Python: `queue.Queue`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,80 +31,101 @@ pub struct Lifo;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Priority;
 
-impl<T: Send + 'static> Order<T> for Fifo {
-    type Buf = VecDeque<T>;
-    fn buf() -> VecDeque<T> {
-        VecDeque::new()
-    }
-    fn push(buf: &mut VecDeque<T>, item: T, _: u64) {
-        buf.push_back(item);
-    }
-    fn pop(buf: &mut VecDeque<T>) -> Option<T> {
-        buf.pop_front()
-    }
-    fn len(buf: &VecDeque<T>) -> usize {
-        buf.len()
-    }
-}
+impl<T: Send + 'static> Order<T> for Fifo {}
+impl<T: Send + 'static> Order<T> for Lifo {}
+impl<T: Ord + Send + 'static> Order<T> for Priority {}
 
-impl<T: Send + 'static> Order<T> for Lifo {
-    type Buf = Vec<T>;
-    fn buf() -> Vec<T> {
-        Vec::new()
-    }
-    fn push(buf: &mut Vec<T>, item: T, _: u64) {
-        buf.push(item);
-    }
-    fn pop(buf: &mut Vec<T>) -> Option<T> {
-        buf.pop()
-    }
-    fn len(buf: &Vec<T>) -> usize {
-        buf.len()
-    }
-}
+/// The buffers behind each order. Public items of a private module: the
+/// queue uses them through the `Order` bound, a user cannot name them.
+mod sealed {
+    use std::cmp::Reverse;
+    use std::collections::{BinaryHeap, VecDeque};
 
-/// A priority entry: the item, then its insertion number (for stability).
-#[doc(hidden)]
-pub struct Ranked<T>(T, u64);
+    use super::{Fifo, Lifo, Priority};
 
-impl<T> std::fmt::Debug for Ranked<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Ranked")
-            .field(&self.1)
-            .finish_non_exhaustive()
+    pub trait Buffer<T> {
+        type Buf: Send;
+        fn buf() -> Self::Buf;
+        fn push(buf: &mut Self::Buf, item: T, seq: u64);
+        fn pop(buf: &mut Self::Buf) -> Option<T>;
+        fn len(buf: &Self::Buf) -> usize;
     }
-}
 
-impl<T: Ord> PartialEq for Ranked<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
+    impl<T: Send + 'static> Buffer<T> for Fifo {
+        type Buf = VecDeque<T>;
+        fn buf() -> VecDeque<T> {
+            VecDeque::new()
+        }
+        fn push(buf: &mut VecDeque<T>, item: T, _: u64) {
+            buf.push_back(item);
+        }
+        fn pop(buf: &mut VecDeque<T>) -> Option<T> {
+            buf.pop_front()
+        }
+        fn len(buf: &VecDeque<T>) -> usize {
+            buf.len()
+        }
     }
-}
-impl<T: Ord> Eq for Ranked<T> {}
-impl<T: Ord> PartialOrd for Ranked<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T: Ord> Ord for Ranked<T> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.cmp(&other.0).then(self.1.cmp(&other.1))
-    }
-}
 
-impl<T: Ord + Send + 'static> Order<T> for Priority {
-    type Buf = BinaryHeap<Reverse<Ranked<T>>>;
-    fn buf() -> Self::Buf {
-        BinaryHeap::new()
+    impl<T: Send + 'static> Buffer<T> for Lifo {
+        type Buf = Vec<T>;
+        fn buf() -> Vec<T> {
+            Vec::new()
+        }
+        fn push(buf: &mut Vec<T>, item: T, _: u64) {
+            buf.push(item);
+        }
+        fn pop(buf: &mut Vec<T>) -> Option<T> {
+            buf.pop()
+        }
+        fn len(buf: &Vec<T>) -> usize {
+            buf.len()
+        }
     }
-    fn push(buf: &mut Self::Buf, item: T, seq: u64) {
-        buf.push(Reverse(Ranked(item, seq)));
+
+    /// A priority entry: the item, then its insertion number (for
+    /// stability).
+    pub struct Ranked<T>(T, u64);
+
+    impl<T> std::fmt::Debug for Ranked<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_tuple("Ranked")
+                .field(&self.1)
+                .finish_non_exhaustive()
+        }
     }
-    fn pop(buf: &mut Self::Buf) -> Option<T> {
-        buf.pop().map(|Reverse(Ranked(item, _))| item)
+
+    impl<T: Ord> PartialEq for Ranked<T> {
+        fn eq(&self, other: &Self) -> bool {
+            self.cmp(other).is_eq()
+        }
     }
-    fn len(buf: &Self::Buf) -> usize {
-        buf.len()
+    impl<T: Ord> Eq for Ranked<T> {}
+    impl<T: Ord> PartialOrd for Ranked<T> {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl<T: Ord> Ord for Ranked<T> {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            self.0.cmp(&other.0).then(self.1.cmp(&other.1))
+        }
+    }
+
+    impl<T: Ord + Send + 'static> Buffer<T> for Priority {
+        type Buf = BinaryHeap<Reverse<Ranked<T>>>;
+        fn buf() -> Self::Buf {
+            BinaryHeap::new()
+        }
+        fn push(buf: &mut Self::Buf, item: T, seq: u64) {
+            buf.push(Reverse(Ranked(item, seq)));
+        }
+        fn pop(buf: &mut Self::Buf) -> Option<T> {
+            buf.pop().map(|Reverse(Ranked(item, _))| item)
+        }
+        fn len(buf: &Self::Buf) -> usize {
+            buf.len()
+        }
     }
 }
 
@@ -143,7 +145,7 @@ pub(crate) struct Core<T, O: Order<T>> {
     list: WaitList<State<O::Buf>, 3>,
 }
 
-type Guard<'a, T, O> = Locked<'a, State<<O as Order<T>>::Buf>, 3>;
+type Guard<'a, T, O> = Locked<'a, State<<O as sealed::Buffer<T>>::Buf>, 3>;
 
 impl<T, O: Order<T>> Core<T, O> {
     pub(crate) fn new(maxsize: usize) -> Self {
