@@ -41,8 +41,8 @@ impl WorkError {
 
     /// Wraps an error the work returned, keeping it as the source. Its
     /// type name is the short one (Python's `type(e).__name__`); the
-    /// traceback holds its full type path and its `source()` chain (see
-    /// [`describe_error`]), as a panic's holds its backtrace.
+    /// traceback holds its full type path and its `source()` chain (one
+    /// `caused by:` line per cause), as a panic's holds its backtrace.
     pub fn from_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> WorkError {
         let (type_name, message, context) = describe_error(&e);
         WorkError {

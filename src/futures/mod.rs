@@ -32,8 +32,10 @@ mod waiting;
 
 #[cfg(all(feature = "multiprocessing", unix))]
 pub use crate::multiprocessing::{OnDeath, ProcessPoolBuilder, ProcessPoolExecutor};
+#[cfg(all(feature = "multiprocessing", unix))]
 pub(crate) use errors::describe_error;
 pub use errors::{FutureError, InvalidState, SubmitError, Timeout, WorkError, ZeroWorkers};
+#[cfg(all(feature = "multiprocessing", unix))]
 pub(crate) use executor::inherent_shutdown;
 pub use executor::{Executor, MapOptions, MapResults};
 pub use future::{BlockingFuture, Future};
