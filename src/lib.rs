@@ -30,9 +30,23 @@
 //!   as Python references are), `Send + Sync + Debug`, and its futures are
 //!   `Send`.
 //! - Python's names in Rust case; `blocking=False` is `try_*`, `timeout=` is
-//!   a `*_timeout(Duration)` twin that returns what Python returns.
+//!   a `*_timeout(Duration)` twin that returns what Python returns: `bool`
+//!   for acquires and flag waits, `Result<bool, JoinError>` for joins
+//!   (`Ok(false)`: still alive), an `Err` named after the exception where
+//!   Python raises (`GetError::Empty`, `FutureError::Timeout`).
+//! - Every queue's get is `Result<T, GetError>`, every put
+//!   `Result<(), PutError<T>>` (the item comes back).
+//! - One blocking facade name, `.blocking()`; each executor has its own
+//!   `shutdown(wait, cancel_futures)` and a scoped `with`.
+//! - Starting work returns `Result` (the `std::thread::spawn`-shaped
+//!   shorthand `Thread::spawn_blocking` panics as std's does); a documented
+//!   misuse panics under `# Panics` and names the caller's line.
+//! - Addresses are text (`"127.0.0.1:0"`, a socket path) or an `Address`;
+//!   sizes with a Python default are `Option<NonZeroUsize>`.
 //! - Errors are small types named after Python's exceptions
 //!   ([`threading::ReleaseError`], [`threading::BrokenBarrier`], ...).
+//!
+//! The README's "Conventions" table lists each rule with where it applies.
 //! - Dropping a future is cancellation, and loses nothing: every async
 //!   method documents it under `# Cancel safety`.
 //!
@@ -86,10 +100,18 @@ pub mod contextvars;
 pub mod futures;
 #[cfg(all(feature = "multiprocessing", any(unix, windows)))]
 pub mod multiprocessing;
-/// serde, for the code [`expose!`] generates (not part of the API).
+/// What conex's macros expand to (not part of the API; no stability
+/// promise): the one home of macro support.
 #[cfg(all(feature = "multiprocessing", unix))]
 #[doc(hidden)]
-pub use serde as __serde;
+pub mod __private {
+    pub use serde;
+
+    /// The error of a call to a method an `expose!`d type does not have.
+    pub fn no_such_method(typeid: &str, method: &str) -> crate::multiprocessing::RemoteError {
+        crate::multiprocessing::managers::no_such_method(typeid, method)
+    }
+}
 #[cfg(feature = "queue")]
 pub mod queue;
 #[cfg(feature = "sched")]

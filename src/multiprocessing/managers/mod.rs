@@ -53,9 +53,9 @@ pub use manager::{BaseManager, SyncManager, manager};
 pub use protocol::ManagerError;
 pub use server::{Server, Shared, decode_arg, encode_result};
 
-/// The error of a call to a method a [`Shared`] type does not expose.
-#[doc(hidden)]
-pub fn no_such_method(typeid: &str, method: &str) -> super::RemoteError {
+/// The error of a call to a method a [`Shared`] type does not expose (for
+/// [`expose!`], through `conex::__private`).
+pub(crate) fn no_such_method(typeid: &str, method: &str) -> super::RemoteError {
     ManagerError::remote(
         "AttributeError",
         format!("'{typeid}' object has no exposed method {method:?}"),
@@ -132,7 +132,7 @@ macro_rules! expose {
                         }
                     )*
                     _ => ::std::result::Result::Err(
-                        $crate::multiprocessing::managers::no_such_method(
+                        $crate::__private::no_such_method(
                             ::std::stringify!($ty),
                             method,
                         ),
@@ -145,20 +145,20 @@ macro_rules! expose {
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
         $vis struct $proxy($crate::multiprocessing::managers::BaseProxy);
 
-        impl $crate::__serde::Serialize for $proxy {
-            fn serialize<S: $crate::__serde::Serializer>(
+        impl $crate::__private::serde::Serialize for $proxy {
+            fn serialize<S: $crate::__private::serde::Serializer>(
                 &self,
                 s: S,
             ) -> ::std::result::Result<S::Ok, S::Error> {
-                $crate::__serde::Serialize::serialize(&self.0, s)
+                $crate::__private::serde::Serialize::serialize(&self.0, s)
             }
         }
 
-        impl<'de> $crate::__serde::Deserialize<'de> for $proxy {
-            fn deserialize<D: $crate::__serde::Deserializer<'de>>(
+        impl<'de> $crate::__private::serde::Deserialize<'de> for $proxy {
+            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(
                 d: D,
             ) -> ::std::result::Result<Self, D::Error> {
-                <$crate::multiprocessing::managers::BaseProxy as $crate::__serde::Deserialize>::deserialize(d)
+                <$crate::multiprocessing::managers::BaseProxy as $crate::__private::serde::Deserialize>::deserialize(d)
                     .map($proxy)
             }
         }
