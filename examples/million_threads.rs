@@ -39,7 +39,7 @@ async fn main() {
             }
         }));
     }
-    while go.__waiters() < n {
+    while go.n_waiting() < n {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let spawned = t0.elapsed();

@@ -183,6 +183,7 @@ const IO_YIELDS: u32 = 16;
 /// a deadline, or a waker fired from elsewhere). Where parking is not
 /// allowed (a current-thread runtime) it panics naming the fix, as every
 /// conex facade.
+#[track_caller]
 pub(crate) fn block_on_io<F: Future>(f: F) -> F::Output {
     crate::wait::driver::may_block(|| {
         let mut f = pin!(f);

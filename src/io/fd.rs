@@ -51,6 +51,7 @@ impl SharedFd {
     /// # Panics
     /// Inside a tokio runtime built without I/O, as tokio's own I/O types
     /// do; the descriptor stays ours and usable by the blocking facade.
+    #[track_caller]
     fn registered(&self) -> io::Result<&AsyncFd<RawRef>> {
         if let Some(a) = self.reg.get() {
             return Ok(a);

@@ -634,36 +634,43 @@ pub struct BlockingConnection<'a> {
 
 impl BlockingConnection<'_> {
     /// [`Connection::send`], blocking.
+    #[track_caller]
     pub fn send<T: Serialize + ?Sized>(&self, obj: &T) -> Result<(), ConnectionError> {
         block_on_io(self.conn.send(obj))
     }
 
     /// [`Connection::recv`], blocking.
+    #[track_caller]
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, ConnectionError> {
         block_on_io(self.conn.recv())
     }
 
     /// [`Connection::send_bytes`], blocking.
+    #[track_caller]
     pub fn send_bytes(&self, buf: &[u8]) -> Result<(), ConnectionError> {
         block_on_io(self.conn.send_bytes(buf))
     }
 
     /// [`Connection::recv_bytes`], blocking.
+    #[track_caller]
     pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
         block_on_io(self.conn.recv_bytes())
     }
 
     /// [`Connection::recv_bytes_into`], blocking.
+    #[track_caller]
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, ConnectionError> {
         block_on_io(self.conn.recv_bytes_into(buf))
     }
 
     /// [`Connection::poll`], blocking.
+    #[track_caller]
     pub fn poll(&self) -> Result<bool, ConnectionError> {
         block_on_io(self.conn.poll())
     }
 
     /// [`Connection::poll_timeout`], blocking.
+    #[track_caller]
     pub fn poll_timeout(&self, timeout: Duration) -> Result<bool, ConnectionError> {
         block_on_io(self.conn.poll_timeout(timeout))
     }

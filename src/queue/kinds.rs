@@ -11,6 +11,17 @@ use super::core::{Core, Fifo, Got, Lifo, Order, Priority};
 use super::errors::{GetError, PutError, TaskDoneError};
 use crate::wait::{MapOp, WaitFuture, block_on, std_deadline};
 
+/// Who waits on a queue: [`BaseQueue::n_waiting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Waiting {
+    /// Tasks and threads waiting in `get`.
+    pub getters: usize,
+    /// Tasks and threads waiting in `put` (a bounded queue that is full).
+    pub putters: usize,
+    /// Tasks and threads waiting in `join` for unfinished work.
+    pub joiners: usize,
+}
+
 /// The methods every queue kind shares (reached through `Deref` from
 /// [`Queue`], [`LifoQueue`] and [`PriorityQueue`]); `O` is the order items
 /// come out in.
@@ -214,11 +225,16 @@ impl<T: Send + 'static, O: Order<T>> BaseQueue<T, O> {
         self.core.is_shutdown()
     }
 
-    /// How many getters, putters and joiners wait (introspection for tests
-    /// and monitoring).
-    #[doc(hidden)]
-    pub fn __waiters(&self) -> [usize; 3] {
-        self.core.waiters()
+    /// How many getters, putters and joiners wait right now: a snapshot,
+    /// for monitoring and tests (Python has no public equivalent; the name
+    /// is `Barrier.n_waiting`'s).
+    pub fn n_waiting(&self) -> Waiting {
+        let [getters, putters, joiners] = self.core.waiters();
+        Waiting {
+            getters,
+            putters,
+            joiners,
+        }
     }
 
     /// The blocking facade: the same queue, for OS threads.
@@ -383,6 +399,7 @@ impl<T: Send + 'static, O: Order<T>> BlockingQueue<'_, T, O> {
     ///
     /// # Errors
     /// As [`BaseQueue::put`].
+    #[track_caller]
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         block_on(self.queue.core.put(item), None)
     }
@@ -399,6 +416,7 @@ impl<T: Send + 'static, O: Order<T>> BlockingQueue<'_, T, O> {
     ///
     /// # Errors
     /// As [`BaseQueue::put_timeout`].
+    #[track_caller]
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
         block_on(self.queue.core.put(item), std_deadline(timeout))
     }
@@ -407,6 +425,7 @@ impl<T: Send + 'static, O: Order<T>> BlockingQueue<'_, T, O> {
     ///
     /// # Errors
     /// As [`BaseQueue::get`].
+    #[track_caller]
     pub fn get(&self) -> Result<T, GetError> {
         got(block_on(self.queue.core.get(), None))
     }
@@ -423,6 +442,7 @@ impl<T: Send + 'static, O: Order<T>> BlockingQueue<'_, T, O> {
     ///
     /// # Errors
     /// As [`BaseQueue::get_timeout`].
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         got(block_on(self.queue.core.get(), std_deadline(timeout)))
     }
@@ -436,6 +456,7 @@ impl<T: Send + 'static, O: Order<T>> BlockingQueue<'_, T, O> {
     }
 
     /// Blocks until every item put has been marked done.
+    #[track_caller]
     pub fn join(&self) {
         block_on(self.queue.core.join(), None);
     }

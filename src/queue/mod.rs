@@ -32,5 +32,5 @@ mod simple;
 
 pub use core::{Fifo, Lifo, Order, Priority};
 pub use errors::{GetError, PutError, TaskDoneError};
-pub use kinds::{BaseQueue, BlockingQueue, LifoQueue, PriorityQueue, Queue};
+pub use kinds::{BaseQueue, BlockingQueue, LifoQueue, PriorityQueue, Queue, Waiting};
 pub use simple::{BlockingSimpleQueue, SimpleQueue};

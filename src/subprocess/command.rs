@@ -512,21 +512,25 @@ pub struct BlockingCommand<M: Mode = Bytes>(Command<M>);
 
 impl<M: Mode> BlockingCommand<M> {
     /// [`Command::run`], blocking.
+    #[track_caller]
     pub fn run(self) -> Result<CompletedProcess<M::Output>, SubprocessError> {
         block_on_io(self.0.run())
     }
 
     /// [`Command::call`], blocking.
+    #[track_caller]
     pub fn call(self) -> Result<i32, SubprocessError> {
         block_on_io(self.0.call())
     }
 
     /// [`Command::check_call`], blocking.
+    #[track_caller]
     pub fn check_call(self) -> Result<(), SubprocessError> {
         block_on_io(self.0.check_call())
     }
 
     /// [`Command::check_output`], blocking.
+    #[track_caller]
     pub fn check_output(self) -> Result<M::Output, SubprocessError> {
         block_on_io(self.0.check_output())
     }

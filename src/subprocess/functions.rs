@@ -134,11 +134,13 @@ where
 }
 
 /// [`getstatusoutput`], blocking.
+#[track_caller]
 pub fn getstatusoutput_blocking(cmd: impl AsRef<OsStr>) -> Result<(i32, String), SubprocessError> {
     block_on_io(getstatusoutput(cmd))
 }
 
 /// [`getoutput`], blocking.
+#[track_caller]
 pub fn getoutput_blocking(cmd: impl AsRef<OsStr>) -> Result<String, SubprocessError> {
     block_on_io(getoutput(cmd))
 }

@@ -582,6 +582,7 @@ pub struct BlockingPipeline<M: Mode = Bytes>(Pipeline<M>);
 
 impl<M: Mode> BlockingPipeline<M> {
     /// [`Pipeline::run`], blocking.
+    #[track_caller]
     pub fn run(self) -> Result<CompletedPipeline<M::Output>, SubprocessError> {
         block_on_io(self.0.run())
     }
@@ -598,12 +599,14 @@ pub struct BlockingPipelinePopen<'a, M: Mode = Bytes>(&'a mut PipelinePopen<M>);
 
 impl<M: Mode> BlockingPipelinePopen<'_, M> {
     /// [`PipelinePopen::wait`], blocking.
+    #[track_caller]
     pub fn wait(&mut self) -> Result<Vec<i32>, SubprocessError> {
         block_on_io(self.0.wait())
     }
 
     /// [`PipelinePopen::communicate`], blocking.
     #[allow(clippy::type_complexity)]
+    #[track_caller]
     pub fn communicate(
         &mut self,
         input: &[u8],

@@ -640,17 +640,20 @@ pub struct BlockingPopen<'a, M: Mode = Bytes>(&'a mut Popen<M>);
 
 impl<M: Mode> BlockingPopen<'_, M> {
     /// [`Popen::wait`], blocking.
+    #[track_caller]
     pub fn wait(&mut self) -> Result<i32, SubprocessError> {
         block_on_io(self.0.wait())
     }
 
     /// [`Popen::wait_timeout`], blocking.
+    #[track_caller]
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<i32, SubprocessError> {
         block_on_io(self.0.wait_timeout(timeout))
     }
 
     /// [`Popen::communicate`], blocking.
     #[allow(clippy::type_complexity)]
+    #[track_caller]
     pub fn communicate(
         &mut self,
         input: &[u8],
@@ -660,6 +663,7 @@ impl<M: Mode> BlockingPopen<'_, M> {
 
     /// [`Popen::communicate_timeout`], blocking.
     #[allow(clippy::type_complexity)]
+    #[track_caller]
     pub fn communicate_timeout(
         &mut self,
         input: &[u8],

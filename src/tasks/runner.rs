@@ -101,6 +101,7 @@ impl Runner {
     /// [`RunError::InsideRuntime`] when called from inside a tokio runtime;
     /// [`RunError::ContextEntered`] when the runner's context is entered
     /// elsewhere.
+    #[track_caller]
     pub fn run<F: Future>(&self, fut: F) -> Result<F::Output, RunError> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(RunError::InsideRuntime);

@@ -371,6 +371,7 @@ impl<L: ConditionLock> Condition<L> {
     /// the lock is already released and the guard is gone with the future,
     /// so the caller cannot believe it still holds the lock; a notification
     /// it had received is passed on to the next waiter.
+    #[track_caller]
     pub fn wait<'g>(
         &self,
         guard: L::Guard<'g>,
@@ -395,6 +396,7 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// # Cancel safety
     /// As [`wait`](Condition::wait).
+    #[track_caller]
     pub fn wait_timeout<'g>(
         &self,
         guard: L::Guard<'g>,
@@ -418,6 +420,7 @@ impl<L: ConditionLock> Condition<L> {
     /// # Cancel safety
     /// As [`wait`](Condition::wait). The predicate is never running when the
     /// future is dropped (it is synchronous).
+    #[track_caller]
     pub fn wait_for<'g, P>(
         &self,
         guard: L::Guard<'g>,
@@ -445,6 +448,7 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// # Cancel safety
     /// As [`wait`](Condition::wait).
+    #[track_caller]
     pub fn wait_for_timeout<'g, P>(
         &self,
         guard: L::Guard<'g>,
@@ -499,10 +503,10 @@ impl<L: ConditionLock> Condition<L> {
         Ok(())
     }
 
-    /// How many callers are waiting right now (introspection for tests and
-    /// monitoring; Python has no public equivalent).
-    #[doc(hidden)]
-    pub fn __waiters(&self) -> usize {
+    /// How many tasks and threads wait for a notification right now: a
+    /// snapshot, for monitoring and tests (Python keeps it private, as
+    /// `Condition._waiters`; the name is `Barrier.n_waiting`'s).
+    pub fn n_waiting(&self) -> usize {
         self.inner.waiters.len()
     }
 
@@ -709,6 +713,7 @@ impl<L: ConditionLock> fmt::Debug for BlockingCondition<'_, L> {
 
 impl<'a, L: ConditionLock> BlockingCondition<'a, L> {
     /// Acquires the underlying lock, blocking.
+    #[track_caller]
     pub fn acquire(&self) {
         block_on(self.cond.kind().acquire(), None);
     }
@@ -719,6 +724,7 @@ impl<'a, L: ConditionLock> BlockingCondition<'a, L> {
     }
 
     /// Acquires the underlying lock, blocking at most `timeout`.
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         block_on(self.cond.kind().acquire(), std_deadline(timeout))
     }
@@ -755,6 +761,7 @@ impl<'a, L: ConditionLock> BlockingCondition<'a, L> {
     ///
     /// # Panics
     /// If `guard` is not a guard of this condition's lock.
+    #[track_caller]
     pub fn wait<'g>(&self, guard: L::Guard<'g>) -> Result<L::Guard<'g>, NotOwned> {
         block_on(self.cond.wait_op(guard), None).map(|(g, _)| g)
     }
@@ -764,6 +771,7 @@ impl<'a, L: ConditionLock> BlockingCondition<'a, L> {
     ///
     /// # Errors
     /// [`NotOwned`] as [`Condition::wait`].
+    #[track_caller]
     pub fn wait_timeout<'g>(
         &self,
         guard: L::Guard<'g>,
@@ -776,6 +784,7 @@ impl<'a, L: ConditionLock> BlockingCondition<'a, L> {
     ///
     /// # Errors
     /// [`NotOwned`] as [`Condition::wait_for`].
+    #[track_caller]
     pub fn wait_for<'g>(
         &self,
         guard: L::Guard<'g>,
@@ -789,6 +798,7 @@ impl<'a, L: ConditionLock> BlockingCondition<'a, L> {
     ///
     /// # Errors
     /// [`NotOwned`] as [`Condition::wait_for`].
+    #[track_caller]
     pub fn wait_for_timeout<'g>(
         &self,
         guard: L::Guard<'g>,

@@ -102,10 +102,10 @@ impl Event {
         WaitFuture::timeout(self.flag.wait(), timeout)
     }
 
-    /// How many callers are waiting right now (introspection for tests and
-    /// monitoring; Python has no public equivalent).
-    #[doc(hidden)]
-    pub fn __waiters(&self) -> usize {
+    /// How many tasks and threads wait for the flag right now: a snapshot,
+    /// for monitoring and tests (Python has no public equivalent; the name
+    /// is `Barrier.n_waiting`'s).
+    pub fn n_waiting(&self) -> usize {
         self.flag.waiters()
     }
 
@@ -143,11 +143,13 @@ impl fmt::Debug for BlockingEvent<'_> {
 
 impl BlockingEvent<'_> {
     /// Blocks until the flag is set.
+    #[track_caller]
     pub fn wait(&self) {
         block_on(self.event.flag.wait(), None);
     }
 
     /// Blocks at most `timeout`; `false` on timeout.
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         block_on(self.event.flag.wait(), std_deadline(timeout))
     }

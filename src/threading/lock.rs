@@ -155,10 +155,10 @@ impl Lock {
         )
     }
 
-    /// How many callers are waiting right now (introspection for tests and
-    /// monitoring; Python has no public equivalent).
-    #[doc(hidden)]
-    pub fn __waiters(&self) -> usize {
+    /// How many tasks and threads wait to acquire right now: a snapshot,
+    /// for monitoring and tests (Python has no public equivalent; the name
+    /// is `Barrier.n_waiting`'s).
+    pub fn n_waiting(&self) -> usize {
         self.permits.waiters()
     }
 
@@ -238,6 +238,7 @@ impl<'a> BlockingLock<'a> {
     /// Acquires the lock, blocking the thread as long as it takes.
     ///
     /// Python: `Lock.acquire()`.
+    #[track_caller]
     pub fn acquire(&self) {
         if !self.lock.permits.try_acquire() {
             block_on(self.lock.permits.acquire(), None);
@@ -253,6 +254,7 @@ impl<'a> BlockingLock<'a> {
     /// acquired.
     ///
     /// Python: `Lock.acquire(timeout=...)`.
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.lock.permits.try_acquire()
             || block_on(self.lock.permits.acquire(), std_deadline(timeout))

@@ -274,10 +274,10 @@ impl RLock {
         )
     }
 
-    /// How many callers are waiting right now (introspection for tests and
-    /// monitoring; Python has no public equivalent).
-    #[doc(hidden)]
-    pub fn __waiters(&self) -> usize {
+    /// How many tasks and threads wait to acquire right now: a snapshot,
+    /// for monitoring and tests (Python has no public equivalent; the name
+    /// is `Barrier.n_waiting`'s).
+    pub fn n_waiting(&self) -> usize {
         self.inner.permits.waiters()
     }
 
@@ -335,6 +335,7 @@ impl<'a> BlockingRLock<'a> {
     /// Acquires one level, blocking as long as it takes.
     ///
     /// Python: `RLock.acquire()`.
+    #[track_caller]
     pub fn acquire(&self) {
         block_on(self.rlock.op(), None);
     }
@@ -345,6 +346,7 @@ impl<'a> BlockingRLock<'a> {
     }
 
     /// Acquires one level, blocking at most `timeout`.
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         block_on(self.rlock.op(), std_deadline(timeout))
     }

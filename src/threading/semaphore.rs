@@ -65,6 +65,7 @@ impl Semaphore {
     ///
     /// # Panics
     /// If `value` is above [`Semaphore::MAX_VALUE`].
+    #[track_caller]
     pub fn new(value: usize) -> Semaphore {
         Semaphore {
             permits: Arc::new(Permits::new(value)),
@@ -171,10 +172,10 @@ impl Semaphore {
         )
     }
 
-    /// How many callers are waiting right now (introspection for tests and
-    /// monitoring; Python has no public equivalent).
-    #[doc(hidden)]
-    pub fn __waiters(&self) -> usize {
+    /// How many tasks and threads wait to acquire right now: a snapshot,
+    /// for monitoring and tests (Python has no public equivalent; the name
+    /// is `Barrier.n_waiting`'s).
+    pub fn n_waiting(&self) -> usize {
         self.permits.waiters()
     }
 
@@ -229,6 +230,7 @@ impl BoundedSemaphore {
     ///
     /// # Panics
     /// If `value` is above [`Semaphore::MAX_VALUE`].
+    #[track_caller]
     pub fn new(value: usize) -> BoundedSemaphore {
         BoundedSemaphore {
             sem: Semaphore {
@@ -313,6 +315,7 @@ impl<'a> BlockingSemaphore<'a> {
     /// Takes a permit, blocking as long as it takes.
     ///
     /// Python: `Semaphore.acquire()`.
+    #[track_caller]
     pub fn acquire(&self) {
         if !self.sem.permits.try_acquire() {
             block_on(self.sem.permits.acquire(), None);
@@ -325,6 +328,7 @@ impl<'a> BlockingSemaphore<'a> {
     }
 
     /// Takes a permit, blocking at most `timeout`.
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.sem.permits.try_acquire()
             || block_on(self.sem.permits.acquire(), std_deadline(timeout))

@@ -297,6 +297,7 @@ impl Thread {
     /// # Panics
     /// If the operating system refuses a thread, as `std::thread::spawn`
     /// does (use [`ThreadBuilder::spawn_blocking`] for the error).
+    #[track_caller]
     pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -546,6 +547,7 @@ impl BlockingThread<'_> {
     ///
     /// # Errors
     /// As [`Thread::join`].
+    #[track_caller]
     pub fn join(&self) -> Result<(), JoinError> {
         self.thread.check_join()?;
         block_on(self.thread.core.done.wait(), None);
@@ -556,6 +558,7 @@ impl BlockingThread<'_> {
     ///
     /// # Errors
     /// As [`Thread::join_timeout`].
+    #[track_caller]
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool, JoinError> {
         self.thread.check_join()?;
         if block_on(self.thread.core.done.wait(), std_deadline(timeout)) {

@@ -194,6 +194,7 @@ impl Backoff {
 
 /// The blocking driver: runs `op` on the calling OS thread until it
 /// completes, treating `deadline` (std clock) as its timeout.
+#[track_caller]
 pub(crate) fn block_on<O: WaitOp>(mut op: O, deadline: Option<std::time::Instant>) -> O::Output {
     if O::SPIN {
         let mut backoff = Backoff::new();
@@ -247,6 +248,7 @@ pub(crate) const BLOCKING_IN_RUNTIME: &str = "conex: a blocking facade had to wa
 /// runtime; through `block_in_place` on a multi-thread runtime (the worker's
 /// other tasks move to another thread); refused with [`BLOCKING_IN_RUNTIME`]
 /// where tokio cannot step aside.
+#[track_caller]
 pub(crate) fn may_block<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(conex_loom)]
     {

@@ -512,6 +512,7 @@ impl Queue<'_> {
     /// # Panics
     /// If `key` is already registered or `w` is [`Waiter::Never`] (both are
     /// internal bugs).
+    #[track_caller]
     pub(crate) fn insert(&mut self, key: &mut Option<Key>, w: &Waiter<'_>, front: bool) {
         assert!(key.is_none(), "wait list: entry registered twice");
         assert!(

@@ -178,7 +178,7 @@ fn loom_event_set_clear_wakes_registered_waiter() {
         let ev = Event::new();
         let e2 = ev.clone();
         let t = thread::spawn(move || e2.blocking().wait());
-        while ev.__waiters() == 0 {
+        while ev.n_waiting() == 0 {
             thread::yield_now();
         }
         ev.set();
@@ -199,7 +199,7 @@ fn loom_event_set_races_waiters() {
         ev.set();
         t.join().unwrap();
         a.join().unwrap();
-        assert_eq!(ev.__waiters(), 0);
+        assert_eq!(ev.n_waiting(), 0);
     });
 }
 

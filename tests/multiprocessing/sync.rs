@@ -301,7 +301,7 @@ fn event_set_then_clear_still_wakes() {
     // Every waiter has read the generation it waits in once it counts as
     // waiting: from then on a set wakes it, whatever follows.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while e.waiting() < 6 {
+    while e.n_waiting() < 6 {
         assert!(
             std::time::Instant::now() < deadline,
             "the waiters never waited"
@@ -347,7 +347,7 @@ fn condition_notify_n_across_processes() {
             p
         })
         .collect();
-    poll_until("three sleepers", || c.sleeping() == 3);
+    poll_until("three sleepers", || c.n_waiting() == 3);
     {
         let g = c.blocking().lock();
         c.notify(2).unwrap();
@@ -357,7 +357,7 @@ fn condition_notify_n_across_processes() {
     // The third stays asleep (CPython checks the same after a pause).
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(woke.get(), 2);
-    assert_eq!(c.sleeping(), 1);
+    assert_eq!(c.n_waiting(), 1);
     {
         let g = c.blocking().lock();
         c.notify_all().unwrap();

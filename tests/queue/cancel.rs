@@ -68,9 +68,9 @@ async fn get_loses_no_item() {
         // Dropped while waiting: it leaves the queue of getters.
         let mut a = Probe::new(make());
         a.pending();
-        assert_eq!(q.__waiters()[0], 1);
+        assert_eq!(q.n_waiting().getters, 1);
         drop(a);
-        assert_eq!(q.__waiters()[0], 0);
+        assert_eq!(q.n_waiting().getters, 0);
         // Woken by a put, dropped before it ran: the item stays and the
         // next getter is woken for it.
         let mut a = Probe::new(make());
@@ -83,7 +83,7 @@ async fn get_loses_no_item() {
         assert!(b.woken(), "the wake-up was passed on");
         assert_eq!(q.qsize(), 1, "no item was lost");
         assert_eq!(b.ready(), Ok(7));
-        assert_eq!(q.__waiters(), [0, 0, 0]);
+        assert_eq!(q.n_waiting(), conex::queue::Waiting::default());
     }
 }
 
@@ -106,7 +106,7 @@ async fn put_inserts_no_phantom() {
         a.pending();
         drop(a);
         assert_eq!(q.qsize(), 1);
-        assert_eq!(q.__waiters()[1], 0);
+        assert_eq!(q.n_waiting().putters, 0);
         // Woken by a get, dropped before it ran: nothing is inserted, the
         // free slot goes to the next putter.
         let mut a = Probe::new(make(2));
@@ -133,7 +133,7 @@ async fn join_loses_nothing() {
     let mut j = Probe::new(q.join());
     j.pending();
     drop(j);
-    assert_eq!(q.__waiters()[2], 0);
+    assert_eq!(q.n_waiting().joiners, 0);
     let mut j = Probe::new(q.join());
     j.pending();
     q.get_nowait().unwrap();

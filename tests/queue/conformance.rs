@@ -78,7 +78,7 @@ pub async fn simple_queue<F: Face>() {
             // A blocked put is released by a get (do_blocking_test).
             let q2 = q.clone();
             let w = F::spawn(async move { F::q_put(&q2, 7).await });
-            wait_until::<F>("putter waiting", || q.__waiters()[1] == 1).await;
+            wait_until::<F>("putter waiting", || q.n_waiting().putters == 1).await;
             F::q_get(q).await.unwrap();
             w.await.unwrap();
             // Empty it; a blocked get is released by a put.
@@ -94,7 +94,7 @@ pub async fn simple_queue<F: Face>() {
             assert_timeout(t.elapsed(), Duration::from_millis(100));
             let q2 = q.clone();
             let w = F::spawn(async move { F::q_get(&q2).await });
-            wait_until::<F>("getter waiting", || q.__waiters()[0] == 1).await;
+            wait_until::<F>("getter waiting", || q.n_waiting().getters == 1).await;
             F::q_put(q, 5).await.unwrap();
             assert_eq!(w.await, Ok(5));
         })
@@ -392,7 +392,7 @@ pub async fn shutdown_releases_putters<F: Face>() {
                 F::spawn(async move { F::q_put(&q, item).await })
             })
             .collect();
-        wait_until::<F>("putters blocked", || q.__waiters()[1] == 2).await;
+        wait_until::<F>("putters blocked", || q.n_waiting().putters == 2).await;
         q.shutdown(immediate);
         let mut back = Vec::new();
         for w in ws {
@@ -414,7 +414,7 @@ pub async fn shutdown_releases_joiners<F: Face>() {
                 F::spawn(async move { F::q_join(&q).await })
             })
             .collect();
-        wait_until::<F>("joiners waiting", || q.__waiters()[2] == 2).await;
+        wait_until::<F>("joiners waiting", || q.n_waiting().joiners == 2).await;
         if immediate {
             q.shutdown(true);
         } else {
@@ -493,7 +493,7 @@ pub async fn shutdown_pending_get<F: Face>() {
     let q = Queue::<i32>::unbounded();
     let q2 = q.clone();
     let getter = F::spawn(async move { F::q_get(&q2).await });
-    wait_until::<F>("getter waiting", || q.__waiters()[0] == 1).await;
+    wait_until::<F>("getter waiting", || q.n_waiting().getters == 1).await;
     q.shutdown(false);
     assert_eq!(getter.await, Err(GetError::ShutDown));
 }
@@ -509,7 +509,7 @@ pub async fn getters_served_in_order<F: Face>() {
             let v = F::q_get(&q2).await.unwrap();
             o.lock().unwrap().push((i, v));
         }));
-        wait_until::<F>("getter queued", || q.__waiters()[0] == i + 1).await;
+        wait_until::<F>("getter queued", || q.n_waiting().getters == i + 1).await;
     }
     for v in 0..4 {
         F::q_put(&q, v * 10).await.unwrap();

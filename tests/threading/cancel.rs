@@ -98,7 +98,7 @@ async fn lock_methods_lose_nothing() {
     let lock = Lock::new();
     let hold = || assert!(lock.try_acquire());
     let release = || lock.release().unwrap();
-    let queued = || lock.__waiters();
+    let queued = || lock.n_waiting();
     let t = Duration::from_secs(3600);
     check_acquire(&hold, &release, &queued, &|| Box::pin(lock.acquire()));
     lock.release().unwrap(); // acquire() keeps the lock once it completes
@@ -153,7 +153,7 @@ async fn rlock_methods_lose_nothing() {
     let other = OtherOwner::new(&rl);
     let hold = || other.run(true);
     let release = || other.run(false);
-    let queued = || rl.__waiters();
+    let queued = || rl.n_waiting();
     let t = Duration::from_secs(3600);
     check_acquire(&hold, &release, &queued, &|| Box::pin(rl.acquire()));
     assert!(rl.is_owned());
@@ -183,7 +183,7 @@ async fn semaphore_methods_lose_nothing() {
     let sem = Semaphore::new(1);
     let hold = || assert!(sem.try_acquire());
     let release = || sem.release(1).unwrap();
-    let queued = || sem.__waiters();
+    let queued = || sem.n_waiting();
     let t = Duration::from_secs(3600);
     check_acquire(&hold, &release, &queued, &|| Box::pin(sem.acquire()));
     sem.release(1).unwrap();
@@ -222,7 +222,7 @@ async fn condition_lock_methods_lose_nothing() {
     let lock = cond.underlying_lock().clone();
     let hold = || assert!(lock.try_acquire());
     let release = || lock.release().unwrap();
-    let queued = || lock.__waiters();
+    let queued = || lock.n_waiting();
     let t = Duration::from_secs(3600);
     check_acquire(&hold, &release, &queued, &|| Box::pin(cond.acquire()));
     cond.release().unwrap();
@@ -257,9 +257,9 @@ async fn event_wait_loses_nothing() {
         // Dropped while waiting.
         let mut a = Probe::new(make());
         a.pending();
-        assert_eq!(ev.__waiters(), 1);
+        assert_eq!(ev.n_waiting(), 1);
         drop(a);
-        assert_eq!(ev.__waiters(), 0);
+        assert_eq!(ev.n_waiting(), 0);
         // Woken by set, dropped before it ran: the others are woken too, and
         // a set+clear cannot take their wake-up back.
         let mut a = Probe::new(make());
@@ -271,7 +271,7 @@ async fn event_wait_loses_nothing() {
         assert!(a.woken() && b.woken());
         drop(a);
         assert!(b.ready());
-        assert_eq!(ev.__waiters(), 0);
+        assert_eq!(ev.n_waiting(), 0);
     }
 }
 
@@ -298,9 +298,9 @@ async fn condition_wait_loses_nothing() {
         let mut a = Probe::new(make(lock.try_lock().unwrap()));
         a.pending();
         assert!(!lock.locked(), "wait released the lock");
-        assert_eq!(cond.__waiters(), 1);
+        assert_eq!(cond.n_waiting(), 1);
         drop(a);
-        assert_eq!(cond.__waiters(), 0);
+        assert_eq!(cond.n_waiting(), 0);
         assert!(!lock.locked(), "nobody holds the lock after the drop");
 
         // 2. Notified, dropped before it ran: the notification is passed on.
@@ -317,7 +317,7 @@ async fn condition_wait_loses_nothing() {
         // (wait_for's predicate is false: b goes back to waiting.)
         let _ = b.poll();
         drop(b);
-        assert_eq!(cond.__waiters(), 0);
+        assert_eq!(cond.n_waiting(), 0);
         assert!(!lock.locked());
 
         // 3. Notified, ran, now queued to re-acquire the lock (held here):
@@ -329,16 +329,16 @@ async fn condition_wait_loses_nothing() {
         let g = lock.try_lock().unwrap();
         cond.notify(1).unwrap();
         a.pending(); // consumed the notification, now waiting for the lock
-        assert_eq!(lock.__waiters(), 1);
+        assert_eq!(lock.n_waiting(), 1);
         drop(a);
-        assert_eq!(lock.__waiters(), 0);
+        assert_eq!(lock.n_waiting(), 0);
         assert!(b.woken(), "the notification was passed on");
         assert!(lock.locked(), "the lock is still held here");
         drop(g);
         let _ = b.poll();
         drop(b);
         assert!(!lock.locked());
-        assert_eq!(cond.__waiters(), 0);
+        assert_eq!(cond.n_waiting(), 0);
     }
 }
 

@@ -118,7 +118,7 @@ pub async fn lock_acquire_contended<F: Face>() {
         }
     });
     b.wait_for_started(5).await;
-    wait_until::<F>("all 5 queued", || lock.__waiters() == 5).await;
+    wait_until::<F>("all 5 queued", || lock.n_waiting() == 5).await;
     assert_eq!(b.finished(), 0);
     lock.release().unwrap();
     b.wait_for_finished().await;
@@ -203,7 +203,7 @@ pub async fn lock_reacquire<F: Face>() {
         p2.fetch_add(1, SeqCst);
     });
     wait_until::<F>("first acquire", || phase.load(SeqCst) == 1).await;
-    wait_until::<F>("second acquire queued", || lock.__waiters() == 1).await;
+    wait_until::<F>("second acquire queued", || lock.n_waiting() == 1).await;
     assert_eq!(phase.load(SeqCst), 1);
     lock.release().unwrap();
     w.await;
@@ -229,7 +229,7 @@ pub async fn lock_state_after_timeout<F: Face>() {
     lock.release().unwrap();
     assert!(!lock.locked());
     assert!(lock.try_acquire());
-    assert_eq!(lock.__waiters(), 0);
+    assert_eq!(lock.n_waiting(), 0);
 }
 
 // LockTests.test_locked and the RuntimeError of release() when unlocked.
@@ -277,7 +277,7 @@ pub async fn lock_fifo_wake_order<F: Face>() {
             o.lock().unwrap().push(i);
             l.release().unwrap();
         }));
-        wait_until::<F>("queued in order", || lock.__waiters() == i + 1).await;
+        wait_until::<F>("queued in order", || lock.n_waiting() == i + 1).await;
     }
     lock.release().unwrap();
     for w in workers {
@@ -556,7 +556,7 @@ pub async fn sem_acquire_timeout<F: Face>() {
     let t = Instant::now();
     assert!(!F::sem_acquire_timeout(&sem, Duration::from_millis(500)).await);
     assert_timeout(t.elapsed(), Duration::from_millis(500));
-    assert_eq!(sem.__waiters(), 0);
+    assert_eq!(sem.n_waiting(), 0);
 }
 
 // BaseSemaphoreTests.test_default_value
@@ -571,7 +571,7 @@ pub async fn sem_default_value<F: Face>() {
         }
     });
     b.wait_for_started(1).await;
-    wait_until::<F>("queued", || sem.__waiters() == 1).await;
+    wait_until::<F>("queued", || sem.n_waiting() == 1).await;
     assert_eq!(b.finished(), 0);
     sem.release(1).unwrap();
     b.wait_for_finished().await;

@@ -40,7 +40,7 @@ async fn check_notify<F: Face>(evt: &Event) {
             r.lock().unwrap().push(2);
         }
     });
-    wait_until::<F>("all waiting", || evt.__waiters() == n).await;
+    wait_until::<F>("all waiting", || evt.n_waiting() == n).await;
     assert!(results.lock().unwrap().is_empty());
     evt.set();
     b.wait_for_finished().await;
@@ -79,7 +79,7 @@ pub async fn event_timeout<F: Face>() {
     run(evt.clone()).wait_for_finished().await;
     evt.set();
     run(evt.clone()).wait_for_finished().await;
-    assert_eq!(evt.__waiters(), 0);
+    assert_eq!(evt.n_waiting(), 0);
 }
 
 // EventTests.test_set_and_clear: waiters woken by set() see true even if
@@ -95,7 +95,7 @@ pub async fn event_set_and_clear<F: Face>() {
             r.lock().unwrap().push(got);
         }
     });
-    wait_until::<F>("all waiting", || evt.__waiters() == n).await;
+    wait_until::<F>("all waiting", || evt.n_waiting() == n).await;
     evt.set();
     evt.clear();
     b.wait_for_finished().await;
@@ -318,7 +318,7 @@ async fn check_notify_cond<F: Face, L: ConditionLock>(cond: &Condition<L>) {
     drop(g);
     b.wait_for_finished().await;
     assert_eq!(*results2.lock().unwrap(), vec![2, 2, 2, 3, 3]);
-    assert_eq!(cond.__waiters(), 0);
+    assert_eq!(cond.n_waiting(), 0);
 }
 
 // ConditionTests.test_notify (twice, to check the state left behind), on
@@ -447,7 +447,7 @@ pub async fn cond_fifo<F: Face>() {
             let _g = F::cond_wait(&c, g).await.unwrap();
             o.lock().unwrap().push(i);
         }));
-        wait_until::<F>("in wait", || cond.__waiters() == i + 1).await;
+        wait_until::<F>("in wait", || cond.n_waiting() == i + 1).await;
     }
     for k in 0..4 {
         let g = F::cond_lock(&cond).await;

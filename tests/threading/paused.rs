@@ -19,7 +19,7 @@ async fn acquire_timeouts_expire_exactly() {
     assert_eq!(start.elapsed(), T);
     assert!(lock.lock_timeout(T).await.is_none());
     assert!(lock.locked(), "a timed-out guard attempt releases nothing");
-    assert_eq!(lock.__waiters(), 0);
+    assert_eq!(lock.n_waiting(), 0);
 
     let rl = RLock::new();
     let r2 = rl.clone();
@@ -40,7 +40,7 @@ async fn acquire_timeouts_expire_exactly() {
         "a timed-out permit attempt makes up nothing"
     );
     assert_eq!(start.elapsed(), 2 * T);
-    assert_eq!(sem.__waiters(), 0);
+    assert_eq!(sem.n_waiting(), 0);
 }
 
 // A release that comes before the deadline wins.

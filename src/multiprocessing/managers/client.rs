@@ -172,6 +172,7 @@ impl BaseProxy {
 /// # Panics
 /// If serde cannot encode the value (a map with non-string keys is fine
 /// in postcard; a type whose `Serialize` fails is not).
+#[track_caller]
 pub fn arg<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
     postcard::to_allocvec(v).expect("a proxy argument serde can encode")
 }

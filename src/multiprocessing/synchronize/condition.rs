@@ -291,13 +291,13 @@ impl Condition {
         }
     }
 
-    /// How many waiters have announced they sleep and were not notified
-    /// yet. Not in Python; for tests that must know a waiter waits.
-    #[doc(hidden)]
-    pub fn sleeping(&self) -> u32 {
+    /// How many waiters, of every process, wait for a notification and were
+    /// not notified yet: a snapshot, for monitoring and tests (as
+    /// [`threading::Condition::n_waiting`](crate::threading::Condition::n_waiting)).
+    pub fn n_waiting(&self) -> usize {
         self.sem(SLEEPING)
             .get_value()
-            .saturating_sub(self.sem(WOKEN).get_value())
+            .saturating_sub(self.sem(WOKEN).get_value()) as usize
     }
 
     /// The blocking facade.

@@ -134,11 +134,11 @@ impl Event {
         self.wait_async(deadline(timeout)).await
     }
 
-    /// How many waiters (of every process) are asleep in `wait` now. Not
-    /// in Python; for tests that must know a waiter is waiting.
-    #[doc(hidden)]
-    pub fn waiting(&self) -> u32 {
-        self.block.u32(SLEEPERS).load(SeqCst)
+    /// How many waiters, of every process, are asleep in `wait` now: a
+    /// snapshot, for monitoring and tests (as
+    /// [`threading::Event::n_waiting`](crate::threading::Event::n_waiting)).
+    pub fn n_waiting(&self) -> usize {
+        self.block.u32(SLEEPERS).load(SeqCst) as usize
     }
 
     /// The blocking facade.

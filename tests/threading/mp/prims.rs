@@ -121,7 +121,7 @@ impl Lock {
                 .then(|| LockGuard { lock: self })
         }
     }
-    pub fn __waiters(&self) -> usize {
+    pub fn n_waiting(&self) -> usize {
         self.waiters.load(SeqCst)
     }
     pub fn blocking(&self) -> BlockingLock<'_> {
@@ -375,7 +375,7 @@ impl Semaphore {
     ) -> impl Future<Output = Option<SemaphorePermit<'_>>> + Send + '_ {
         async move { self.acquire_timeout(d).await.then(|| self.permit_of()) }
     }
-    pub fn __waiters(&self) -> usize {
+    pub fn n_waiting(&self) -> usize {
         self.waiters.load(SeqCst)
     }
     pub fn blocking(&self) -> BlockingSemaphore<'_> {
@@ -474,8 +474,8 @@ impl Event {
     pub fn wait_timeout(&self, d: Duration) -> impl Future<Output = bool> + Send + '_ {
         self.0.wait_timeout(d)
     }
-    pub fn __waiters(&self) -> usize {
-        self.0.waiting() as usize
+    pub fn n_waiting(&self) -> usize {
+        self.0.n_waiting()
     }
     pub fn blocking(&self) -> BlockingEvent<'_> {
         BlockingEvent(self)
@@ -663,8 +663,8 @@ impl<L: ConditionLock> Condition<L> {
     pub fn notify_all(&self) -> Result<(), NotOwned> {
         self.inner.notify_all()
     }
-    pub fn __waiters(&self) -> usize {
-        self.inner.sleeping() as usize
+    pub fn n_waiting(&self) -> usize {
+        self.inner.n_waiting()
     }
     pub fn blocking(&self) -> BlockingCondition<'_, L> {
         BlockingCondition(self)
