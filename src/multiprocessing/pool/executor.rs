@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 
 use super::super::callable::{Fallible, Plain};
 use super::super::context::{Context, StartMethod, cpu_count, get_start_method};
-use super::api::{initializer, submit_chunks};
+use super::api::initializer;
+use super::backend::submit_chunks;
 use super::core::{Config, Core, Initializer, OnDeath, Outcomes, Whole};
 use crate::futures::{Executor, Future, SubmitError, ZeroWorkers, can_block_here};
 

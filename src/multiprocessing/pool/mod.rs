@@ -7,11 +7,15 @@
 //! names it and the signal) and is replaced.
 
 mod api;
+mod backend;
 pub(crate) mod core;
 mod executor;
+mod imap;
+mod result;
 
 pub use self::core::OnDeath;
-pub use api::{
-    AsyncResult, Backend, IMap, PoolBuilder, PoolOf, Processes, Runs, StillRunning, Threads,
-};
+pub use api::{PoolBuilder, PoolOf, StillRunning};
+pub use backend::{Backend, Processes, Runs, Threads};
 pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};
+pub use imap::IMap;
+pub use result::AsyncResult;
