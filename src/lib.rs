@@ -79,8 +79,15 @@
 
 #[cfg(all(unix, any(feature = "subprocess", feature = "multiprocessing")))]
 mod io;
+mod runtime;
 mod shim;
 mod wait;
+
+// The loom models sit beside the code they check, not inside the wait
+// core: they reach every primitive above it (as tokio keeps
+// `sync/tests/loom_*`).
+#[cfg(all(test, conex_loom))]
+mod loom_models;
 
 /// The message of a panic payload (a `&str` or a `String`), or a
 /// placeholder.

@@ -244,7 +244,7 @@ pub(crate) fn in_runtime<R>(f: impl FnOnce() -> R) -> R {
     if tokio::runtime::Handle::try_current().is_ok() {
         f()
     } else {
-        let _guard = crate::threading::own_runtime().enter();
+        let _guard = crate::runtime::own_runtime().enter();
         f()
     }
 }

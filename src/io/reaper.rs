@@ -8,7 +8,7 @@ pub(crate) fn adopt(mut child: Proc) {
     // Registered with the caller's reactor, it would depend on a runtime
     // that may be dropped or idle: start over on conex's own.
     child.reset_registration();
-    crate::threading::own_runtime().spawn(async move {
+    crate::runtime::own_runtime().spawn(async move {
         let _ = std::future::poll_fn(|cx| child.poll_wait(cx)).await;
     });
 }

@@ -339,7 +339,7 @@ pub struct BlockingConnection<'a> {
 }
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
-    crate::threading::own_runtime().block_on(f)
+    crate::runtime::own_runtime().block_on(f)
 }
 
 impl BlockingConnection<'_> {

@@ -66,7 +66,7 @@ impl Listener {
     /// # Errors
     /// The OS refused the name.
     pub fn bind(address: Address, authkey: Option<&[u8]>) -> Result<Listener, ConnectionError> {
-        let first = crate::threading::own_runtime().block_on(async {
+        let first = crate::runtime::own_runtime().block_on(async {
             ServerOptions::new()
                 .first_pipe_instance(true)
                 .create(address.name())
@@ -157,6 +157,6 @@ impl Client {
         address: &Address,
         authkey: Option<&[u8]>,
     ) -> Result<Connection, ConnectionError> {
-        crate::threading::own_runtime().block_on(Client::connect(address, authkey))
+        crate::runtime::own_runtime().block_on(Client::connect(address, authkey))
     }
 }

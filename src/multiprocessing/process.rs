@@ -394,7 +394,7 @@ impl ProcessHandle {
             args,
         };
         let core = self.core.clone();
-        crate::threading::own_runtime().spawn(monitor(core, ours, waiter, start, fds, exe));
+        crate::runtime::own_runtime().spawn(monitor(core, ours, waiter, start, fds, exe));
         Ok(())
     }
 

@@ -12,69 +12,83 @@ use crate::shim::Arc;
 use crate::wait::permits::{Acquire, Permits};
 use crate::wait::{Key, MapOp, WaitCx, WaitFuture, WaitList, WaitOp, block_on, std_deadline};
 
+/// The workings of [`ConditionLock`]: public items of a private module, so
+/// the condition reaches them and a user cannot name them.
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Lock {}
-    impl Sealed for super::RLock {}
+    use super::{Lock, RLock};
+
+    /// Which lock a condition is built on.
+    #[derive(Clone, Copy, Debug)]
+    pub enum LockKind<'a> {
+        Plain(&'a Lock),
+        Reentrant(&'a RLock),
+    }
+
+    pub trait Sealed {
+        fn kind(&self) -> LockKind<'_>;
+    }
+
+    /// A guard of lock `L`: the lock it came from, and a guard made for a
+    /// lock the caller has just acquired.
+    pub trait GuardOf<'a, L: ?Sized> {
+        fn source(&self) -> &'a L;
+        fn make(lock: &'a L) -> Self;
+    }
+
+    impl Sealed for Lock {
+        fn kind(&self) -> LockKind<'_> {
+            LockKind::Plain(self)
+        }
+    }
+
+    impl Sealed for RLock {
+        fn kind(&self) -> LockKind<'_> {
+            LockKind::Reentrant(self)
+        }
+    }
+
+    impl<'a> GuardOf<'a, Lock> for crate::threading::LockGuard<'a> {
+        fn source(&self) -> &'a Lock {
+            self.lock
+        }
+        fn make(lock: &'a Lock) -> Self {
+            crate::threading::LockGuard { lock }
+        }
+    }
+
+    impl<'a> GuardOf<'a, RLock> for crate::threading::RLockGuard<'a> {
+        fn source(&self) -> &'a RLock {
+            self.rlock
+        }
+        fn make(rlock: &'a RLock) -> Self {
+            crate::threading::RLockGuard { rlock }
+        }
+    }
 }
 
-/// The locks a [`Condition`] can be built on: [`Lock`] and [`RLock`].
-pub trait ConditionLock: sealed::Sealed + Clone + Send + Sync + fmt::Debug + 'static {
+use sealed::{GuardOf, LockKind, Sealed};
+
+/// The locks a [`Condition`] can be built on: [`Lock`] and [`RLock`]
+/// (sealed).
+pub trait ConditionLock: Sealed + Clone + Send + Sync + fmt::Debug + 'static {
     /// The scoped guard of this lock, which `Condition::wait` takes and
     /// gives back.
-    type Guard<'a>: Send + Unpin + fmt::Debug
+    type Guard<'a>: Send + Unpin + fmt::Debug + GuardOf<'a, Self>
     where
         Self: 'a;
-
-    #[doc(hidden)]
-    fn __kind(&self) -> LockKind<'_>;
-    #[doc(hidden)]
-    fn __source<'a>(guard: &Self::Guard<'a>) -> &'a Self
-    where
-        Self: 'a;
-    #[doc(hidden)]
-    fn __guard(&self) -> Self::Guard<'_>;
-}
-
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug)]
-pub enum LockKind<'a> {
-    Plain(&'a Lock),
-    Reentrant(&'a RLock),
 }
 
 impl ConditionLock for Lock {
     type Guard<'a> = super::LockGuard<'a>;
-
-    fn __kind(&self) -> LockKind<'_> {
-        LockKind::Plain(self)
-    }
-    fn __source<'a>(guard: &super::LockGuard<'a>) -> &'a Lock
-    where
-        Self: 'a,
-    {
-        guard.lock
-    }
-    fn __guard(&self) -> super::LockGuard<'_> {
-        super::LockGuard { lock: self }
-    }
 }
 
 impl ConditionLock for RLock {
     type Guard<'a> = super::RLockGuard<'a>;
+}
 
-    fn __kind(&self) -> LockKind<'_> {
-        LockKind::Reentrant(self)
-    }
-    fn __source<'a>(guard: &super::RLockGuard<'a>) -> &'a RLock
-    where
-        Self: 'a,
-    {
-        guard.rlock
-    }
-    fn __guard(&self) -> super::RLockGuard<'_> {
-        super::RLockGuard { rlock: self }
-    }
+/// A guard for `lock`, which the caller has just acquired.
+fn guard_of<L: ConditionLock>(lock: &L) -> L::Guard<'_> {
+    <L::Guard<'_> as GuardOf<'_, L>>::make(lock)
 }
 
 impl<'a> LockKind<'a> {
@@ -266,7 +280,7 @@ impl<L: ConditionLock> Condition<L> {
     }
 
     fn kind(&self) -> LockKind<'_> {
-        self.inner.lock.__kind()
+        self.inner.lock.kind()
     }
 
     /// Acquires the underlying lock (Python-style, no guard).
@@ -312,12 +326,12 @@ impl<L: ConditionLock> Condition<L> {
     /// As [`Lock::acquire`].
     pub fn lock(&self) -> impl Future<Output = L::Guard<'_>> + Send + '_ {
         let lock = &self.inner.lock;
-        WaitFuture::new(MapOp::new(lock.__kind().acquire(), move |_| lock.__guard()))
+        WaitFuture::new(MapOp::new(lock.kind().acquire(), move |_| guard_of(lock)))
     }
 
     /// The guard, if the lock can be taken without waiting.
     pub fn try_lock(&self) -> Option<L::Guard<'_>> {
-        self.try_acquire().then(|| self.inner.lock.__guard())
+        self.try_acquire().then(|| guard_of(&self.inner.lock))
     }
 
     /// The guard, waiting at most `timeout` (tokio's clock).
@@ -330,15 +344,15 @@ impl<L: ConditionLock> Condition<L> {
     ) -> impl Future<Output = Option<L::Guard<'_>>> + Send + '_ {
         let lock = &self.inner.lock;
         WaitFuture::timeout(
-            MapOp::new(lock.__kind().acquire(), move |ok: bool| {
-                ok.then(|| lock.__guard())
+            MapOp::new(lock.kind().acquire(), move |ok: bool| {
+                ok.then(|| guard_of(lock))
             }),
             timeout,
         )
     }
 
     fn wait_op<'g>(&self, guard: L::Guard<'g>) -> CondWait<'_, 'g, L> {
-        let source = L::__source(&guard).__kind();
+        let source = guard.source().kind();
         assert!(
             source.same(self.kind()),
             "Condition::wait: the guard is not of this condition's lock"
@@ -545,7 +559,7 @@ impl<'c, 'g, L: ConditionLock> WaitOp for CondWait<'c, 'g, L> {
     const SPIN: bool = false;
 
     fn poll_op(&mut self, cx: &mut WaitCx<'_>) -> Poll<Self::Output> {
-        let kind = self.cond.lock.__kind();
+        let kind = self.cond.lock.kind();
         loop {
             match &mut self.stage {
                 Stage::Start => {
@@ -740,7 +754,7 @@ impl<'a, L: ConditionLock> BlockingCondition<'a, L> {
     /// Acquires the underlying lock and returns its guard.
     pub fn lock(&self) -> L::Guard<'a> {
         self.acquire();
-        self.cond.inner.lock.__guard()
+        guard_of(&self.cond.inner.lock)
     }
 
     /// The guard, if the lock can be taken without waiting.
@@ -751,7 +765,7 @@ impl<'a, L: ConditionLock> BlockingCondition<'a, L> {
     /// The guard, blocking at most `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<L::Guard<'a>> {
         self.acquire_timeout(timeout)
-            .then(|| self.cond.inner.lock.__guard())
+            .then(|| guard_of(&self.cond.inner.lock))
     }
 
     /// Releases the lock, blocks until notified, re-acquires it.

@@ -73,7 +73,6 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 static NEXT_IDENT: AtomicU64 = AtomicU64::new(1);
 static NEXT_DUMMY: AtomicU64 = AtomicU64::new(1);
 static MAIN: OnceLock<Thread> = OnceLock::new();
-static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
@@ -422,20 +421,7 @@ pub const TIMEOUT_MAX: Duration = Duration::from_secs(9_223_372_036);
 /// The runtime task-backed Threads start on: the caller's, or one conex
 /// starts once for a process that has none.
 pub(crate) fn runtime_handle() -> tokio::runtime::Handle {
-    tokio::runtime::Handle::try_current().unwrap_or_else(|_| own_runtime().handle().clone())
-}
-
-/// The runtime conex starts once, for work that has no runtime of its own
-/// to run on (task-backed Threads started outside a runtime, subprocess
-/// I/O polled outside one, children reaped in the background).
-pub(crate) fn own_runtime() -> &'static tokio::runtime::Runtime {
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .thread_name("conex-worker")
-            .enable_all()
-            .build()
-            .expect("conex: cannot start its runtime")
-    })
+    crate::runtime::handle()
 }
 
 fn non_daemon_others() -> Vec<Thread> {

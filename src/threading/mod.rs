@@ -59,9 +59,6 @@ mod timer;
 
 pub use barrier::{Barrier, BarrierBuilder, BlockingBarrier};
 pub use condition::{BlockingCondition, Condition, ConditionLock};
-#[cfg(any(feature = "subprocess", feature = "multiprocessing"))]
-#[cfg(any(unix, all(windows, feature = "multiprocessing")))]
-pub(crate) use current::own_runtime;
 #[cfg_attr(
     not(any(feature = "sched", feature = "tasks", feature = "futures")),
     allow(unused_imports)

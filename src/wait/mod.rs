@@ -22,9 +22,6 @@ pub(crate) mod mutex;
 pub(crate) mod owner;
 pub(crate) mod permits;
 
-#[cfg(all(test, conex_loom))]
-mod loom_models;
-
 #[cfg(all(unix, any(feature = "subprocess", feature = "multiprocessing")))]
 pub(crate) use driver::Backoff;
 pub(crate) use driver::{MapOp, WaitCx, WaitFuture, WaitOp, block_on, std_deadline};

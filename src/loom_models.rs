@@ -1,4 +1,5 @@
-//! loom models of the wait core and of every primitive built on it.
+//! loom models of the wait core and of every primitive built on it (a
+//! crate-level test module: the wait core itself imports nothing above it).
 //!
 //! Run with `RUSTFLAGS="--cfg conex_loom" LOOM_MAX_PREEMPTIONS=2 cargo test
 //! --lib --release loom_`. Each model explores the interleavings of the real

@@ -1,0 +1,25 @@
+//! The runtime conex starts once, for work that has no runtime of its own
+//! to run on (task-backed Threads started outside a runtime, subprocess
+//! I/O polled outside one, children reaped in the background). A leaf:
+//! every floor that needs it (threading, io, multiprocessing) imports it,
+//! and it imports none of them.
+
+use std::sync::OnceLock;
+
+static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+
+/// conex's own multi-thread runtime, started on first use.
+pub(crate) fn own_runtime() -> &'static tokio::runtime::Runtime {
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("conex-worker")
+            .enable_all()
+            .build()
+            .expect("conex: cannot start its runtime")
+    })
+}
+
+/// The caller's runtime, or conex's own for a caller outside any.
+pub(crate) fn handle() -> tokio::runtime::Handle {
+    tokio::runtime::Handle::try_current().unwrap_or_else(|_| own_runtime().handle().clone())
+}
