@@ -436,7 +436,7 @@ async fn task_executor_limit_and_shutdown() {
 #[test]
 fn run_coroutine_threadsafe_answers_and_cancels() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let f = conex::tasks::run_coroutine_threadsafe(async { 5 }, rt.handle());
+    let f = conex::futures::run_coroutine_threadsafe(async { 5 }, rt.handle());
     assert_eq!(f.blocking().result(), Ok(5));
     let dropped = Arc::new(AtomicBool::new(false));
     struct Flag(Arc<AtomicBool>);
@@ -446,7 +446,7 @@ fn run_coroutine_threadsafe_answers_and_cancels() {
         }
     }
     let d2 = dropped.clone();
-    let f = conex::tasks::run_coroutine_threadsafe(
+    let f = conex::futures::run_coroutine_threadsafe(
         async move {
             let _f = Flag(d2);
             std::future::pending::<()>().await

@@ -28,6 +28,7 @@ mod executor;
 mod future;
 mod task_pool;
 mod thread_pool;
+mod threadsafe;
 mod waiting;
 
 #[cfg(all(feature = "multiprocessing", unix))]
@@ -43,6 +44,7 @@ pub use task_pool::TaskExecutor;
 #[cfg(all(feature = "multiprocessing", unix))]
 pub(crate) use thread_pool::can_block_here;
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
+pub use threadsafe::run_coroutine_threadsafe;
 pub use waiting::{
     ReturnWhen, Unfinished, as_completed, as_completed_blocking, wait, wait_blocking,
 };

@@ -14,7 +14,7 @@
 //! | `as_completed(aws, timeout)` | [`as_completed`] (a `Stream`) |
 //! | `sleep(d)` | [`sleep`] |
 //! | `to_thread(f)` | [`to_thread`] (carries the context) |
-//! | `run_coroutine_threadsafe(coro, loop)` | [`run_coroutine_threadsafe`] (answered with a [`crate::futures::Future`]) |
+//! | `run_coroutine_threadsafe(coro, loop)` | [`futures::run_coroutine_threadsafe`](crate::futures::run_coroutine_threadsafe) (it answers with a `concurrent.futures` future, so it lives beside that future) |
 //! | `Runner`, `run(coro)` | [`Runner`], [`run`] |
 //!
 //! asyncio's synchronization primitives and queues are not written twice:
@@ -45,8 +45,6 @@ mod waiting;
 
 pub use group::{Failure, GroupClosed, TaskGroup, TaskGroupError, task_group};
 pub use runner::{RunError, Runner, run};
-#[cfg(feature = "futures")]
-pub use task::run_coroutine_threadsafe;
 pub use task::{Task, TaskError, shield, sleep, spawn, spawn_eager, to_thread};
 pub use timeout::{Timeout, TimeoutScope, timeout, timeout_at};
 pub use waiting::{Outcome, ReturnWhen, as_completed, gather, gather_settled, wait};
