@@ -116,8 +116,8 @@ impl Call {
 /// How one item of a batch is called: the `fn` type behind an address,
 /// how its argument arrives and how its result (or error) leaves. The
 /// batch trampoline of a pool runs a whole chunk through it; the thread
-/// pool of `multiprocessing.dummy` calls it directly.
-#[doc(hidden)]
+/// pool of `multiprocessing.dummy` calls it directly. (Public items of
+/// this private module appear in the pools' bounds; no user can name them.)
 pub trait Caller: 'static {
     /// What one call takes.
     type Arg;
@@ -132,7 +132,6 @@ pub trait Caller: 'static {
 }
 
 /// `fn(A) -> R`.
-#[doc(hidden)]
 #[derive(Debug)]
 pub struct Plain<A, R>(std::marker::PhantomData<fn(A) -> R>);
 
@@ -149,7 +148,6 @@ impl<A: 'static, R: 'static> Caller for Plain<A, R> {
 /// `fn(A) -> Result<R, E>`: an `Err` becomes a [`RemoteError`] with `E`'s
 /// short type name, message, and (as its backtrace) full type and source
 /// chain.
-#[doc(hidden)]
 #[derive(Debug)]
 pub struct Fallible<A, R, E>(std::marker::PhantomData<fn(A) -> Result<R, E>>);
 
@@ -174,22 +172,20 @@ impl<A: 'static, R: 'static, E: std::error::Error + 'static> Caller for Fallible
 /// A `fn` of several arguments, called on a tuple of them: what
 /// `Pool::starmap` takes. Implemented for `fn(A, B) -> R`,
 /// `fn(A, B, C) -> R` and `fn(A, B, C, D) -> R`.
-pub trait StarFn<Args, R>: Copy + Send + Sync + 'static + sealed::Sealed {
-    /// How it is called (an implementation detail).
-    #[doc(hidden)]
-    type Caller: Caller<Arg = Args, Out = R>;
-    /// Its address (an implementation detail).
-    #[doc(hidden)]
-    fn addr(self) -> usize;
-}
+pub trait StarFn<Args, R>: Copy + Send + Sync + 'static + sealed::Sealed<Args, R> {}
 
+/// How a [`StarFn`] is called: public items of a private module.
 mod sealed {
-    pub trait Sealed {}
+    pub trait Sealed<Args, R> {
+        /// How it is called.
+        type Caller: super::Caller<Arg = Args, Out = R>;
+        /// Its address.
+        fn addr(self) -> usize;
+    }
 }
 
 macro_rules! star {
     ($name:ident; $($t:ident),+) => {
-        #[doc(hidden)]
         #[derive(Debug)]
         pub struct $name<$($t,)+ R>(std::marker::PhantomData<fn($($t),+) -> R>);
 
@@ -204,14 +200,14 @@ macro_rules! star {
             }
         }
 
-        impl<$($t: 'static,)+ R: 'static> sealed::Sealed for fn($($t),+) -> R {}
-
-        impl<$($t: 'static,)+ R: 'static> StarFn<($($t,)+), R> for fn($($t),+) -> R {
+        impl<$($t: 'static,)+ R: 'static> sealed::Sealed<($($t,)+), R> for fn($($t),+) -> R {
             type Caller = $name<$($t,)+ R>;
             fn addr(self) -> usize {
                 self as usize
             }
         }
+
+        impl<$($t: 'static,)+ R: 'static> StarFn<($($t,)+), R> for fn($($t),+) -> R {}
     };
 }
 

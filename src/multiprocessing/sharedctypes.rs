@@ -18,8 +18,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::synchronize::{Block, RLock};
 
+/// How an element is stored: public items of a private module (the cells
+/// use them, a user cannot name or implement them).
 mod sealed {
-    pub trait Sealed {}
+    pub trait Sealed {
+        fn to_bits(self) -> u64;
+        fn from_bits(bits: u64) -> Self;
+    }
 }
 
 /// A plain number that can live in shared memory: the integers, `f32`,
@@ -30,24 +35,21 @@ pub trait Element: Copy + Send + Sync + fmt::Debug + 'static + sealed::Sealed {
     const SIZE: usize;
     /// A tag checked when a handle arrives in another process.
     const TAG: u32;
-    #[doc(hidden)]
-    fn to_bits(self) -> u64;
-    #[doc(hidden)]
-    fn from_bits(bits: u64) -> Self;
 }
 
 macro_rules! int_element {
     ($($t:ty = $tag:expr),*) => {$(
-        impl sealed::Sealed for $t {}
-        impl Element for $t {
-            const SIZE: usize = std::mem::size_of::<$t>();
-            const TAG: u32 = $tag;
+        impl sealed::Sealed for $t {
             fn to_bits(self) -> u64 {
                 self as u64
             }
             fn from_bits(bits: u64) -> Self {
                 bits as $t
             }
+        }
+        impl Element for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            const TAG: u32 = $tag;
         }
     )*};
 }
@@ -65,10 +67,7 @@ int_element!(
     usize = 10
 );
 
-impl sealed::Sealed for f32 {}
-impl Element for f32 {
-    const SIZE: usize = 4;
-    const TAG: u32 = 11;
+impl sealed::Sealed for f32 {
     fn to_bits(self) -> u64 {
         u64::from(f32::to_bits(self))
     }
@@ -76,11 +75,12 @@ impl Element for f32 {
         f32::from_bits(bits as u32)
     }
 }
+impl Element for f32 {
+    const SIZE: usize = 4;
+    const TAG: u32 = 11;
+}
 
-impl sealed::Sealed for f64 {}
-impl Element for f64 {
-    const SIZE: usize = 8;
-    const TAG: u32 = 12;
+impl sealed::Sealed for f64 {
     fn to_bits(self) -> u64 {
         f64::to_bits(self)
     }
@@ -88,17 +88,22 @@ impl Element for f64 {
         f64::from_bits(bits)
     }
 }
+impl Element for f64 {
+    const SIZE: usize = 8;
+    const TAG: u32 = 12;
+}
 
-impl sealed::Sealed for bool {}
-impl Element for bool {
-    const SIZE: usize = 1;
-    const TAG: u32 = 13;
+impl sealed::Sealed for bool {
     fn to_bits(self) -> u64 {
         u64::from(self)
     }
     fn from_bits(bits: u64) -> Self {
         bits != 0
     }
+}
+impl Element for bool {
+    const SIZE: usize = 1;
+    const TAG: u32 = 13;
 }
 
 // Layout: the element count (u64) at 0, the element tag (u32) at 8, the

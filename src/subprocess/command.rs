@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::completed::CompletedProcess;
 use super::errors::SubprocessError;
-use super::mode::{Bytes, Mode, Text};
+use super::mode::{Bytes, Mode, ModeExt, Text};
 use super::pipeline::Pipeline;
 use super::popen::Popen;
 use super::spawn::spawn;

@@ -4,8 +4,17 @@ use std::fmt;
 
 use super::errors::DecodeError;
 
+/// How each mode decodes: public items of a private module (the capture
+/// code uses them through [`ModeExt`], a user cannot name them).
 mod sealed {
+    use super::DecodeError;
+
     pub trait Sealed {}
+
+    /// Output made from captured bytes under mode `M`.
+    pub trait Decode<M>: Sized {
+        fn decode(mode: &M, stream: &'static str, bytes: Vec<u8>) -> Result<Self, DecodeError>;
+    }
 }
 
 /// What captured output is returned as: [`Bytes`] (the default) or
@@ -14,11 +23,25 @@ mod sealed {
 /// Python: `text=False` / `text=True` (and `errors=`). Sealed.
 pub trait Mode: sealed::Sealed + Clone + Copy + Send + Sync + fmt::Debug + 'static {
     /// `Vec<u8>` for [`Bytes`], `String` for [`Text`].
-    type Output: AsRef<[u8]> + Clone + fmt::Debug + PartialEq + Send + Sync + 'static;
-
-    #[doc(hidden)]
-    fn decode(&self, stream: &'static str, bytes: Vec<u8>) -> Result<Self::Output, DecodeError>;
+    type Output: AsRef<[u8]>
+        + Clone
+        + fmt::Debug
+        + PartialEq
+        + Send
+        + Sync
+        + 'static
+        + sealed::Decode<Self>;
 }
+
+/// Decoding captured output under a mode (crate-internal).
+pub(crate) trait ModeExt: Mode {
+    /// `bytes` of `stream` ("stdout" / "stderr") as this mode's output.
+    fn decode(&self, stream: &'static str, bytes: Vec<u8>) -> Result<Self::Output, DecodeError> {
+        <Self::Output as sealed::Decode<Self>>::decode(self, stream, bytes)
+    }
+}
+
+impl<M: Mode> ModeExt for M {}
 
 /// Output as raw bytes, untouched (Python's default, `text=False`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,19 +63,23 @@ impl sealed::Sealed for Text {}
 
 impl Mode for Bytes {
     type Output = Vec<u8>;
-
-    fn decode(&self, _stream: &'static str, bytes: Vec<u8>) -> Result<Vec<u8>, DecodeError> {
-        Ok(bytes)
-    }
 }
 
 impl Mode for Text {
     type Output = String;
+}
 
-    fn decode(&self, stream: &'static str, bytes: Vec<u8>) -> Result<String, DecodeError> {
+impl sealed::Decode<Bytes> for Vec<u8> {
+    fn decode(_: &Bytes, _stream: &'static str, bytes: Vec<u8>) -> Result<Vec<u8>, DecodeError> {
+        Ok(bytes)
+    }
+}
+
+impl sealed::Decode<Text> for String {
+    fn decode(mode: &Text, stream: &'static str, bytes: Vec<u8>) -> Result<String, DecodeError> {
         let s = match String::from_utf8(bytes) {
             Ok(s) => s,
-            Err(e) if self.lossy => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            Err(e) if mode.lossy => String::from_utf8_lossy(e.as_bytes()).into_owned(),
             Err(e) => {
                 let error = e.utf8_error();
                 return Err(DecodeError {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::command::Command;
 use super::errors::{CalledProcessError, SubprocessError, TimeoutExpired};
-use super::mode::{Bytes, Mode, Text};
+use super::mode::{Bytes, Mode, ModeExt, Text};
 use super::popen::Popen;
 use super::spawn::spawn;
 use super::stdio::Stdio;

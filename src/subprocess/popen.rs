@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::errors::{SubprocessError, TimeoutExpired};
-use super::mode::{Bytes, Mode};
+use super::mode::{Bytes, Mode, ModeExt};
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout, Pipe};
 use crate::io::child::Proc;
 use crate::io::driver::{block_on_io, within};

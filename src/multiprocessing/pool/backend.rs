@@ -17,51 +17,49 @@ use crate::futures::{
     Future, FutureError, SubmitError, ThreadPoolExecutor, WorkError, ZeroWorkers,
 };
 
+/// The workings of the backends: public items of a private module, so the
+/// pool reaches them and a user cannot name or implement them.
 mod sealed {
-    pub trait Sealed {}
+    use super::{Caller, Future, Outcomes, PoolConfig, SubmitError, ZeroWorkers};
+
+    pub trait Sealed: Sized {
+        fn build(cfg: PoolConfig) -> Result<Self, ZeroWorkers>;
+        fn close(&self);
+        fn terminate(&self);
+        fn join(&self);
+        fn wait_ready(&self);
+        fn processes(&self) -> usize;
+    }
+
+    pub trait Run<C: Caller> {
+        /// `target` over `args`, `chunksize` calls per unit of work; one
+        /// future per call, in order.
+        fn run(
+            &self,
+            target: usize,
+            args: Vec<C::Arg>,
+            chunksize: usize,
+        ) -> Result<Vec<Future<C::Out>>, SubmitError>;
+
+        /// `target` over `args` in chunks of `chunksize` calls, one future
+        /// per chunk (what `map` uses: no future per call).
+        fn run_chunks(
+            &self,
+            target: usize,
+            args: Vec<C::Arg>,
+            chunksize: usize,
+        ) -> Result<Vec<Future<Outcomes<C::Out>>>, SubmitError>;
+    }
 }
 
 /// What runs a pool's work: worker processes ([`Processes`], for
 /// [`Pool`](super::super::Pool)) or threads of this process ([`Threads`],
 /// for [`dummy::Pool`](super::super::dummy::Pool)). Sealed.
-pub trait Backend: sealed::Sealed + Send + Sync + Sized + 'static {
-    #[doc(hidden)]
-    fn build(cfg: PoolConfig) -> Result<Self, ZeroWorkers>;
-    #[doc(hidden)]
-    fn close(&self);
-    #[doc(hidden)]
-    fn terminate(&self);
-    #[doc(hidden)]
-    fn join(&self);
-    #[doc(hidden)]
-    fn wait_ready(&self);
-    #[doc(hidden)]
-    fn processes(&self) -> usize;
-}
+pub trait Backend: sealed::Sealed + Send + Sync + Sized + 'static {}
 
 /// A backend that can run calls of `C` (serde types for processes, any
-/// `Send` types for threads).
-pub trait Runs<C: Caller>: Backend {
-    /// `target` over `args`, `chunksize` calls per unit of work; one future
-    /// per call, in order.
-    #[doc(hidden)]
-    fn run(
-        &self,
-        target: usize,
-        args: Vec<C::Arg>,
-        chunksize: usize,
-    ) -> Result<Vec<Future<C::Out>>, SubmitError>;
-
-    /// `target` over `args` in chunks of `chunksize` calls, one future per
-    /// chunk (what `map` uses: no future per call).
-    #[doc(hidden)]
-    fn run_chunks(
-        &self,
-        target: usize,
-        args: Vec<C::Arg>,
-        chunksize: usize,
-    ) -> Result<Vec<Future<Outcomes<C::Out>>>, SubmitError>;
-}
+/// `Send` types for threads). Sealed.
+pub trait Runs<C: Caller>: Backend + sealed::Run<C> {}
 
 /// `args` split into chunks of `chunksize` (at least 1).
 fn chunks<T>(args: Vec<T>, chunksize: usize) -> impl Iterator<Item = Vec<T>> {
@@ -73,7 +71,6 @@ fn chunks<T>(args: Vec<T>, chunksize: usize) -> impl Iterator<Item = Vec<T>> {
 }
 
 /// The options of a pool, before its backend is made.
-#[doc(hidden)]
 #[allow(missing_debug_implementations)]
 pub struct PoolConfig {
     pub(super) processes: Option<usize>,
@@ -97,9 +94,9 @@ impl fmt::Debug for Processes {
     }
 }
 
-impl sealed::Sealed for Processes {}
+impl Backend for Processes {}
 
-impl Backend for Processes {
+impl sealed::Sealed for Processes {
     fn build(cfg: PoolConfig) -> Result<Self, ZeroWorkers> {
         let workers = match cfg.processes {
             Some(0) => return Err(ZeroWorkers),
@@ -162,6 +159,14 @@ where
     C::Arg: Serialize + DeserializeOwned + Send + 'static,
     C::Out: Serialize + DeserializeOwned + Send + 'static,
 {
+}
+
+impl<C> sealed::Run<C> for Processes
+where
+    C: Caller,
+    C::Arg: Serialize + DeserializeOwned + Send + 'static,
+    C::Out: Serialize + DeserializeOwned + Send + 'static,
+{
     fn run(
         &self,
         target: usize,
@@ -195,9 +200,9 @@ pub struct Threads {
     processes: usize,
 }
 
-impl sealed::Sealed for Threads {}
+impl Backend for Threads {}
 
-impl Backend for Threads {
+impl sealed::Sealed for Threads {
     fn build(cfg: PoolConfig) -> Result<Self, ZeroWorkers> {
         let processes = match cfg.processes {
             Some(0) => return Err(ZeroWorkers),
@@ -234,6 +239,14 @@ impl Backend for Threads {
 }
 
 impl<C> Runs<C> for Threads
+where
+    C: Caller,
+    C::Arg: Send + 'static,
+    C::Out: Send + 'static,
+{
+}
+
+impl<C> sealed::Run<C> for Threads
 where
     C: Caller,
     C::Arg: Send + 'static,
