@@ -13,6 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let Address::Unix(path) = l.address().clone() else { unreachable!() };
     let mut raw = std::os::unix::net::UnixStream::connect(&path).unwrap();
     let _ = raw.write_all(data);
-    drop(raw);
+    // Half-close, not drop: the listener must read and judge the input
+    // (a dropped socket ends every input at the same EOF).
+    let _ = raw.shutdown(std::net::Shutdown::Write);
     assert!(l.blocking().accept().is_err());
+    drop(raw);
 });

@@ -259,13 +259,18 @@ pub(crate) fn send_parts(
 }
 
 /// `recvmsg(2)` into `buf`, appending any descriptors that came with the
-/// bytes to `fds` (close-on-exec). Returns the bytes read (0 at end of
-/// file). A message whose descriptors did not all fit is an error.
+/// bytes to `fds` (close-on-exec), at most `room` of them (capped at
+/// [`MAX_FDS`]; 0 takes none: the kernel closes whatever came, before it
+/// reaches our descriptor table). Returns the bytes read (0 at end of
+/// file). A message whose descriptors did not all fit is an error
+/// (`InvalidData`), after the bytes it carried were read.
 pub(crate) fn recv_with_fds(
     fd: RawFd,
     buf: &mut [MaybeUninit<u8>],
     fds: &mut std::collections::VecDeque<OwnedFd>,
+    room: usize,
 ) -> io::Result<usize> {
+    let room = room.min(MAX_FDS);
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -275,8 +280,12 @@ pub(crate) fn recv_with_fds(
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg) as _;
+    if room > 0 {
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE is arithmetic; `room` descriptors fit `cmsg`.
+        let space = unsafe { libc::CMSG_SPACE((room * std::mem::size_of::<RawFd>()) as u32) };
+        msg.msg_controllen = (space as usize).min(std::mem::size_of_val(&cmsg)) as _;
+    }
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     let flags = libc::MSG_CMSG_CLOEXEC;
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
@@ -319,6 +328,28 @@ pub(crate) fn recv_with_fds(
         ));
     }
     Ok(n)
+}
+
+/// Whether a process with this pid exists (`kill(pid, 0)`: only EPERM or
+/// success mean it does; a pid that does not fit a `pid_t` does not).
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 sends nothing; a plain query by pid.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Sets the accept backlog of a listening socket (std binds with a fixed
+/// one; `listen(2)` again on a listening socket only changes it).
+pub(crate) fn listen(fd: RawFd, backlog: u32) -> io::Result<()> {
+    let backlog = backlog.min(libc::c_int::MAX as u32) as libc::c_int;
+    // SAFETY: a plain system call on a descriptor the caller owns.
+    cvt(unsafe { libc::listen(fd, backlog) } as isize).map(drop)
 }
 
 /// A connected pair of non-blocking, close-on-exec Unix stream sockets.

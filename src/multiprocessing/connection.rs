@@ -132,6 +132,23 @@ impl Connection {
         }
     }
 
+    /// Wraps a connected socket that has yet to pass the auth handshake:
+    /// it takes no OS handles until [`accept_fds`](Connection::accept_fds).
+    pub(crate) fn from_socket_unauthenticated(fd: OwnedFd, unix: bool) -> Connection {
+        let conn = Connection::from_socket(fd, true, true, unix);
+        conn.inner
+            .read
+            .try_lock()
+            .expect("a fresh connection's read half is free")
+            .set_refuse_fds(true);
+        conn
+    }
+
+    /// The handshake passed: OS handles may come from now on (bounded).
+    pub(crate) async fn accept_fds(&self) {
+        self.inner.read.lock().await.set_refuse_fds(false);
+    }
+
     fn check_open(&self) -> Result<(), ConnectionError> {
         if self.inner.closed.load(Ordering::Acquire) {
             Err(ConnectionError::Closed)

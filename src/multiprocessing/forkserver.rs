@@ -63,7 +63,7 @@ fn read_msg(
 ) -> io::Result<bool> {
     let mut got = 0;
     while got < MSG {
-        let n = sys::recv_with_fds(fd, sys::as_uninit(&mut out[got..]), fds)?;
+        let n = sys::recv_with_fds(fd, sys::as_uninit(&mut out[got..]), fds, sys::MAX_FDS)?;
         if n == 0 {
             if got == 0 {
                 return Ok(false);

@@ -216,7 +216,21 @@ struct ListenerInner {
     /// does not report readiness everywhere).
     close_event: crate::threading::Event,
     handshake_timeout: Duration,
+    /// Handshakes finished (passed or failed), in the order they finished,
+    /// for the next `accept`.
+    done: crate::queue::Queue<Result<Connection, ConnectionError>>,
+    /// Handshakes running now (at most [`MAX_HANDSHAKES`]).
+    running: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// How many handshakes a listener runs at once. Each runs as a task of its
+/// own, so a slow or silent peer delays nobody; past this many, new
+/// connections wait in the backlog until one finishes or times out.
+pub const MAX_HANDSHAKES: usize = 64;
+
+/// The accept backlog [`Listener::bind`] asks for (the kernel caps it at
+/// its own limit, `net.core.somaxconn` on Linux).
+pub const DEFAULT_BACKLOG: u32 = 4096;
 
 impl Drop for ListenerInner {
     fn drop(&mut self) {
@@ -264,13 +278,33 @@ impl Listener {
     /// or text under [`Address`]'s one rule (`"127.0.0.1:0"` is TCP on a
     /// free port, `"/tmp/app.sock"` a Unix path).
     ///
+    /// The backlog is [`DEFAULT_BACKLOG`]; see
+    /// [`bind_with_backlog`](Listener::bind_with_backlog).
+    ///
     /// # Errors
     /// The OS refused the address.
     pub fn bind(
         address: impl Into<Address>,
         authkey: Option<&[u8]>,
     ) -> Result<Listener, ConnectionError> {
+        Listener::bind_with_backlog(address, authkey, DEFAULT_BACKLOG)
+    }
+
+    /// [`bind`](Listener::bind) with the length of the queue of connections
+    /// not yet accepted (Python's `Listener(backlog=...)`; the kernel caps
+    /// it at its own limit).
+    ///
+    /// # Errors
+    /// The OS refused the address or the backlog.
+    pub fn bind_with_backlog(
+        address: impl Into<Address>,
+        authkey: Option<&[u8]>,
+        backlog: u32,
+    ) -> Result<Listener, ConnectionError> {
         let address = address.into();
+        if let Address::Unix(path) = &address {
+            remove_stale_sockets(path);
+        }
         let (listener, address) = match &address {
             Address::Unix(path) => {
                 let l = std::os::unix::net::UnixListener::bind(path)?;
@@ -288,6 +322,7 @@ impl Listener {
             StdListener::Unix(l) => OwnedFd::from(l.try_clone()?),
             StdListener::Tcp(l) => OwnedFd::from(l.try_clone()?),
         };
+        crate::io::sys::listen(sock.as_raw_fd(), backlog.max(1))?;
         Ok(Listener {
             inner: Arc::new(ListenerInner {
                 listener,
@@ -297,6 +332,8 @@ impl Listener {
                 closed: AtomicBool::new(false),
                 close_event: crate::threading::Event::new(),
                 handshake_timeout: Duration::from_secs(20),
+                done: crate::queue::Queue::new(0),
+                running: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         })
     }
@@ -323,30 +360,59 @@ impl Listener {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(ConnectionError::Closed);
         }
-        let mut closing = std::pin::pin!(self.inner.close_event.wait());
-        let fd = std::future::poll_fn(|cx| {
+        let inner = &*self.inner;
+        let mut closing = std::pin::pin!(inner.close_event.wait());
+        let mut finished = std::pin::pin!(inner.done.get());
+        std::future::poll_fn(|cx| {
             if closing.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Err(ConnectionError::Closed));
             }
-            self.inner
-                .sock
-                .poll_io(cx, Interest::READABLE, |_| self.inner.listener.accept())
-                .map_err(ConnectionError::from)
+            if let Poll::Ready(r) = finished.as_mut().poll(cx) {
+                return Poll::Ready(r.unwrap_or(Err(ConnectionError::Closed)));
+            }
+            // Start handshakes for every connection waiting, up to the
+            // bound; each finishes on its own and lands in `done`.
+            while inner.running.load(Ordering::Acquire) < MAX_HANDSHAKES {
+                match inner
+                    .sock
+                    .poll_io(cx, Interest::READABLE, |_| inner.listener.accept())
+                {
+                    Poll::Ready(Ok(fd)) => self.start_handshake(fd),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Pending => break,
+                }
+            }
+            Poll::Pending
         })
-        .await?;
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(ConnectionError::Closed);
-        }
-        let unix = matches!(self.inner.address, Address::Unix(_));
-        let conn = Connection::from_socket(fd, true, true, unix);
-        let key = self.inner.authkey.as_deref();
-        match within(Some(self.inner.handshake_timeout), auth::server(&conn, key)).await {
-            Some(Ok(())) => Ok(conn),
-            Some(Err(e)) => Err(e),
-            None => Err(ConnectionError::Protocol(
-                "the client did not finish the handshake in time".into(),
-            )),
-        }
+        .await
+    }
+
+    /// Runs the handshake of a newly accepted connection as a task of its
+    /// own (on the caller's runtime, or conex's own under the blocking
+    /// facade); its outcome goes to the next `accept`.
+    fn start_handshake(&self, fd: OwnedFd) {
+        let inner = &*self.inner;
+        inner.running.fetch_add(1, Ordering::AcqRel);
+        let unix = matches!(inner.address, Address::Unix(_));
+        let conn = Connection::from_socket_unauthenticated(fd, unix);
+        let key = inner.authkey.clone();
+        let limit = inner.handshake_timeout;
+        let (done, running) = (inner.done.clone(), inner.running.clone());
+        crate::runtime::handle().spawn(async move {
+            let outcome = match within(Some(limit), auth::server(&conn, key.as_deref())).await {
+                Some(Ok(())) => {
+                    conn.accept_fds().await;
+                    Ok(conn)
+                }
+                Some(Err(e)) => Err(e),
+                None => Err(ConnectionError::Protocol(
+                    "the client did not finish the handshake in time".into(),
+                )),
+            };
+            running.fetch_sub(1, Ordering::AcqRel);
+            // An unbounded queue: the put cannot fail before shutdown.
+            let _ = done.put_nowait(outcome);
+        });
     }
 
     /// Stops listening (and removes a Unix socket's path). Later accepts
@@ -405,6 +471,35 @@ fn set_nodelay(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(s.into())
 }
 
+/// Removes the socket files that conex processes which no longer exist
+/// left in `path`'s directory (`conex-<pid>-<random>.sock`, made by
+/// [`Address::unix_temp`]; a process killed before it could unlink its
+/// socket leaves one). Only names of that form whose pid is gone.
+fn remove_stale_sockets(path: &Path) {
+    let Some(dir) = path.parent() else { return };
+    if dir != std::env::temp_dir() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("conex-"))
+            .and_then(|n| n.strip_suffix(".sock"))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !crate::io::sys::pid_alive(pid) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Connecting to a [`Listener`]. Python:
 /// `multiprocessing.connection.Client(address, authkey=...)`.
 #[derive(Debug)]
@@ -441,7 +536,7 @@ impl Client {
                         )
                     };
                     if r == 0 {
-                        break Connection::from_socket(sock, true, true, true);
+                        break Connection::from_socket_unauthenticated(sock, true);
                     }
                     let e = io::Error::last_os_error();
                     // A full backlog: try again shortly (poll cannot tell).
@@ -476,12 +571,13 @@ impl Client {
                     }
                 }
                 let sock = set_nodelay(sock)?;
-                let conn = Connection::from_socket(sock, true, true, false);
+                let conn = Connection::from_socket_unauthenticated(sock, false);
                 conn.wait_connected().await?;
                 conn
             }
         };
         auth::client(&conn, authkey).await?;
+        conn.accept_fds().await;
         Ok(conn)
     }
 

@@ -123,7 +123,15 @@ pub(crate) struct ReadState {
     /// copies out of it): the next large frame reuses it instead of
     /// faulting in fresh pages.
     spare: Option<Vec<u8>>,
+    /// Before authentication no descriptor is taken: the kernel closes
+    /// any a peer sends, and the read fails.
+    refuse_fds: bool,
 }
+
+/// Descriptors received and not yet claimed by a frame, at most: a frame
+/// announces at most `MAX_FDS`, so more than two frames' worth waiting is a
+/// peer pushing handles it never announces.
+const PENDING_FDS: usize = 2 * sys::MAX_FDS;
 
 impl ReadState {
     /// Bytes received and not yet handed out (for `poll`).
@@ -133,6 +141,20 @@ impl ReadState {
 
     pub(crate) fn at_eof(&self) -> bool {
         self.eof
+    }
+
+    /// Refuses (or, after authentication, accepts) descriptors.
+    pub(crate) fn set_refuse_fds(&mut self, refuse: bool) {
+        self.refuse_fds = refuse;
+    }
+
+    /// How many more descriptors the next read may take.
+    fn fd_room(&self) -> usize {
+        if self.refuse_fds {
+            0
+        } else {
+            PENDING_FDS.saturating_sub(self.fds.len())
+        }
     }
 
     fn fail(&mut self, e: ConnectionError) -> ConnectionError {
@@ -321,6 +343,7 @@ impl ReadState {
         d: &mut Direct,
     ) -> Poll<Result<Vec<OwnedFd>, ConnectionError>> {
         while d.got < d.len {
+            let fd_room = self.fd_room();
             let fds = &mut self.fds;
             let room = &mut dst[d.got..d.len];
             // SAFETY: a byte slice seen as possibly-uninitialised bytes;
@@ -331,9 +354,9 @@ impl ReadState {
                     room.len(),
                 )
             };
-            let n = match ready!(
-                sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(fd, room, fds))
-            ) {
+            let n = match ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(
+                fd, room, fds, fd_room
+            ))) {
                 Ok(n) => n,
                 Err(e) => return Poll::Ready(Err(self.fail(e.into()))),
             };
@@ -377,6 +400,7 @@ impl ReadState {
     /// Reads once: into the large frame's own buffer (never past its end),
     /// or into the shared buffer.
     fn poll_fill(&mut self, sock: &SharedFd, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let fd_room = self.fd_room();
         let fds = &mut self.fds;
         if let Some(big) = &mut self.big {
             let want = big.len - big.bytes.len();
@@ -388,7 +412,8 @@ impl ReadState {
             let n = ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(
                 fd,
                 &mut spare[..room],
-                fds
+                fds,
+                fd_room
             )))?;
             // SAFETY: recvmsg initialised `n` bytes after `len`.
             unsafe { big.bytes.set_len(len + n) };
@@ -404,7 +429,9 @@ impl ReadState {
         self.buf.reserve(SMALL);
         let len = self.buf.len();
         let spare = self.buf.spare_capacity_mut();
-        let n = ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(fd, spare, fds)))?;
+        let n = ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(
+            fd, spare, fds, fd_room
+        )))?;
         // SAFETY: recvmsg initialised `n` bytes after `len`.
         unsafe { self.buf.set_len(len + n) };
         Poll::Ready(Ok(n))
@@ -439,9 +466,24 @@ fn recv_stream(
     fd: RawFd,
     buf: &mut [std::mem::MaybeUninit<u8>],
     fds: &mut VecDeque<OwnedFd>,
+    fd_room: usize,
 ) -> io::Result<(usize, bool)> {
     let (asked, before) = (buf.len(), fds.len());
-    let n = sys::recv_with_fds(fd, buf, fds)?;
+    let n = sys::recv_with_fds(fd, buf, fds, fd_room).map_err(|e| {
+        if e.kind() == io::ErrorKind::InvalidData && fd_room == 0 && before == 0 {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the peer sent OS handles before authentication (refused and closed)",
+            )
+        } else if e.kind() == io::ErrorKind::InvalidData && fd_room < sys::MAX_FDS {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the peer sent more OS handles than its frames announce",
+            )
+        } else {
+            e
+        }
+    })?;
     Ok((n, n > 0 && n < asked && fds.len() == before))
 }
 
