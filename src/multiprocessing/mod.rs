@@ -105,7 +105,10 @@ pub use errors::{AuthenticationError, ConnectionError, ProcessError, RemoteError
 #[cfg(unix)]
 pub use handles::Handle;
 #[cfg(unix)]
-pub use listener::{Address, BlockingListener, Client, Listener, Waitable, wait, wait_blocking};
+pub use listener::{
+    Address, BlockingListener, Client, DEFAULT_BACKLOG, Listener, MAX_HANDSHAKES, Waitable, wait,
+    wait_blocking,
+};
 #[cfg(windows)]
 pub use listener::{Address, Client, Listener};
 #[cfg(unix)]
