@@ -81,6 +81,18 @@ pub struct PoolConfig {
     pub(super) on_death: OnDeath,
 }
 
+impl PoolConfig {
+    /// How many workers to start: the number asked for (0 is refused, as
+    /// Python's `ValueError`), or one per CPU.
+    fn workers(&self) -> Result<usize, ZeroWorkers> {
+        match self.processes {
+            Some(0) => Err(ZeroWorkers),
+            Some(n) => Ok(n),
+            None => Ok(cpu_count()),
+        }
+    }
+}
+
 /// Worker processes: the backend of [`Pool`](super::super::Pool).
 pub struct Processes {
     pub(super) core: Arc<Core>,
@@ -98,11 +110,7 @@ impl Backend for Processes {}
 
 impl sealed::Sealed for Processes {
     fn build(cfg: PoolConfig) -> Result<Self, ZeroWorkers> {
-        let workers = match cfg.processes {
-            Some(0) => return Err(ZeroWorkers),
-            Some(n) => n,
-            None => cpu_count(),
-        };
+        let workers = cfg.workers()?;
         Ok(Processes {
             core: Core::new(Config {
                 workers,
@@ -204,11 +212,7 @@ impl Backend for Threads {}
 
 impl sealed::Sealed for Threads {
     fn build(cfg: PoolConfig) -> Result<Self, ZeroWorkers> {
-        let processes = match cfg.processes {
-            Some(0) => return Err(ZeroWorkers),
-            Some(n) => n,
-            None => cpu_count(),
-        };
+        let processes = cfg.workers()?;
         let mut b = ThreadPoolExecutor::builder()
             .max_workers(processes)
             .thread_name_prefix("Thread");
