@@ -344,6 +344,26 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Whether process `pid` still runs: alive as [`pid_alive`] sees it and,
+/// on Linux, not a zombie (a killed child its parent has not reaped yet
+/// holds nothing any more, though `kill(pid, 0)` still finds it).
+pub(crate) fn pid_running(pid: u32) -> bool {
+    if !pid_alive(pid) {
+        return false;
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) S ...`: the state follows the last ')'.
+        if let Some(state) = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+        {
+            return !matches!(state, "Z" | "X" | "x");
+        }
+    }
+    true
+}
+
 /// Sets the accept backlog of a listening socket (std binds with a fixed
 /// one; `listen(2)` again on a listening socket only changes it).
 pub(crate) fn listen(fd: RawFd, backlog: u32) -> io::Result<()> {

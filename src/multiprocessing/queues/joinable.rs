@@ -87,7 +87,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         let (ring, waker) = (self.q.ring().clone(), self.q.ring().clone());
         futex::off_thread(
             move |cancel| ring.join_blocking(Some(cancel)),
-            move || futex::wake(waker.unfinished_word(), u32::MAX),
+            move || waker.wake_joiners(),
             |()| {},
         )
         .await;

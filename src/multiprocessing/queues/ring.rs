@@ -1,38 +1,60 @@
 //! The shared core of the cross-process queues: a byte ring in one shared
-//! block, with the queue's counters, three semaphores of the one wait
-//! core (the lock, the items, the free slots) and two futex words (free
-//! bytes, unfinished tasks).
+//! block, built so that a process killed at any instruction leaves it
+//! whole for everyone else.
 //!
 //! An item is a record `[len: u32][postcard bytes]` written at the tail
-//! and read at the head, wrapping around. `put` takes a slot (the
-//! maxsize bound), then the lock, waits for bytes if the ring is short of
-//! them, writes, and releases one item; `get` takes an item, then the
-//! lock, reads, and gives the slot and the bytes back. An item is in
-//! shared memory when `put` returns: a producer that exits right after
-//! loses nothing (there is no feeder thread, unlike Python's).
+//! and read at the head, wrapping around. Every change happens under one
+//! [robust lock](RobustLock) (a waiter takes it over from a holder that
+//! died) and becomes visible by one atomic store: the queue's state
+//! (head, tail, count, puts, dropped, shutdown) lives in two copies, the
+//! holder writes the new state into the copy not in use and then flips
+//! the *selector* word to it. A holder killed before the flip changed
+//! nothing (the bytes it may have copied lie past the tail); after it,
+//! the change is whole. So a producer killed mid-put loses only its own
+//! item, a consumer killed mid-get loses nothing or the item it had
+//! taken, and no item is duplicated, invented or stuck: there are no
+//! separate permits or slots to leak, a free slot is `count < maxsize`.
+//!
+//! The selector also counts commits, and it is the futex word that
+//! getters and putters sleep on (each kind with its own futex bits): a
+//! put wakes one getter, a get wakes every putter (one that fits may sleep
+//! behind one that does not), a shutdown wakes all. A process killed
+//! between its commit and its wake leaves a sleeper asleep for at most
+//! [`WAKE_SLICE`], the longest sleep of a ring wait. Lock-free readers
+//! (`qsize`, `is_shutdown`) read a copy between two equal selector loads.
+//!
+//! An item is in shared memory when `put` returns: a producer that exits
+//! right after loses nothing (there is no feeder thread, unlike Python's).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::time::{Duration, Instant};
 
 use crate::multiprocessing::synchronize::Block;
-use crate::multiprocessing::synchronize::futex;
-use crate::multiprocessing::synchronize::sem::Sem;
+use crate::multiprocessing::synchronize::futex::{self, On, Step};
+use crate::multiprocessing::synchronize::robust::RobustLock;
 
 const LOCK: usize = 0;
-const ITEMS: usize = 16;
-const SLOTS: usize = 32;
-const UNFINISHED: usize = 48;
-const JOIN_SLEEPERS: usize = 52;
-const SHUTDOWN: usize = 56;
-const SPACE: usize = 60;
-const SPACE_SLEEPERS: usize = 64;
-const HEAD: usize = 72;
-const TAIL: usize = 80;
-const CAPACITY: usize = 88;
-const MAXSIZE: usize = 96;
-const COUNT: usize = 104;
-const DATA: usize = 128;
+const LOCK_SLEEPERS: usize = 4;
+const SELECTOR: usize = 8;
+const GET_SLEEPERS: usize = 12;
+const PUT_SLEEPERS: usize = 16;
+const JOIN_GEN: usize = 20;
+const JOIN_SLEEPERS: usize = 24;
+const DONE: usize = 32;
+const CAPACITY: usize = 40;
+const MAXSIZE: usize = 48;
+const STATES: usize = 64;
+const STATE_LEN: usize = 48;
+const DATA: usize = STATES + 2 * STATE_LEN + 32;
+
+/// The futex bits of sleeping getters and putters.
+const GETTER: u32 = 1;
+const PUTTER: u32 = 2;
+
+/// The longest one sleep of a ring wait lasts: the bound on a wake-up that
+/// a process killed between its commit and its wake never sent.
+pub(crate) const WAKE_SLICE: Duration = Duration::from_millis(100);
 
 /// The largest maxsize (and count) a queue keeps.
 pub(crate) const MAX_ITEMS: usize = i32::MAX as usize;
@@ -48,6 +70,31 @@ pub(crate) enum RingError {
     ShutDown,
     /// The item is larger than the whole ring.
     TooLarge(usize, usize),
+    /// The record at the head does not fit the ring: another program wrote
+    /// over the block.
+    Corrupt,
+}
+
+/// The queue's state: one copy of the two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct State {
+    /// Logical offsets (they only grow) of the first and past the last
+    /// byte queued.
+    head: u64,
+    tail: u64,
+    /// Items queued.
+    count: u64,
+    /// Items ever put, and items dropped by an immediate shutdown (both
+    /// count tasks for `join`).
+    puts: u64,
+    dropped: u64,
+    /// 0, 1 (shut down) or 2 (and drained at once).
+    shutdown: u64,
+}
+
+/// The bytes queued (0 for a state garbled by another program).
+fn used(s: &State) -> u64 {
+    s.tail.saturating_sub(s.head)
 }
 
 #[derive(Clone)]
@@ -55,10 +102,27 @@ pub(crate) struct Ring {
     pub(crate) block: Arc<Block>,
 }
 
-fn sem(block: &Arc<Block>, base: usize) -> Sem {
-    Sem {
-        block: block.clone(),
-        base,
+/// Which waiters a wait is for.
+#[derive(Clone, Copy)]
+enum Kind {
+    Get,
+    /// A put of a record of this many bytes.
+    Put(u64),
+}
+
+impl Kind {
+    fn bits(self) -> u32 {
+        match self {
+            Kind::Get => GETTER,
+            Kind::Put(_) => PUTTER,
+        }
+    }
+
+    fn sleepers(self) -> usize {
+        match self {
+            Kind::Get => GET_SLEEPERS,
+            Kind::Put(_) => PUT_SLEEPERS,
+        }
     }
 }
 
@@ -71,9 +135,6 @@ impl Ring {
         };
         let capacity = capacity.max(64);
         let block = Arc::new(Block::new(DATA + capacity)?);
-        Sem::init(block.clone(), LOCK, 1, 1);
-        Sem::init(block.clone(), ITEMS, 0, MAX_ITEMS as u32);
-        Sem::init(block.clone(), SLOTS, maxsize as u32, maxsize as u32);
         block.u64(CAPACITY).store(capacity as u64, SeqCst);
         block.u64(MAXSIZE).store(maxsize as u64, SeqCst);
         Ok(Ring { block })
@@ -82,7 +143,8 @@ impl Ring {
     /// Checks a block that arrived from another process.
     pub(crate) fn from_block(block: Block) -> Result<Ring, String> {
         let cap = block.u64(CAPACITY).load(SeqCst) as usize;
-        if cap == 0 || DATA.saturating_add(cap) > block.len() {
+        let max = block.u64(MAXSIZE).load(SeqCst) as usize;
+        if cap < 64 || DATA.saturating_add(cap) > block.len() || max == 0 || max > MAX_ITEMS {
             return Err("not a conex queue".into());
         }
         Ok(Ring {
@@ -94,31 +156,92 @@ impl Ring {
         self.block.u64(CAPACITY).load(SeqCst)
     }
 
+    fn max_items(&self) -> u64 {
+        self.block.u64(MAXSIZE).load(SeqCst)
+    }
+
     pub(crate) fn maxsize(&self) -> usize {
-        match self.block.u64(MAXSIZE).load(SeqCst) as usize {
+        match self.max_items() as usize {
             MAX_ITEMS => 0,
             m => m,
         }
     }
 
+    fn word(&self, offset: usize) -> &AtomicU32 {
+        self.block.u32(offset)
+    }
+
+    fn load_state(&self, copy: u32) -> State {
+        let base = STATES + copy as usize * STATE_LEN;
+        let f = |i: usize| self.block.u64(base + 8 * i).load(SeqCst);
+        State {
+            head: f(0),
+            tail: f(1),
+            count: f(2),
+            puts: f(3),
+            dropped: f(4),
+            shutdown: f(5),
+        }
+    }
+
+    fn store_state(&self, copy: u32, s: &State) {
+        let base = STATES + copy as usize * STATE_LEN;
+        let fields = [s.head, s.tail, s.count, s.puts, s.dropped, s.shutdown];
+        for (i, v) in fields.into_iter().enumerate() {
+            self.block.u64(base + 8 * i).store(v, SeqCst);
+        }
+    }
+
+    /// The committed state, read without the lock: a copy read between two
+    /// equal selector loads (a commit bumps the selector's count, so a copy
+    /// rewritten under the read shows as a changed selector).
+    fn snapshot(&self) -> State {
+        let sel = self.word(SELECTOR);
+        loop {
+            let before = sel.load(SeqCst);
+            let s = self.load_state(before & 1);
+            if sel.load(SeqCst) == before {
+                return s;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Runs `f` on the state under the lock (taken until `deadline`) and
+    /// publishes what it changed with one store of the selector. `None`
+    /// when the lock was not had by the deadline.
+    fn locked<R>(&self, deadline: Option<Instant>, f: impl FnOnce(&mut State) -> R) -> Option<R> {
+        let lock = RobustLock {
+            word: self.word(LOCK),
+            sleepers: self.word(LOCK_SLEEPERS),
+        };
+        // Taken from a dead holder or not, the committed state is whole.
+        lock.lock(deadline)?;
+        let sel = self.word(SELECTOR).load(SeqCst);
+        let before = self.load_state(sel & 1);
+        let mut state = before;
+        let r = f(&mut state);
+        if state != before {
+            let next = 1 - (sel & 1);
+            self.store_state(next, &state);
+            self.word(SELECTOR)
+                .store(((sel >> 1).wrapping_add(1) << 1) | next, SeqCst);
+        }
+        lock.unlock();
+        Some(r)
+    }
+
     pub(crate) fn qsize(&self) -> usize {
-        self.block.u64(COUNT).load(SeqCst) as usize
+        self.snapshot().count as usize
     }
 
     pub(crate) fn unfinished(&self) -> usize {
-        self.block.u32(UNFINISHED).load(SeqCst) as usize
+        let s = self.snapshot();
+        (s.puts - s.dropped.min(s.puts)).saturating_sub(self.block.u64(DONE).load(SeqCst)) as usize
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
-        self.block.u32(SHUTDOWN).load(SeqCst) != 0
-    }
-
-    fn lock(&self) {
-        sem(&self.block, LOCK).acquire_blocking(None, None);
-    }
-
-    fn unlock(&self) {
-        let _ = sem(&self.block, LOCK).release(1);
+        self.snapshot().shutdown != 0
     }
 
     /// Copies `src` into the ring at logical offset `at`.
@@ -152,249 +275,259 @@ impl Ring {
         }
     }
 
-    /// Takes a free slot: waits (until `deadline`, or not at all when
-    /// `wait` is false); in a task, `cancel`-able.
-    pub(crate) fn take_slot(
-        &self,
-        wait: bool,
-        deadline: Option<Instant>,
-        cancel: Option<&AtomicBool>,
-    ) -> Result<(), RingError> {
-        if self.is_shutdown() {
-            return Err(RingError::ShutDown);
-        }
-        let slots = sem(&self.block, SLOTS);
-        let got = if wait {
-            slots.acquire_blocking_stop(deadline, cancel, Some(SHUTDOWN))
-        } else {
-            slots.try_acquire()
-        };
-        if self.is_shutdown() {
-            if got {
-                let _ = slots.release(1);
+    /// Whether a wait of `kind` has something to try, judged from the
+    /// committed state without the lock.
+    fn ready(&self, kind: Kind) -> bool {
+        let s = self.snapshot();
+        match kind {
+            Kind::Get => s.count > 0 || s.shutdown != 0,
+            Kind::Put(need) => {
+                s.shutdown != 0
+                    || (s.count < self.max_items()
+                        && self.capacity().saturating_sub(used(&s)) >= need)
             }
-            return Err(RingError::ShutDown);
         }
-        if got { Ok(()) } else { Err(RingError::Full) }
     }
 
-    /// Async [`take_slot`](Ring::take_slot) (waiting).
-    pub(crate) async fn take_slot_async(&self, deadline: Option<Instant>) -> Result<(), RingError> {
-        if self.is_shutdown() {
-            return Err(RingError::ShutDown);
-        }
-        let slots = sem(&self.block, SLOTS);
-        let got = slots.acquire_async_stop(deadline, Some(SHUTDOWN)).await;
-        if self.is_shutdown() {
-            if got {
-                let _ = slots.release(1);
-            }
-            return Err(RingError::ShutDown);
-        }
-        if got { Ok(()) } else { Err(RingError::Full) }
+    fn on(&self, kind: Kind) -> On<'_> {
+        On::new(self.word(SELECTOR), self.word(kind.sleepers()))
+            .bits(kind.bits())
+            .slice(WAKE_SLICE)
     }
 
-    /// Gives back a slot taken for an item that was not written.
-    pub(crate) fn return_slot(&self) {
-        let _ = sem(&self.block, SLOTS).release(1);
-    }
-
-    /// Writes an item (its slot already taken), waiting for ring bytes
-    /// until `deadline`. On an error the slot is given back.
-    pub(crate) fn write(&self, item: &[u8], deadline: Option<Instant>) -> Result<(), RingError> {
+    /// Puts a record at once if it fits, taking the lock until `deadline`.
+    fn try_put(&self, item: &[u8], deadline: Option<Instant>) -> Result<(), RingError> {
         let need = 4 + item.len() as u64;
         if need > self.capacity() {
-            self.return_slot();
             return Err(RingError::TooLarge(
                 item.len(),
                 self.capacity() as usize - 4,
             ));
         }
-        // Under the lock: write if the ring has the bytes; otherwise sleep
-        // until a get frees some (it bumps the SPACE word).
-        let done = futex::wait_for(
-            self.block.u32(SPACE),
-            self.block.u32(SPACE_SLEEPERS),
-            deadline,
-            None,
-            |_| {
-                self.lock();
-                if self.is_shutdown() {
-                    self.unlock();
-                    return futex::Step::Done(Err(RingError::ShutDown));
-                }
-                let (head, tail) = (
-                    self.block.u64(HEAD).load(SeqCst),
-                    self.block.u64(TAIL).load(SeqCst),
-                );
-                if self.capacity() - (tail - head) < need {
-                    // SPACE only grows: the value shown is a generation,
-                    // and any get since it was read changes it.
-                    self.unlock();
-                    return futex::Step::Blocked;
-                }
-                self.write_at(tail, &(item.len() as u32).to_le_bytes());
-                self.write_at(tail + 4, item);
-                self.block.u64(TAIL).store(tail + need, SeqCst);
-                self.block.u64(COUNT).fetch_add(1, SeqCst);
-                self.block.u32(UNFINISHED).fetch_add(1, SeqCst);
-                self.unlock();
-                futex::Step::Done(Ok(()))
-            },
-        );
-        match done {
-            Some(Ok(())) => {
-                let _ = sem(&self.block, ITEMS).release(1);
-                Ok(())
+        let done = self.locked(deadline, |s| {
+            if s.shutdown != 0 {
+                return Err(RingError::ShutDown);
             }
-            Some(Err(e)) => {
-                self.return_slot();
-                Err(e)
+            if s.count >= self.max_items() || self.capacity().saturating_sub(used(s)) < need {
+                return Err(RingError::Full);
             }
-            None => {
-                self.return_slot();
-                Err(RingError::Full)
-            }
+            self.write_at(s.tail, &(item.len() as u32).to_le_bytes());
+            self.write_at(s.tail + 4, item);
+            s.tail += need;
+            s.count += 1;
+            s.puts += 1;
+            Ok(())
+        });
+        let done = done.unwrap_or(Err(RingError::Full));
+        if done.is_ok() && self.word(GET_SLEEPERS).load(SeqCst) > 0 {
+            futex::wake_bits(self.word(SELECTOR), 1, GETTER);
         }
+        done
     }
 
-    /// Takes an item permit: waits (until `deadline`, or not at all).
-    pub(crate) fn take_item(
+    /// Gets the head record at once if there is one, taking the lock until
+    /// `deadline`.
+    fn try_get(&self, deadline: Option<Instant>) -> Result<Vec<u8>, RingError> {
+        let got = self.locked(deadline, |s| {
+            if s.count == 0 {
+                return Err(if s.shutdown != 0 {
+                    RingError::ShutDown
+                } else {
+                    RingError::Empty
+                });
+            }
+            let mut len = [0u8; 4];
+            self.read_at(s.head, &mut len);
+            let len = u64::from(u32::from_le_bytes(len));
+            if 4 + len > used(s) {
+                return Err(RingError::Corrupt);
+            }
+            let mut item = vec![0u8; len as usize];
+            self.read_at(s.head + 4, &mut item);
+            s.head += 4 + len;
+            s.count -= 1;
+            Ok(item)
+        });
+        let got = got.unwrap_or(Err(RingError::Empty));
+        if got.is_ok() && self.word(PUT_SLEEPERS).load(SeqCst) > 0 {
+            futex::wake_bits(self.word(SELECTOR), u32::MAX, PUTTER);
+        }
+        got
+    }
+
+    /// Sleeps until a wait of `kind` has something to try (true), or
+    /// `deadline` passes or `cancel` is set (false).
+    fn wait_ready(
         &self,
+        kind: Kind,
+        deadline: Option<Instant>,
+        cancel: Option<&AtomicBool>,
+    ) -> bool {
+        futex::wait_for(self.on(kind), deadline, cancel, |_| {
+            if self.ready(kind) {
+                Step::Done(())
+            } else {
+                Step::Blocked
+            }
+        })
+        .is_some()
+    }
+
+    /// The async face of [`wait_ready`](Ring::wait_ready): the sleep runs on
+    /// a blocking-pool thread. A getter's wake that arrives after the
+    /// future was dropped is passed on to another getter.
+    async fn wait_ready_async(&self, kind: Kind, deadline: Option<Instant>) -> bool {
+        let (me, waker, undo) = (self.clone(), self.clone(), self.clone());
+        futex::off_thread(
+            move |cancel| me.wait_ready(kind, deadline, Some(cancel)),
+            move || futex::wake_bits(waker.word(SELECTOR), u32::MAX, kind.bits()),
+            move |woke| {
+                if woke && matches!(kind, Kind::Get) && undo.qsize() > 0 {
+                    futex::wake_bits(undo.word(SELECTOR), 1, GETTER);
+                }
+            },
+        )
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Puts a record: at once (`wait` false), or waiting for room until
+    /// `deadline`; `cancel` stops the wait.
+    pub(crate) fn put(
+        &self,
+        item: &[u8],
         wait: bool,
         deadline: Option<Instant>,
         cancel: Option<&AtomicBool>,
     ) -> Result<(), RingError> {
-        let items = sem(&self.block, ITEMS);
-        let got = if wait {
-            items.acquire_blocking_stop(deadline, cancel, Some(SHUTDOWN))
-        } else {
-            items.try_acquire()
-        };
-        match got {
-            true => Ok(()),
-            // Shut down: what is queued is still got, then ShutDown.
-            false if self.is_shutdown() => {
-                if items.try_acquire() {
-                    Ok(())
-                } else {
-                    Err(RingError::ShutDown)
-                }
+        if !wait {
+            return self.try_put(item, None);
+        }
+        let kind = Kind::Put(4 + item.len() as u64);
+        futex::wait_for(self.on(kind), deadline, cancel, |_| {
+            if !self.ready(kind) {
+                return Step::Blocked;
             }
-            false => Err(RingError::Empty),
-        }
-    }
-
-    /// Async [`take_item`](Ring::take_item) (waiting).
-    pub(crate) async fn take_item_async(&self, deadline: Option<Instant>) -> Result<(), RingError> {
-        let items = sem(&self.block, ITEMS);
-        if items.acquire_async_stop(deadline, Some(SHUTDOWN)).await {
-            return Ok(());
-        }
-        if self.is_shutdown() {
-            if items.try_acquire() {
-                Ok(())
-            } else {
-                Err(RingError::ShutDown)
+            match self.try_put(item, deadline) {
+                Err(RingError::Full) => Step::Blocked,
+                r => Step::Done(r),
             }
-        } else {
-            Err(RingError::Empty)
+        })
+        .unwrap_or(Err(RingError::Full))
+    }
+
+    /// The async face of [`put`](Ring::put) (waiting). The put itself runs
+    /// in the future's poll, so a dropped future put nothing or everything.
+    pub(crate) async fn put_async(
+        &self,
+        item: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), RingError> {
+        let kind = Kind::Put(4 + item.len() as u64);
+        loop {
+            match self.try_put(item, deadline) {
+                Err(RingError::Full) => {}
+                r => return r,
+            }
+            if !self.wait_ready_async(kind, deadline).await {
+                return self.try_put(item, Some(Instant::now()));
+            }
         }
     }
 
-    /// Reads the head item (its permit already taken).
-    pub(crate) fn read(&self) -> Result<Vec<u8>, RingError> {
-        self.lock();
-        if self.qsize() == 0 {
-            // Drained by an immediate shutdown after the permit was taken.
-            self.unlock();
-            return Err(RingError::ShutDown);
+    /// Gets a record: at once (`wait` false), or waiting for one until
+    /// `deadline`; `cancel` stops the wait.
+    pub(crate) fn get(
+        &self,
+        wait: bool,
+        deadline: Option<Instant>,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Vec<u8>, RingError> {
+        if !wait {
+            return self.try_get(None);
         }
-        let head = self.block.u64(HEAD).load(SeqCst);
-        let mut len = [0u8; 4];
-        self.read_at(head, &mut len);
-        let len = u32::from_le_bytes(len) as usize;
-        let mut item = vec![0u8; len];
-        self.read_at(head + 4, &mut item);
-        self.block.u64(HEAD).store(head + 4 + len as u64, SeqCst);
-        self.block.u64(COUNT).fetch_sub(1, SeqCst);
-        self.unlock();
-        self.space_freed();
-        let _ = sem(&self.block, SLOTS).release(1);
-        Ok(item)
+        futex::wait_for(self.on(Kind::Get), deadline, cancel, |_| {
+            if !self.ready(Kind::Get) {
+                return Step::Blocked;
+            }
+            match self.try_get(deadline) {
+                Err(RingError::Empty) => Step::Blocked,
+                r => Step::Done(r),
+            }
+        })
+        .unwrap_or(Err(RingError::Empty))
     }
 
-    fn space_freed(&self) {
-        let word = self.block.u32(SPACE);
-        word.fetch_add(1, SeqCst);
-        if self.block.u32(SPACE_SLEEPERS).load(SeqCst) > 0 {
-            futex::wake(word, u32::MAX);
+    /// The async face of [`get`](Ring::get) (waiting). The get itself runs
+    /// in the future's poll, so a dropped future took nothing.
+    pub(crate) async fn get_async(&self, deadline: Option<Instant>) -> Result<Vec<u8>, RingError> {
+        loop {
+            match self.try_get(deadline) {
+                Err(RingError::Empty) => {}
+                r => return r,
+            }
+            if !self.wait_ready_async(Kind::Get, deadline).await {
+                return self.try_get(Some(Instant::now()));
+            }
         }
     }
 
     /// One task done: false if none was unfinished.
     pub(crate) fn task_done(&self) -> bool {
-        let w = self.block.u32(UNFINISHED);
-        let mut cur = w.load(SeqCst);
+        let done = self.block.u64(DONE);
         loop {
-            if cur == 0 {
+            let d = done.load(SeqCst);
+            let s = self.snapshot();
+            if (s.puts - s.dropped.min(s.puts)) <= d {
                 return false;
             }
-            match w.compare_exchange_weak(cur, cur - 1, SeqCst, SeqCst) {
-                Ok(_) => break,
-                Err(now) => cur = now,
+            if done.compare_exchange(d, d + 1, SeqCst, SeqCst).is_ok() {
+                break;
             }
         }
-        if cur == 1 && self.block.u32(JOIN_SLEEPERS).load(SeqCst) > 0 {
+        self.join_changed();
+        true
+    }
+
+    /// Bumps the joiners' word; wakes them if nothing is unfinished.
+    fn join_changed(&self) {
+        let w = self.word(JOIN_GEN);
+        w.fetch_add(1, SeqCst);
+        if self.word(JOIN_SLEEPERS).load(SeqCst) > 0 && self.unfinished() == 0 {
             futex::wake(w, u32::MAX);
         }
-        true
     }
 
     /// Blocks until no task is unfinished (or `cancel`).
     pub(crate) fn join_blocking(&self, cancel: Option<&AtomicBool>) {
-        let _ = futex::wait_for(
-            self.unfinished_word(),
-            self.block.u32(JOIN_SLEEPERS),
-            None,
-            cancel,
-            |v| {
-                if v == 0 {
-                    futex::Step::Done(())
-                } else {
-                    futex::Step::Blocked
-                }
-            },
-        );
-    }
-
-    pub(crate) fn unfinished_word(&self) -> &std::sync::atomic::AtomicU32 {
-        self.block.u32(UNFINISHED)
-    }
-
-    /// Shuts the queue down; `immediate` also drops what is queued.
-    pub(crate) fn shutdown(&self, immediate: bool) {
-        self.lock();
-        self.block
-            .u32(SHUTDOWN)
-            .store(1 + u32::from(immediate), SeqCst);
-        if immediate {
-            let n = self.qsize() as u32;
-            let tail = self.block.u64(TAIL).load(SeqCst);
-            self.block.u64(HEAD).store(tail, SeqCst);
-            self.block.u64(COUNT).store(0, SeqCst);
-            sem(&self.block, ITEMS).set_value(0);
-            let u = self.block.u32(UNFINISHED);
-            let left = u.load(SeqCst).saturating_sub(n);
-            u.store(left, SeqCst);
-            if n > 0 {
-                let _ = sem(&self.block, SLOTS).release(n);
+        let on = On::new(self.word(JOIN_GEN), self.word(JOIN_SLEEPERS)).slice(WAKE_SLICE);
+        let _ = futex::wait_for(on, None, cancel, |_| {
+            if self.unfinished() == 0 {
+                Step::Done(())
+            } else {
+                Step::Blocked
             }
-        }
-        self.unlock();
-        sem(&self.block, ITEMS).wake_all();
-        sem(&self.block, SLOTS).wake_all();
-        futex::wake(self.block.u32(UNFINISHED), u32::MAX);
-        self.space_freed();
+        });
+    }
+
+    /// Wakes every joiner (a cancelled one's sleeper among them).
+    pub(crate) fn wake_joiners(&self) {
+        futex::wake(self.word(JOIN_GEN), u32::MAX);
+    }
+
+    /// Shuts the queue down; `immediate` also drops what is queued (and
+    /// counts it done).
+    pub(crate) fn shutdown(&self, immediate: bool) {
+        let _ = self.locked(None, |s| {
+            s.shutdown = s.shutdown.max(1 + u64::from(immediate));
+            if immediate {
+                s.dropped += s.count;
+                s.head = s.tail;
+                s.count = 0;
+            }
+        });
+        futex::wake(self.word(SELECTOR), u32::MAX);
+        self.join_changed();
+        self.wake_joiners();
     }
 }

@@ -94,8 +94,7 @@ impl Event {
         }
         // Set now, or a set (a new generation) since `start`.
         futex::wait_for(
-            self.word(),
-            self.block.u32(SLEEPERS),
+            futex::On::new(self.word(), self.block.u32(SLEEPERS)),
             deadline,
             cancel,
             |now| {

@@ -5,32 +5,53 @@
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-/// Sleeps while `*word == expected`, at most `timeout`; returns on a wake,
-/// a change, a signal or the timeout (callers re-check).
-pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+/// Every sleeper, whatever its bits (the futex's `FUTEX_BITSET_MATCH_ANY`).
+pub(crate) const ALL: u32 = u32::MAX;
+
+/// Sleeps while `*word == expected`, at most `timeout`, as a sleeper of
+/// the kinds in `bits` (a wake for other bits passes it by); returns on a
+/// wake, a change, a signal or the timeout (callers re-check).
+pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>, bits: u32) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        let ts = timeout.map(|d| libc::timespec {
-            tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: d.subsec_nanos() as libc::c_long,
+        // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time (the
+        // clock of `Instant`).
+        let ts = timeout.map(|d| {
+            let mut now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime into a valid timespec.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+            let nanos = now.tv_nsec as u64 + u64::from(d.subsec_nanos());
+            libc::timespec {
+                tv_sec: (now.tv_sec as u64)
+                    .saturating_add(d.as_secs())
+                    .saturating_add(nanos / 1_000_000_000)
+                    .min(i64::MAX as u64 / 2) as libc::time_t,
+                tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+            }
         });
         let tsp = ts
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: FUTEX_WAIT on a live, aligned u32 of a shared mapping.
+        // SAFETY: FUTEX_WAIT_BITSET on a live, aligned u32 of a shared
+        // mapping, with a valid (or null) timespec and a non-zero mask.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,
                 word.as_ptr(),
-                libc::FUTEX_WAIT,
+                libc::FUTEX_WAIT_BITSET,
                 expected,
                 tsp,
+                std::ptr::null::<u32>(),
+                bits.max(1),
             );
         }
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
-        let _ = expected;
+        let _ = (expected, bits);
         let step = Duration::from_micros(200);
         std::thread::sleep(timeout.map_or(step, |t| t.min(step)));
         let _ = word;
@@ -39,18 +60,63 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 
 /// Wakes up to `n` sleepers on `word`.
 pub(crate) fn wake(word: &AtomicU32, n: u32) {
+    wake_bits(word, n, ALL)
+}
+
+/// Wakes up to `n` sleepers on `word` whose bits meet `bits`.
+pub(crate) fn wake_bits(word: &AtomicU32, n: u32, bits: u32) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: FUTEX_WAKE on a live, aligned u32 of a shared mapping.
+    // SAFETY: FUTEX_WAKE_BITSET on a live, aligned u32 of a shared
+    // mapping, with a non-zero mask.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
-            libc::FUTEX_WAKE,
+            libc::FUTEX_WAKE_BITSET,
             n.min(i32::MAX as u32) as i32,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            bits.max(1),
         );
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = (word, n);
+    let _ = (word, n, bits);
+}
+
+/// What a [`wait_for`] sleeps on: the futex word, the count of its
+/// registered sleepers, the sleeper's kind bits and the longest one sleep
+/// may last (a bound on a wake that a killed waker never sent).
+#[derive(Clone, Copy)]
+pub(crate) struct On<'a> {
+    pub(crate) word: &'a AtomicU32,
+    pub(crate) sleepers: &'a AtomicU32,
+    pub(crate) bits: u32,
+    pub(crate) slice: Option<Duration>,
+}
+
+impl<'a> On<'a> {
+    /// Sleep on `word`, counted in `sleepers`, woken by every wake.
+    pub(crate) fn new(word: &'a AtomicU32, sleepers: &'a AtomicU32) -> On<'a> {
+        On {
+            word,
+            sleepers,
+            bits: ALL,
+            slice: None,
+        }
+    }
+
+    /// Only woken by wakes that name one of `bits`.
+    pub(crate) fn bits(self, bits: u32) -> On<'a> {
+        On { bits, ..self }
+    }
+
+    /// Never sleep longer than `slice` at once.
+    pub(crate) fn slice(self, slice: Duration) -> On<'a> {
+        On {
+            slice: Some(slice),
+            ..self
+        }
+    }
 }
 
 /// How long one sleep lasts at most while an in-process cancel flag is
@@ -71,7 +137,7 @@ pub(crate) enum Step<R> {
 }
 
 /// The one wait loop of the cross-process primitives. Calls `step` with
-/// the current value of `word`; [`Step::Done`] ends the wait,
+/// the current value of `on.word`; [`Step::Done`] ends the wait,
 /// [`Step::Blocked`] sleeps until `word` changes and [`Step::Again`]
 /// looks again. Returns `None` once `deadline` passes or `cancel` is set.
 ///
@@ -86,13 +152,13 @@ pub(crate) enum Step<R> {
 /// positive count, lost the race for it, and slept on that count after a
 /// release had restored it without seeing a sleeper).
 pub(crate) fn wait_for<R>(
-    word: &AtomicU32,
-    sleepers: &AtomicU32,
+    on: On<'_>,
     deadline: Option<std::time::Instant>,
     cancel: Option<&std::sync::atomic::AtomicBool>,
     mut step: impl FnMut(u32) -> Step<R>,
 ) -> Option<R> {
     use std::sync::atomic::Ordering::SeqCst;
+    let (word, sleepers) = (on.word, on.sleepers);
     loop {
         // An unregistered look first: the common case ends here with no
         // write to the shared sleepers word, and a waiter woken at its
@@ -110,15 +176,20 @@ pub(crate) fn wait_for<R>(
             },
             None => None,
         };
-        if cancel.is_some() {
-            slice = Some(slice.map_or(SLICE, |s| s.min(SLICE)));
+        let most = match (cancel.is_some(), on.slice) {
+            (true, Some(s)) => Some(s.min(SLICE)),
+            (true, None) => Some(SLICE),
+            (false, s) => s,
+        };
+        if let Some(m) = most {
+            slice = Some(slice.map_or(m, |s| s.min(m)));
         }
         sleepers.fetch_add(1, SeqCst);
         let seen = word.load(SeqCst);
         let found = step(seen);
         if let Step::Blocked = found {
             // A change since `seen` makes the futex return at once.
-            wait(word, seen, slice);
+            wait(word, seen, slice, on.bits);
         }
         sleepers.fetch_sub(1, SeqCst);
         if let Step::Done(r) = found {

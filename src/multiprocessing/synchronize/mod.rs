@@ -24,6 +24,7 @@ mod event;
 pub(crate) mod futex;
 mod lock;
 mod rlock;
+pub(crate) mod robust;
 pub(crate) mod sem;
 mod semaphore;
 

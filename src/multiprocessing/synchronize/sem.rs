@@ -94,21 +94,26 @@ impl Sem {
             std::hint::spin_loop();
         }
         let stopped = || stop.is_some_and(|o| self.block.u32(o).load(SeqCst) != 0);
-        futex::wait_for(self.value(), self.sleepers(), deadline, cancel, |v| {
-            if v > 0 {
-                // Take a permit from exactly the count that was judged;
-                // a lost race looks again rather than sleep on a positive
-                // count a missed release could restore.
-                match self.value().compare_exchange(v, v - 1, SeqCst, SeqCst) {
-                    Ok(_) => futex::Step::Done(true),
-                    Err(_) => futex::Step::Again,
+        futex::wait_for(
+            futex::On::new(self.value(), self.sleepers()),
+            deadline,
+            cancel,
+            |v| {
+                if v > 0 {
+                    // Take a permit from exactly the count that was judged;
+                    // a lost race looks again rather than sleep on a positive
+                    // count a missed release could restore.
+                    match self.value().compare_exchange(v, v - 1, SeqCst, SeqCst) {
+                        Ok(_) => futex::Step::Done(true),
+                        Err(_) => futex::Step::Again,
+                    }
+                } else if stopped() {
+                    futex::Step::Done(false)
+                } else {
+                    futex::Step::Blocked
                 }
-            } else if stopped() {
-                futex::Step::Done(false)
-            } else {
-                futex::Step::Blocked
-            }
-        })
+            },
+        )
         .unwrap_or(false)
     }
 
@@ -139,11 +144,6 @@ impl Sem {
         )
         .await
         .unwrap_or(false)
-    }
-
-    /// Sets the count (a drained queue's items: under the queue's lock).
-    pub(crate) fn set_value(&self, v: u32) {
-        self.value().store(v, SeqCst);
     }
 
     /// Adds `n` permits and wakes that many sleepers.
