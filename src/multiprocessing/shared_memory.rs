@@ -100,6 +100,9 @@ impl std::error::Error for ShmError {
 /// ```
 pub struct SharedMemory {
     name: String,
+    /// The inode of the object (0 where unknown): which block of this name
+    /// the tracker entries are about.
+    ino: u64,
     ptr: *mut u8,
     size: usize,
     unlinked: bool,
@@ -112,9 +115,14 @@ unsafe impl Send for SharedMemory {}
 unsafe impl Sync for SharedMemory {}
 
 fn c_name(name: &str) -> Result<CString, ShmError> {
-    if name.is_empty() || name.len() > 250 || name.contains('/') || name.contains('\0') {
+    if name.is_empty()
+        || name.len() > 250
+        || name.contains('/')
+        || name.contains('\0')
+        || name.contains('\n')
+    {
         return Err(ShmError::Invalid(format!(
-            "bad shared memory name {name:?} (1-250 characters, no '/' or NUL)"
+            "bad shared memory name {name:?} (1-250 characters, no '/', newline or NUL)"
         )));
     }
     CString::new(format!("/{name}")).map_err(|e| ShmError::Invalid(e.to_string()))
@@ -153,8 +161,40 @@ impl SharedMemory {
                 "'size' must be a positive number different from zero".into(),
             ));
         }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let (Some(name), true) = (name, track) {
+            return Self::create_linked(name, size);
+        }
+        Self::create_plain(name, size, track)
+    }
+
+    /// Creates under `name` (None: a fresh random one) with `shm_open`.
+    fn create_plain(
+        name: Option<&str>,
+        size: usize,
+        track: bool,
+    ) -> Result<SharedMemory, ShmError> {
+        // A fresh random name is this process's alone: registered before
+        // it exists, so a creator killed inside `create` leaks nothing
+        // (the tracker's unlink of a name never made fails harmlessly).
+        // A given name (off Linux) is registered once it is made.
+        let early = track && name.is_none();
         let name = name.map_or_else(random_name, str::to_owned);
         let c = c_name(&name)?;
+        if early {
+            tracker::register(&name, 0);
+        }
+        let made = Self::make(&c, &name, size);
+        match &made {
+            Ok(shm) if track && !early => tracker::register(&name, shm.ino),
+            Err(_) if early => tracker::unregister(&name, 0),
+            _ => {}
+        }
+        made
+    }
+
+    /// `shm_open(O_EXCL)`, size and map the block `c` (named `name`).
+    fn make(c: &CString, name: &str, size: usize) -> Result<SharedMemory, ShmError> {
         // SAFETY: a plain system call with a valid C string.
         let fd = unsafe {
             libc::shm_open(
@@ -166,7 +206,7 @@ impl SharedMemory {
         if fd < 0 {
             let e = io::Error::last_os_error();
             return Err(if e.kind() == io::ErrorKind::AlreadyExists {
-                ShmError::Exists(name)
+                ShmError::Exists(name.to_owned())
             } else {
                 ShmError::Io(e)
             });
@@ -182,16 +222,61 @@ impl SharedMemory {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } < 0 {
             return Err(fail(io::Error::last_os_error()));
         }
+        let (_, ino) = stat(&fd).map_err(fail)?;
         let ptr = map(&fd, size).map_err(fail)?;
-        if track {
-            tracker::register(&name);
-        }
         Ok(SharedMemory {
-            name,
+            name: name.to_owned(),
+            ino,
             ptr,
             size,
             unlinked: false,
         })
+    }
+
+    /// A tracked block under a name the caller chose, never leaked by a
+    /// kill at any point: it is made whole under a fresh random name
+    /// (registered before it exists), the chosen name is registered for
+    /// that inode only (so the tracker never unlinks someone else's block
+    /// of the name), and `link(2)` then gives it the name atomically (an
+    /// attacher never sees it unsized, either).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn create_linked(name: &str, size: usize) -> Result<SharedMemory, ShmError> {
+        let c = c_name(name)?;
+        let tmp_name = random_name();
+        let tmp_c = c_name(&tmp_name)?;
+        tracker::register(&tmp_name, 0);
+        let mut shm = match Self::make(&tmp_c, &tmp_name, size) {
+            Ok(shm) => shm,
+            Err(e) => {
+                tracker::unregister(&tmp_name, 0);
+                return Err(e);
+            }
+        };
+        tracker::register(name, shm.ino);
+        let dir = |c: &CString| {
+            let mut p = b"/dev/shm".to_vec();
+            p.extend_from_slice(c.as_bytes_with_nul());
+            p
+        };
+        let (from, to) = (dir(&tmp_c), dir(&c));
+        // SAFETY: two NUL-terminated paths.
+        let linked = unsafe { libc::link(from.as_ptr().cast(), to.as_ptr().cast()) };
+        let err = io::Error::last_os_error();
+        // SAFETY: removing the temporary name we made.
+        unsafe { libc::shm_unlink(tmp_c.as_ptr()) };
+        tracker::unregister(&tmp_name, 0);
+        if linked < 0 {
+            tracker::unregister(name, shm.ino);
+            shm.unlinked = true;
+            if err.kind() == io::ErrorKind::AlreadyExists {
+                return Err(ShmError::Exists(name.to_owned()));
+            }
+            // No hard links where shm_open keeps its objects: the plain
+            // way (a kill inside it may leak the block, as CPython's).
+            return Self::create_plain(Some(name), size, true);
+        }
+        shm.name = name.to_owned();
+        Ok(shm)
     }
 
     /// Maps the existing block `name`. Python: `SharedMemory(name)`.
@@ -212,14 +297,7 @@ impl SharedMemory {
         }
         // SAFETY: a fresh descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: fstat into a zeroed stat buffer.
-        let size = unsafe {
-            let mut st: libc::stat = std::mem::zeroed();
-            if libc::fstat(fd.as_raw_fd(), &mut st) < 0 {
-                return Err(ShmError::Io(io::Error::last_os_error()));
-            }
-            st.st_size as usize
-        };
+        let (size, ino) = stat(&fd).map_err(ShmError::Io)?;
         if size == 0 {
             return Err(ShmError::Invalid(format!(
                 "shared memory {name:?} is empty"
@@ -228,6 +306,7 @@ impl SharedMemory {
         let ptr = map(&fd, size).map_err(ShmError::Io)?;
         Ok(SharedMemory {
             name: name.to_owned(),
+            ino,
             ptr,
             size,
             unlinked: false,
@@ -379,8 +458,20 @@ impl SharedMemory {
         self.unlinked = true;
         // Whichever handle unlinks it (the creator's, or one attached by
         // name in the creating process), the tracker forgets it.
-        tracker::unregister(&self.name);
+        tracker::unregister(&self.name, self.ino);
         Ok(())
+    }
+}
+
+/// The size and inode of the object behind `fd`.
+fn stat(fd: &OwnedFd) -> io::Result<(usize, u64)> {
+    // SAFETY: fstat into a zeroed stat buffer.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd.as_raw_fd(), &mut st) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((st.st_size as usize, st.st_ino as u64))
     }
 }
 

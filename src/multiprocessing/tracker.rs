@@ -26,34 +26,114 @@ use crate::io::sys;
 
 /// Names are at most this long (checked by `SharedMemory`: 250 bytes).
 const NAME: usize = 256;
+/// One table slot: the name (NUL-ended) and, in the last 8 bytes, the
+/// inode the name must still lead to for the tracker to unlink it (0: any).
+const SLOT: usize = NAME + 8;
 /// How many blocks one creator may have registered at once; more are
 /// not tracked (and not lost: unlink still works).
 const SLOTS: usize = 4096;
 
-static WRITER: Mutex<Option<std::fs::File>> = Mutex::new(None);
+/// This process's tracker and everything registered with it, so that a
+/// tracker found dead is replaced and told it all again.
+struct Tracker {
+    /// The process this state is of (a forked child inherits a copy of
+    /// its parent's: it must neither write to nor replay the parent's).
+    owner: u32,
+    pipe: Option<std::fs::File>,
+    pid: libc::pid_t,
+    entries: Vec<(String, u64)>,
+}
 
-fn send(line: &str, start_if_needed: bool) {
-    let mut w = WRITER.lock().unwrap_or_else(|e| e.into_inner());
-    if w.is_none() && start_if_needed {
-        *w = start();
+static TRACKER: Mutex<Tracker> = Mutex::new(Tracker {
+    owner: 0,
+    pipe: None,
+    pid: 0,
+    entries: Vec::new(),
+});
+
+impl Tracker {
+    /// Whether the tracker process is gone (it is our child: a dead one is
+    /// reaped here).
+    fn dead(&self) -> bool {
+        if self.pipe.is_none() {
+            return true;
+        }
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, not blocking.
+        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        r != 0
     }
-    if let Some(f) = w.as_mut() {
-        if f.write_all(line.as_bytes()).is_err() {
-            // The tracker is gone: start another next time.
-            *w = None;
+
+    /// Writes `line`; replaces a dead tracker (telling the new one every
+    /// entry, `line`'s change included) first or when the write fails.
+    fn deliver(&mut self, line: &str) {
+        if !self.dead() {
+            if let Some(p) = self.pipe.as_mut() {
+                if p.write_all(line.as_bytes()).is_ok() {
+                    return;
+                }
+            }
+        }
+        self.pipe = None;
+        if self.entries.is_empty() {
+            return;
+        }
+        let Some((pipe, pid)) = start() else {
+            return;
+        };
+        self.pipe = Some(pipe);
+        self.pid = pid;
+        let all: String = self
+            .entries
+            .iter()
+            .map(|(n, ino)| format!("R {ino} {n}\n"))
+            .collect();
+        if let Some(p) = self.pipe.as_mut() {
+            if p.write_all(all.as_bytes()).is_err() {
+                self.pipe = None;
+            }
         }
     }
 }
 
-/// Tracks `name`: unlinked when this process has gone, unless unregistered.
-pub(crate) fn register(name: &str) {
-    send(&format!("R {name}\n"), true);
+fn tracker() -> std::sync::MutexGuard<'static, Tracker> {
+    let mut t = TRACKER.lock().unwrap_or_else(|e| e.into_inner());
+    let me = std::process::id();
+    if t.owner != me {
+        // A fork's copy of its parent's tracker: not ours.
+        *t = Tracker {
+            owner: me,
+            pipe: None,
+            pid: 0,
+            entries: Vec::new(),
+        };
+    }
+    t
 }
 
-/// Stops tracking `name` (it was unlinked, by whichever handle): a no-op
-/// for a name this process never registered.
-pub(crate) fn unregister(name: &str) {
-    send(&format!("U {name}\n"), false);
+/// Tracks `name`: unlinked when this process has gone, unless
+/// unregistered. With `ino` non-zero, only while the name still leads to
+/// that inode (a name this process may not have created: the tracker
+/// must never unlink someone else's block).
+pub(crate) fn register(name: &str, ino: u64) {
+    let mut t = tracker();
+    t.entries.push((name.to_owned(), ino));
+    t.deliver(&format!("R {ino} {name}\n"));
+}
+
+/// Stops tracking `name` (the block of inode `ino`; 0: whichever): a
+/// no-op for a name this process never registered.
+pub(crate) fn unregister(name: &str, ino: u64) {
+    let mut t = tracker();
+    let Some(i) = t
+        .entries
+        .iter()
+        .position(|(n, e)| n == name && (*e == 0 || ino == 0 || *e == ino))
+    else {
+        return;
+    };
+    t.entries.remove(i);
+    t.deliver(&format!("U {ino} {name}\n"));
 }
 
 /// The highest descriptor number to close in the child.
@@ -67,12 +147,12 @@ fn max_fd() -> RawFd {
     }
 }
 
-fn start() -> Option<std::fs::File> {
+fn start() -> Option<(std::fs::File, libc::pid_t)> {
     let (r, w) = sys::pipe().ok()?;
     sys::set_nonblocking(std::os::fd::AsFd::as_fd(&w), false).ok()?;
     sys::set_nonblocking(std::os::fd::AsFd::as_fd(&r), false).ok()?;
     // Everything the child needs, allocated before the fork.
-    let mut table = vec![0u8; NAME * SLOTS];
+    let mut table = vec![0u8; SLOT * SLOTS];
     let mut buf = vec![0u8; 8192];
     let mut path = [0u8; NAME + 16];
     let top = max_fd();
@@ -88,7 +168,7 @@ fn start() -> Option<std::fs::File> {
         unsafe { child(rfd, top, &mut table, &mut buf, &mut path) }
     }
     drop(r);
-    Some(std::fs::File::from(w))
+    Some((std::fs::File::from(w), pid))
 }
 
 /// The tracker's life. Only async-signal-safe calls from here on.
@@ -147,16 +227,25 @@ unsafe fn child(rfd: RawFd, top: RawFd, table: &mut [u8], buf: &mut [u8], path: 
             }
         }
     }
-    // The creator is gone: unlink what it left, and say how many and
-    // which, as CPython's tracker warns.
-    let leaked = table.chunks_exact(NAME).filter(|slot| slot[0] != 0).count();
+    // The creator is gone: unlink what it left (a name registered with an
+    // inode only while it still leads there), and say how many and which,
+    // as CPython's tracker warns.
+    for slot in table.chunks_exact_mut(SLOT) {
+        let ino = u64::from_ne_bytes(slot[NAME..].try_into().unwrap_or([0; 8]));
+        let n = slot[..NAME].iter().position(|&b| b == 0).unwrap_or(NAME);
+        // SAFETY: system calls on buffers we own.
+        if n > 0 && ino != 0 && unsafe { shm_inode(&slot[..n], path) } != Some(ino) {
+            slot[0] = 0;
+        }
+    }
+    let leaked = table.chunks_exact(SLOT).filter(|slot| slot[0] != 0).count();
     if leaked > 0 {
         let n = leak_report(leaked, buf);
         // SAFETY: write(2) to stderr from our own buffer.
         unsafe { libc::write(2, buf.as_ptr().cast(), n) };
     }
-    for slot in table.chunks_exact(NAME) {
-        let n = slot.iter().position(|&b| b == 0).unwrap_or(NAME);
+    for slot in table.chunks_exact(SLOT) {
+        let n = slot[..NAME].iter().position(|&b| b == 0).unwrap_or(NAME);
         if n == 0 {
             continue;
         }
@@ -203,28 +292,89 @@ fn leak_report(leaked: usize, out: &mut [u8]) -> usize {
     )
 }
 
-/// One command line: `R name` or `U name`.
+/// One command line: `R ino name` or `U ino name` (`ino` in decimal, 0:
+/// any block of that name).
 fn apply(line: &[u8], table: &mut [u8]) {
-    if line.len() < 3 || line[1] != b' ' || line.len() - 2 >= NAME {
+    if line.len() < 5 || line[1] != b' ' {
         return;
     }
-    let name = &line[2..];
+    let rest = &line[2..];
+    let Some(space) = rest.iter().position(|&b| b == b' ') else {
+        return;
+    };
+    let mut ino = 0u64;
+    for &d in &rest[..space] {
+        if !d.is_ascii_digit() {
+            return;
+        }
+        ino = ino.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+    }
+    let name = &rest[space + 1..];
+    if name.is_empty() || name.len() >= NAME {
+        return;
+    }
+    let ino_of = |slot: &[u8]| u64::from_ne_bytes(slot[NAME..].try_into().unwrap_or([0; 8]));
     match line[0] {
         b'R' => {
-            if let Some(slot) = table.chunks_exact_mut(NAME).find(|s| s[0] == 0) {
+            if let Some(slot) = table.chunks_exact_mut(SLOT).find(|s| s[0] == 0) {
                 slot[..name.len()].copy_from_slice(name);
                 slot[name.len()] = 0;
+                slot[NAME..].copy_from_slice(&ino.to_ne_bytes());
             }
         }
         b'U' => {
-            if let Some(slot) = table
-                .chunks_exact_mut(NAME)
-                .find(|s| s[..name.len()] == *name && s[name.len()] == 0)
-            {
+            if let Some(slot) = table.chunks_exact_mut(SLOT).find(|s| {
+                s[..name.len()] == *name
+                    && s[name.len()] == 0
+                    && (ino == 0 || ino_of(s) == 0 || ino_of(s) == ino)
+            }) {
                 slot[0] = 0;
             }
         }
         _ => {}
+    }
+}
+
+/// The path of shared memory object `name` in `path`, NUL-ended; its
+/// length without the NUL, or None when it does not fit.
+fn shm_path(name: &[u8], path: &mut [u8]) -> Option<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const PREFIX: &[u8] = b"/dev/shm/";
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const PREFIX: &[u8] = b"/";
+    let total = PREFIX.len() + name.len();
+    if total + 1 > path.len() {
+        return None;
+    }
+    path[..PREFIX.len()].copy_from_slice(PREFIX);
+    path[PREFIX.len()..total].copy_from_slice(name);
+    path[total] = 0;
+    Some(total)
+}
+
+/// The inode the shared memory object `name` is now (None: no such object,
+/// or no way to ask off Linux).
+///
+/// # Safety
+/// System calls only; `path` is scratch space of at least `NAME + 16`.
+unsafe fn shm_inode(name: &[u8], path: &mut [u8]) -> Option<u64> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        shm_path(name, path)?;
+        // SAFETY: stat of a NUL-terminated path in our buffer into a
+        // zeroed stat on the stack.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::stat(path.as_ptr().cast(), &mut st) < 0 {
+                return None;
+            }
+            Some(st.st_ino)
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (name, path);
+        None
     }
 }
 
@@ -233,17 +383,9 @@ fn apply(line: &[u8], table: &mut [u8]) {
 /// # Safety
 /// System calls only; `path` is scratch space of at least `NAME + 16`.
 unsafe fn unlink_shm(name: &[u8], path: &mut [u8]) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    const PREFIX: &[u8] = b"/dev/shm/";
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    const PREFIX: &[u8] = b"/";
-    let total = PREFIX.len() + name.len();
-    if total + 1 > path.len() {
+    if shm_path(name, path).is_none() {
         return;
     }
-    path[..PREFIX.len()].copy_from_slice(PREFIX);
-    path[PREFIX.len()..total].copy_from_slice(name);
-    path[total] = 0;
     // SAFETY: a NUL-terminated path in our buffer.
     unsafe {
         #[cfg(any(target_os = "linux", target_os = "android"))]
