@@ -13,7 +13,13 @@
 //! A pid the OS gave to a new process before a waiter noticed the death
 //! looks alive: the waiter then waits for that process to end (Linux
 //! reuses a pid only after it has handed out all the others, 4 million by
-//! default on 64-bit systems).
+//! default on 64-bit systems). The processes sharing the word must see
+//! one another's pids: the same PID namespace (a queue handed into a
+//! container with its own would see a live holder as dead).
+//!
+//! An async caller takes the lock on its runtime thread: the wait lasts a
+//! holder's copy, or, for a dead holder, at most [`PATIENCE`] plus one
+//! [`SLICE`].
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
