@@ -233,13 +233,16 @@ impl<T: Send + 'static> Walk<T> {
 /// let (a, b) = (Future::new(), Future::new());
 /// b.set_result("b").unwrap();
 /// let b2 = b.clone();
+/// let mut done = std::pin::pin!(as_completed([&a, &b, &b2], None));
+/// // `b` is already done, so it comes first (once, though listed twice).
+/// let first = done.next().await.unwrap().unwrap();
+/// assert_eq!(first.blocking().result().unwrap(), "b");
+/// // `a` finishes later, from another task.
 /// let a2 = a.clone();
 /// tokio::spawn(async move { a2.set_result("a").unwrap() });
-/// let order: Vec<_> = as_completed([&a, &b, &b2], None)
-///     .map(|f| f.unwrap().blocking().result().unwrap())
-///     .collect()
-///     .await;
-/// assert_eq!(order, ["b", "a"]);
+/// let second = done.next().await.unwrap().unwrap();
+/// assert_eq!(second.blocking().result().unwrap(), "a");
+/// assert!(done.next().await.is_none());
 /// # }
 /// ```
 pub fn as_completed<'a, T: Send + 'static>(
