@@ -131,21 +131,12 @@ pub fn interrupt_main() -> Result<(), InterruptError> {
 pub fn interrupt_main_signal(signum: i32) -> Result<(), InterruptError> {
     #[cfg(unix)]
     {
-        // SAFETY: sigaction with a null new action only reads the current
-        // disposition into `old`, a zeroed sigaction owned by this frame.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: as above: a null new action, `old` is ours to fill.
-        if unsafe { libc::sigaction(signum, std::ptr::null(), &mut old) } != 0 {
-            return Err(InterruptError::InvalidSignal(signum));
+        match crate::sys::signal_handled(signum) {
+            None => Err(InterruptError::InvalidSignal(signum)),
+            Some(false) => Ok(()),
+            Some(true) if crate::sys::raise(signum) => Ok(()),
+            Some(true) => Err(InterruptError::InvalidSignal(signum)),
         }
-        if old.sa_sigaction == libc::SIG_DFL || old.sa_sigaction == libc::SIG_IGN {
-            return Ok(());
-        }
-        // SAFETY: sending a handled signal to our own process.
-        if unsafe { libc::kill(libc::getpid(), signum) } != 0 {
-            return Err(InterruptError::InvalidSignal(signum));
-        }
-        Ok(())
     }
     #[cfg(not(unix))]
     {

@@ -76,11 +76,16 @@
 //! ```
 
 #![warn(missing_debug_implementations)]
+// Unsafe code lives in the platform layer (`sys`) and in the two modules
+// whose unsafety is not the OS's, each of which says why.
+#![deny(unsafe_code)]
 
 #[cfg(all(unix, any(feature = "subprocess", feature = "multiprocessing")))]
 mod io;
 mod runtime;
 mod shim;
+#[cfg(unix)]
+mod sys;
 mod wait;
 
 // The loom models sit beside the code they check, not inside the wait

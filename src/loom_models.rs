@@ -6,6 +6,8 @@
 //! code (the shim swaps std's atomics, mutexes and thread parking for
 //! loom's): async waiters through `loom::future::block_on`, blocking ones
 //! through the parking driver, and futures dropped mid-wait.
+// Test code: loom's UnsafeCell is reached through raw pointers.
+#![allow(unsafe_code)]
 
 use std::future::Future;
 use std::pin::Pin;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::driver::{blocking_mode, in_runtime, want_deadline};
 #[cfg(target_os = "linux")]
 use super::fd::SharedFd;
-use super::sys;
+use crate::sys;
 
 /// A child of this process: a `std::process::Child`, or a bare pid (a
 /// `fork`ed child).
@@ -44,11 +44,8 @@ impl Kid {
                 status: Some(_), ..
             } => Ok(()),
             Kid::Raw { pid, status: None } => {
-                // SAFETY: a plain system call on our own unreaped child.
-                if unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) } < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
+                // Our own unreaped child.
+                sys::kill(*pid, libc::SIGKILL)
             }
         }
     }
@@ -61,24 +58,13 @@ impl Kid {
             } => Ok(Some(*s)),
             Kid::Raw { pid, status } => {
                 use std::os::unix::process::ExitStatusExt;
-                let mut raw: libc::c_int = 0;
-                loop {
-                    // SAFETY: waitpid on our own child with a valid pointer.
-                    let r = unsafe { libc::waitpid(*pid as libc::pid_t, &mut raw, libc::WNOHANG) };
-                    if r == 0 {
-                        return Ok(None);
-                    }
-                    if r < 0 {
-                        let e = io::Error::last_os_error();
-                        if e.kind() == io::ErrorKind::Interrupted {
-                            continue;
-                        }
-                        return Err(e);
-                    }
-                    let s = ExitStatus::from_raw(raw);
-                    *status = Some(s);
-                    return Ok(Some(s));
-                }
+                // Our own child: waitpid reaps it once it has exited.
+                let Some((_, raw)) = sys::waitpid_nohang(*pid as i32)? else {
+                    return Ok(None);
+                };
+                let s = ExitStatus::from_raw(raw);
+                *status = Some(s);
+                Ok(Some(s))
             }
         }
     }

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use super::sys;
+use crate::sys;
 
 #[derive(Default)]
 struct PollSet {
@@ -83,14 +83,7 @@ impl Notifier {
     fn new() -> std::io::Result<Notifier> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
-            use std::os::fd::FromRawFd;
-            // SAFETY: plain system call; the descriptor is fresh.
-            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: a fresh descriptor nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let fd = sys::eventfd()?;
             Ok(Notifier {
                 woken: AtomicBool::new(false),
                 sleeping: AtomicBool::new(false),

@@ -3,46 +3,31 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::driver::{blocking_mode, in_runtime, want_fd};
-
-/// The raw number, for an `AsyncFd` that must not own the descriptor.
-struct RawRef(RawFd);
-
-impl AsRawFd for RawRef {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
+use crate::sys::{RawRef, Registrable};
 
 /// A descriptor owned here and registered with a tokio reactor only the
 /// first time an async wait needs it (a blocking-only user never starts a
 /// runtime). Shared by reference: reads and writes may wait at once.
 pub(crate) struct SharedFd {
-    /// Declared before `fd`: the registration is dropped (deregistered)
-    /// before the descriptor closes.
-    reg: OnceLock<AsyncFd<RawRef>>,
-    registering: parking_lot::Mutex<()>,
-    fd: OwnedFd,
+    fd: Registrable,
 }
 
 impl SharedFd {
     /// Takes a descriptor the caller has made non-blocking.
     pub(crate) fn new(fd: OwnedFd) -> SharedFd {
         SharedFd {
-            reg: OnceLock::new(),
-            registering: parking_lot::Mutex::new(()),
-            fd,
+            fd: Registrable::new(fd),
         }
     }
 
     pub(crate) fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.fd().as_raw_fd()
     }
 
     /// The registration: made on first use with the caller's runtime (or
@@ -53,22 +38,7 @@ impl SharedFd {
     /// do; the descriptor stays ours and usable by the blocking facade.
     #[track_caller]
     fn registered(&self) -> io::Result<&AsyncFd<RawRef>> {
-        if let Some(a) = self.reg.get() {
-            return Ok(a);
-        }
-        let _one_at_a_time = self.registering.lock();
-        if let Some(a) = self.reg.get() {
-            return Ok(a);
-        }
-        let raw = RawRef(self.raw());
-        let a = in_runtime(|| {
-            // SAFETY: `fd` stays open, unchanged, for as long as the
-            // registration lives (it is dropped first; `into_fd` takes it
-            // out before giving the descriptor away).
-            unsafe { AsyncFd::register_with_interest(raw, Interest::READABLE | Interest::WRITABLE) }
-                .map_err(|e| e.into_parts().1)
-        })?;
-        Ok(self.reg.get_or_init(|| a))
+        in_runtime(|| self.fd.register())
     }
 
     /// Runs the non-blocking `op` until it does not return `WouldBlock`,
@@ -115,7 +85,7 @@ impl SharedFd {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             };
-            match op(afd.get_ref().0) {
+            match op(afd.get_ref().as_raw_fd()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
                 Ok((r, drained)) => {
                     if drained {
@@ -146,7 +116,7 @@ impl SharedFd {
         interest: Interest,
         mut op: impl FnMut(RawFd) -> io::Result<(usize, bool)>,
     ) -> Poll<io::Result<usize>> {
-        match self.reg.get() {
+        match self.fd.get() {
             Some(afd) if !blocking_mode() => Self::poll_registered(afd, cx, interest, op),
             _ => self.poll_io(cx, interest, |fd| op(fd).map(|(n, _)| n)),
         }
@@ -170,7 +140,7 @@ impl SharedFd {
                 events: poll_events(interest),
                 revents: 0,
             };
-            match super::sys::poll(
+            match crate::sys::poll(
                 std::slice::from_mut(&mut p),
                 Some(std::time::Duration::ZERO),
             ) {
@@ -201,9 +171,8 @@ impl SharedFd {
     }
 
     /// The descriptor back, deregistered.
-    pub(crate) fn into_fd(mut self) -> OwnedFd {
-        drop(self.reg.take());
-        self.fd
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.fd.into_fd()
     }
 }
 
@@ -217,7 +186,7 @@ fn poll_events(interest: Interest) -> libc::c_short {
 
 impl AsFd for SharedFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd.fd()
     }
 }
 
@@ -225,7 +194,7 @@ impl fmt::Debug for SharedFd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedFd")
             .field("fd", &self.raw())
-            .field("registered", &self.reg.get().is_some())
+            .field("registered", &self.fd.get().is_some())
             .finish()
     }
 }

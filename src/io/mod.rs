@@ -9,7 +9,6 @@
 //!   reference.
 //! - [`child`]: a `std::process::Child` and waiting for its exit.
 //! - [`reaper`]: children whose owner was dropped while they ran.
-//! - [`sys`]: the system calls.
 //!
 //! Each of the two modules uses part of it: a build with only one of them
 //! leaves the other's part unused.
@@ -22,4 +21,3 @@ pub(crate) mod child;
 pub(crate) mod driver;
 pub(crate) mod fd;
 pub(crate) mod reaper;
-pub(crate) mod sys;

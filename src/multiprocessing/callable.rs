@@ -13,6 +13,20 @@
 //! offset of a known function before any address is sent, and refuses a
 //! child that differs. The trust model is Python's: a worker runs what its
 //! parent (authenticated: it holds the socket or the auth key) asks for.
+//!
+//! # The one unchecked assumption
+//! Every address resolved here is either made by this module from a typed
+//! `fn` in this process ([`Call::of`], [`Call::batch`], [`CodeRef::of`]),
+//! or decoded from a message of a peer proven to run this binary, in the
+//! message type that carried it (the type fixes what it is resolved as).
+//! `Call`, `CodeRef` and `Caller` are crate-private (no user can decode or
+//! implement one), and the three places that decode them (a worker's
+//! start, a pool worker's loop, a manager's server) do so only after the
+//! identity check. So the functions of this module are safe to call from
+//! the rest of the crate; the transmutes that rest on the assumption are
+//! all here, which is why this is one of the two modules outside
+//! `crate::sys` where `unsafe` code is allowed.
+#![allow(unsafe_code)]
 
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
@@ -44,13 +58,23 @@ fn address(offset: i64) -> usize {
 pub(crate) struct CodeRef(i64);
 
 impl CodeRef {
-    pub(crate) fn new(addr: usize) -> CodeRef {
-        CodeRef(offset(addr))
+    /// The reference to `f`, a `fn` pointer.
+    pub(crate) fn of<F: Copy>(f: F) -> CodeRef {
+        assert_eq!(size_of::<F>(), size_of::<usize>(), "not a fn pointer");
+        // SAFETY: F is pointer-sized (checked), and callers pass fn
+        // pointers only; reading its bits as an address is what `as usize`
+        // does.
+        CodeRef(offset(unsafe { std::mem::transmute_copy::<F, usize>(&f) }))
     }
 
-    /// The address in this process.
-    pub(crate) fn addr(self) -> usize {
-        address(self.0)
+    /// The function in this process, as `F`: the `fn` type it was made
+    /// from (see the module's assumption).
+    pub(crate) fn resolve<F: Copy>(self) -> F {
+        assert_eq!(size_of::<F>(), size_of::<usize>(), "not a fn pointer");
+        let addr = address(self.0);
+        // SAFETY: `addr` is a function of this binary of type F (the
+        // module's one assumption); F is pointer-sized (checked).
+        unsafe { std::mem::transmute_copy::<usize, F>(&addr) }
     }
 }
 
@@ -100,14 +124,10 @@ impl Call {
     }
 
     /// Runs the call on `args` (the encoded arguments and their handles).
-    ///
-    /// # Safety
-    /// `self` must come from [`Call::of`] in a process running this very
-    /// binary (the handshake's identity check).
-    pub(crate) unsafe fn run(self, args: &[u8], fds: Vec<OwnedFd>) -> Outcome {
+    pub(crate) fn run(self, args: &[u8], fds: Vec<OwnedFd>) -> Outcome {
         let t = address(self.trampoline);
-        // SAFETY: the caller guarantees `t` is the address of a
-        // `trampoline::<A, R>` instance of this binary.
+        // SAFETY: `t` is the address of a trampoline instance of this
+        // binary (the module's one assumption).
         let t: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(t) };
         t(address(self.target), args, fds)
     }
@@ -123,12 +143,10 @@ pub trait Caller: 'static {
     type Arg;
     /// What one call gives.
     type Out;
-    /// Calls the `fn` at `addr` (which must be of this caller's type).
-    ///
-    /// # Safety
-    /// `addr` must be the address of a `fn` of this caller's type, in this
-    /// binary.
-    unsafe fn call(addr: usize, arg: Self::Arg) -> Result<Self::Out, RemoteError>;
+    /// Calls the `fn` at `addr`, a `fn` of this caller's type in this
+    /// binary (taken typed by the pools' methods and erased only on the
+    /// way here, or the module's one assumption).
+    fn call(addr: usize, arg: Self::Arg) -> Result<Self::Out, RemoteError>;
 }
 
 /// `fn(A) -> R`.
@@ -138,8 +156,8 @@ pub struct Plain<A, R>(std::marker::PhantomData<fn(A) -> R>);
 impl<A: 'static, R: 'static> Caller for Plain<A, R> {
     type Arg = A;
     type Out = R;
-    unsafe fn call(addr: usize, arg: A) -> Result<R, RemoteError> {
-        // SAFETY: the caller guarantees `addr` is a `fn(A) -> R`.
+    fn call(addr: usize, arg: A) -> Result<R, RemoteError> {
+        // SAFETY: `addr` is a `fn(A) -> R` (the trait's contract).
         let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(addr) };
         Ok(f(arg))
     }
@@ -154,8 +172,8 @@ pub struct Fallible<A, R, E>(std::marker::PhantomData<fn(A) -> Result<R, E>>);
 impl<A: 'static, R: 'static, E: std::error::Error + 'static> Caller for Fallible<A, R, E> {
     type Arg = A;
     type Out = R;
-    unsafe fn call(addr: usize, arg: A) -> Result<R, RemoteError> {
-        // SAFETY: the caller guarantees `addr` is a `fn(A) -> Result<R, E>`.
+    fn call(addr: usize, arg: A) -> Result<R, RemoteError> {
+        // SAFETY: `addr` is a `fn(A) -> Result<R, E>` (the trait's contract).
         let f = unsafe { std::mem::transmute::<usize, fn(A) -> Result<R, E>>(addr) };
         f(arg).map_err(|e| {
             // The same description an in-process executor gives.
@@ -193,8 +211,8 @@ macro_rules! star {
             type Arg = ($($t,)+);
             type Out = R;
             #[allow(non_snake_case)]
-            unsafe fn call(addr: usize, ($($t,)+): ($($t,)+)) -> Result<R, RemoteError> {
-                // SAFETY: the caller guarantees `addr` is this `fn` type.
+            fn call(addr: usize, ($($t,)+): ($($t,)+)) -> Result<R, RemoteError> {
+                // SAFETY: `addr` is this `fn` type (the trait's contract).
                 let f = unsafe { std::mem::transmute::<usize, fn($($t),+) -> R>(addr) };
                 Ok(f($($t),+))
             }
@@ -230,9 +248,8 @@ where
     };
     let results: Vec<Result<C::Out, RemoteError>> = items
         .into_iter()
-        // SAFETY: `target` came with this trampoline from one
-        // `Call::batch::<C>` in this binary.
-        .map(|a| catch(move || unsafe { C::call(target, a) }).and_then(|r| r))
+        // `target` came with this trampoline from one `Call::batch::<C>`.
+        .map(|a| catch(move || C::call(target, a)).and_then(|r| r))
         .collect();
     encode(&results)
 }
@@ -466,15 +483,13 @@ mod tests {
     fn calls_round_trip_in_process() {
         let c = Call::of(double);
         let args = postcard::to_allocvec(&21u32).unwrap();
-        // SAFETY: made by Call::of in this very binary.
-        match unsafe { c.run(&args, Vec::new()) } {
+        match c.run(&args, Vec::new()) {
             Outcome::Returned(b, _) => assert_eq!(postcard::from_bytes::<u64>(&b).unwrap(), 42),
             Outcome::Panicked(e) => panic!("{e}"),
         }
         let c = Call::of(boom);
         let args = postcard::to_allocvec(&()).unwrap();
-        // SAFETY: as above.
-        match unsafe { c.run(&args, Vec::new()) } {
+        match c.run(&args, Vec::new()) {
             Outcome::Panicked(e) => {
                 assert_eq!(e.message, "kaboom");
                 assert!(e.backtrace.is_some());

@@ -18,7 +18,7 @@ use super::wire::{
 };
 use crate::io::driver::{block_on_io, within};
 use crate::io::fd::SharedFd;
-use crate::io::sys;
+use crate::sys;
 use crate::wait::mutex::Mutex;
 
 /// Payloads up to this size are copied next to their header and sent
@@ -98,11 +98,8 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection), ConnectionError> {
             Connection::from_socket(b, true, true, true),
         ))
     } else {
-        // SAFETY: plain shutdown(2) calls on sockets we own.
-        unsafe {
-            libc::shutdown(a.as_raw_fd(), libc::SHUT_WR);
-            libc::shutdown(b.as_raw_fd(), libc::SHUT_RD);
-        }
+        sys::net::shutdown(a.as_fd(), libc::SHUT_WR);
+        sys::net::shutdown(b.as_fd(), libc::SHUT_RD);
         Ok((
             Connection::from_socket(a, true, false, true),
             Connection::from_socket(b, false, true, true),
@@ -213,8 +210,7 @@ impl Connection {
     /// Python: `Connection.close()`.
     pub fn close(&self) {
         if !self.inner.closed.swap(true, Ordering::AcqRel) {
-            // SAFETY: shutdown(2) on our own socket.
-            unsafe { libc::shutdown(self.inner.sock.raw(), libc::SHUT_RDWR) };
+            sys::net::shutdown(self.inner.sock.as_fd(), libc::SHUT_RDWR);
         }
     }
 
@@ -495,25 +491,10 @@ impl Connection {
     /// Waits for a non-blocking TCP connect to finish; its error, if any.
     pub(crate) async fn wait_connected(&self) -> Result<(), ConnectionError> {
         poll_fn(|cx| self.inner.sock.poll_ready(cx, Interest::WRITABLE)).await?;
-        let mut err: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt writes one int through valid pointers.
-        let r = unsafe {
-            libc::getsockopt(
-                self.inner.sock.raw(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut err as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error().into());
+        match sys::net::take_error(self.inner.sock.as_fd())? {
+            Some(e) => Err(ConnectionError::Io(e)),
+            None => Ok(()),
         }
-        if err != 0 {
-            return Err(ConnectionError::Io(std::io::Error::from_raw_os_error(err)));
-        }
-        Ok(())
     }
 
     /// Ready when there is something to receive, or end of file (for

@@ -273,10 +273,12 @@ pub fn init() {
         INITIALISED.store(true, std::sync::atomic::Ordering::SeqCst);
         return;
     };
-    // SAFETY: first thing in main, before any other thread exists (the
-    // documented contract of `init`), so nothing reads the environment
-    // concurrently.
-    unsafe { std::env::remove_var(ROLE_ENV) };
+    // The role is this process's alone, not its children's. Removing it is
+    // sound only while no other thread can read the environment: with
+    // threads about (an `init` called late), it stays, marked taken.
+    if !crate::sys::remove_env_alone(ROLE_ENV) {
+        ROLE_TAKEN.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     match role.to_str() {
         Some("worker") => super::worker::spawned_main(),
         Some("forkserver") => super::forkserver::main(),
@@ -291,6 +293,15 @@ pub fn init() {
 /// sets it in `worker::run`).
 static INITIALISED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Set by [`init`] when it diverted on the role but could not remove it
+/// from the environment (other threads existed).
+static ROLE_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process was started with a role it has not taken yet.
+fn role_pending() -> bool {
+    std::env::var_os(ROLE_ENV).is_some() && !ROLE_TAKEN.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Records that this process's children can be this binary again.
 pub(crate) fn mark_initialised() {
     INITIALISED.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -300,13 +311,13 @@ pub(crate) fn mark_initialised() {
 /// its `main`, so a re-executed child diverts instead of running the
 /// program (and starting children of its own, and so on).
 pub(crate) fn initialised() -> bool {
-    INITIALISED.load(std::sync::atomic::Ordering::SeqCst) && std::env::var_os(ROLE_ENV).is_none()
+    INITIALISED.load(std::sync::atomic::Ordering::SeqCst) && !role_pending()
 }
 
 /// Panics if this is a conex child whose `main` skipped [`init`] (it
 /// would otherwise run the program again, and start children of its own).
 pub(crate) fn check_not_uninitialised_child() {
-    if std::env::var_os(ROLE_ENV).is_some() {
+    if role_pending() {
         panic!(
             "conex: this process was started as a worker, but its main did not call \
              conex::multiprocessing::init() first thing"

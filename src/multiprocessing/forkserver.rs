@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use super::errors::StartError;
 use super::launch::{Launched, Waiter};
-use crate::io::sys;
+use crate::sys::{self, Disposition, ForkRefused};
 use crate::threading::Event;
 
 const FORK: u32 = 1;
@@ -115,8 +115,8 @@ impl Status {
     /// SIGKILL, unless it has been reaped already.
     pub(crate) fn kill(&self) {
         if !self.done.is_set() {
-            // SAFETY: a plain system call; not yet reported reaped.
-            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+            // Not yet reported reaped, so the pid is still the worker's.
+            let _ = sys::kill(self.pid, libc::SIGKILL);
         }
     }
 }
@@ -270,41 +270,24 @@ static SIGCHLD_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32
 extern "C" fn on_sigchld(_: libc::c_int) {
     let fd = SIGCHLD_PIPE.load(std::sync::atomic::Ordering::Relaxed);
     if fd >= 0 {
-        let b = 1u8;
-        // SAFETY: write(2) is async-signal-safe; a full pipe is fine (a
-        // wake-up is already pending).
-        unsafe { libc::write(fd, (&raw const b).cast(), 1) };
-    }
-}
-
-fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) {
-    // SAFETY: installing a handler (or SIG_DFL / SIG_IGN) for `sig`.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = handler;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(sig, &sa, std::ptr::null_mut());
+        // write(2) is async-signal-safe (and `sys::write` allocates
+        // nothing); a full pipe is fine: a wake-up is already pending.
+        let _ = sys::write(fd, &[1]);
     }
 }
 
 /// The server process: its link to the parent came as stdin.
 pub(crate) fn main() -> ! {
     let Some(link) = super::worker::take_stdin() else {
-        // SAFETY: plain exit.
-        unsafe { libc::_exit(2) }
+        sys::exit_now(2)
     };
     let Ok((sig_r, sig_w)) = sys::pipe() else {
-        // SAFETY: plain exit.
-        unsafe { libc::_exit(2) }
+        sys::exit_now(2)
     };
     SIGCHLD_PIPE.store(sig_w.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
     // Python's forkserver ignores SIGINT too: Ctrl-C is for the parent.
-    set_handler(libc::SIGINT, libc::SIG_IGN);
-    set_handler(
-        libc::SIGCHLD,
-        on_sigchld as extern "C" fn(libc::c_int) as libc::sighandler_t,
-    );
+    sys::set_signal(libc::SIGINT, Disposition::Ignore);
+    sys::set_signal(libc::SIGCHLD, Disposition::Handler(on_sigchld));
     let lfd = link.as_raw_fd();
     let _ = sys::set_nonblocking(std::os::fd::AsFd::as_fd(&link), false);
     let mut fds = std::collections::VecDeque::new();
@@ -333,43 +316,36 @@ pub(crate) fn main() -> ! {
         }
         match read_msg(lfd, &mut m, &mut fds) {
             Ok(true) => {}
-            // The parent is gone (or talks nonsense): so are we.
-            // SAFETY: `_exit` ends the process at once and touches no
-            // memory; the fork server has no buffers or destructors to run.
-            _ => unsafe { libc::_exit(0) },
+            // The parent is gone (or talks nonsense): so are we (the fork
+            // server has no buffers or destructors to run).
+            _ => sys::exit_now(0),
         }
         let (kind, _, _) = decode(&m);
         let ctrl = fds.pop_front();
         fds.clear();
         let (FORK, Some(ctrl)) = (kind, ctrl) else {
-            // SAFETY: plain exit on a broken protocol.
-            unsafe { libc::_exit(2) }
+            // A broken protocol.
+            sys::exit_now(2)
         };
-        // SAFETY: this process has a single thread (it never starts one).
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // The worker: drop the server's descriptors and handlers.
-            set_handler(libc::SIGCHLD, libc::SIG_DFL);
-            set_handler(libc::SIGINT, libc::SIG_DFL);
+        // The worker drops the server's descriptors and handlers. (The
+        // server never starts a thread; fork_alone checks anyway.)
+        let child = move || -> std::convert::Infallible {
+            sys::set_signal(libc::SIGCHLD, Disposition::Default);
+            sys::set_signal(libc::SIGINT, Disposition::Default);
             SIGCHLD_PIPE.store(-1, std::sync::atomic::Ordering::Relaxed);
-            drop(link);
-            drop(sig_r);
-            drop(sig_w);
-            super::worker::run(ctrl);
-        }
-        drop(ctrl);
-        let reply = if pid < 0 {
-            encode(
-                FAILED,
-                0,
-                io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64,
-            )
-        } else {
-            encode(STARTED, pid as u32, 0)
+            super::worker::run(ctrl)
+        };
+        let forked = sys::fork_alone(&[link.as_fd(), sig_r.as_fd(), sig_w.as_fd()], child);
+        let reply = match forked {
+            Ok(pid) => encode(STARTED, pid, 0),
+            Err(ForkRefused::Os(e)) => encode(FAILED, 0, e.raw_os_error().unwrap_or(0) as i64),
+            // Threads in the server: a `main` that started some before
+            // `init` (a fork would copy their locks).
+            Err(_) => encode(FAILED, 0, libc::EDEADLK as i64),
         };
         if write_msg(lfd, &reply, &[]).is_err() {
-            // SAFETY: plain exit: the parent is gone.
-            unsafe { libc::_exit(0) }
+            // The parent is gone.
+            sys::exit_now(0)
         }
     }
 }
@@ -377,15 +353,12 @@ pub(crate) fn main() -> ! {
 /// Reaps every child that has ended and reports it.
 fn reap(lfd: RawFd) {
     loop {
-        let mut status = 0;
-        // SAFETY: waitpid on our own children.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
+        let Ok(Some((pid, status))) = sys::waitpid_nohang(-1) else {
             return;
-        }
-        if write_msg(lfd, &encode(EXITED, pid as u32, status as i64), &[]).is_err() {
-            // SAFETY: plain exit: the parent is gone.
-            unsafe { libc::_exit(0) }
+        };
+        if write_msg(lfd, &encode(EXITED, pid, i64::from(status)), &[]).is_err() {
+            // The parent is gone.
+            sys::exit_now(0)
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Starting a child by each start method, and waiting for it.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use super::context::{ROLE_ENV, StartMethod};
 use super::errors::StartError;
 use super::forkserver;
 use crate::io::child::Proc;
-use crate::io::sys;
+use crate::sys::{self, ForkRefused};
 
 /// What waits for a started child's exit status.
 pub(crate) enum Waiter {
@@ -114,41 +114,20 @@ fn spawn(ctrl: OwnedFd, exe: &std::path::Path) -> Result<Launched, StartError> {
     })
 }
 
-/// How many threads this process runs (Linux), if it can tell.
-fn thread_count() -> Option<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-}
-
 fn fork(ctrl: OwnedFd, ours: &Connection) -> Result<Launched, StartError> {
-    match thread_count() {
-        Some(1) => {}
-        Some(n) => return Err(StartError::ForkWithThreads(n)),
-        None => {
+    // The child must not keep the parent's end open, or the parent's
+    // death would go unnoticed.
+    let child = move || -> std::convert::Infallible { super::worker::run(ctrl) };
+    let pid = match sys::fork_alone(&[ours.as_fd()], child) {
+        Ok(pid) => pid,
+        Err(ForkRefused::Threads(n)) => return Err(StartError::ForkWithThreads(n)),
+        Err(ForkRefused::Uncounted) => {
             return Err(StartError::Unsupported(
                 "fork (cannot count this process's threads)",
             ));
         }
-    }
-    let our_fd = ours.as_raw_fd();
-    // SAFETY: the process is single-threaded (checked above), so the child
-    // starts with a consistent copy of every lock and allocator.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    if pid == 0 {
-        // The child: the parent's end must not stay open here, or the
-        // parent's death would go unnoticed.
-        // SAFETY: closing a descriptor that belongs to the parent's side.
-        unsafe { libc::close(our_fd) };
-        super::worker::run(ctrl);
-    }
-    drop(ctrl);
-    let pid = pid as u32;
+        Err(ForkRefused::Os(e)) => return Err(e.into()),
+    };
     Ok(Launched {
         pid,
         pidfd: pidfd(pid),
@@ -158,33 +137,5 @@ fn fork(ctrl: OwnedFd, ours: &Connection) -> Result<Launched, StartError> {
 
 /// A signal through a pidfd (no recycled pid can be hit).
 pub(crate) fn pidfd_signal(fd: &OwnedFd, sig: i32) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: a raw system call with a descriptor we own.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd.as_raw_fd(),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            // Already gone.
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (fd, sig);
-        Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "no pidfds here",
-        ))
-    }
+    sys::pidfd_signal(fd, sig)
 }

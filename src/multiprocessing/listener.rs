@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +18,7 @@ use super::connection::Connection;
 use super::errors::ConnectionError;
 use crate::io::driver::{block_on_io, within};
 use crate::io::fd::SharedFd;
+use crate::sys::net;
 
 /// Where a [`Listener`] listens and a [`Client`] connects.
 ///
@@ -120,60 +121,6 @@ impl fmt::Display for Address {
             Address::Tcp(a) => write!(f, "{a}"),
         }
     }
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-/// A `sockaddr_un` for `path`.
-fn unix_sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
-    use std::os::unix::ffi::OsStrExt;
-    // SAFETY: sockaddr_un is plain data; zeroed is valid.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = path.as_os_str().as_bytes();
-    if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "socket path too long",
-        ));
-    }
-    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
-    Ok((addr, len as libc::socklen_t))
-}
-
-fn new_socket(family: libc::c_int) -> io::Result<OwnedFd> {
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    // SAFETY: plain system call.
-    let fd = cvt(unsafe {
-        libc::socket(
-            family,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
-    })?;
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    // SAFETY: plain system calls on the fresh socket.
-    let fd = unsafe {
-        let fd = cvt(libc::socket(family, libc::SOCK_STREAM, 0))?;
-        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        libc::fcntl(
-            fd,
-            libc::F_SETFL,
-            libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
-        );
-        fd
-    };
-    // SAFETY: a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The listening socket as std made it (bind, listen and accept are std's;
@@ -322,7 +269,7 @@ impl Listener {
             StdListener::Unix(l) => OwnedFd::from(l.try_clone()?),
             StdListener::Tcp(l) => OwnedFd::from(l.try_clone()?),
         };
-        crate::io::sys::listen(sock.as_raw_fd(), backlog.max(1))?;
+        crate::sys::listen(sock.as_raw_fd(), backlog.max(1))?;
         Ok(Listener {
             inner: Arc::new(ListenerInner {
                 listener,
@@ -419,8 +366,8 @@ impl Listener {
     /// fail with `Closed`. Python: `Listener.close()`.
     pub fn close(&self) {
         if !self.inner.closed.swap(true, Ordering::AcqRel) {
-            // SAFETY: shutdown(2) on our socket wakes a pending accept.
-            unsafe { libc::shutdown(self.inner.sock.raw(), libc::SHUT_RDWR) };
+            // Wakes a pending accept.
+            net::shutdown(self.inner.sock.as_fd(), libc::SHUT_RDWR);
             self.inner.close_event.set();
             if let Address::Unix(p) = &self.inner.address {
                 let _ = std::fs::remove_file(p);
@@ -494,7 +441,7 @@ fn remove_stale_sockets(path: &Path) {
         else {
             continue;
         };
-        if !crate::io::sys::pid_alive(pid) {
+        if !crate::sys::pid_alive(pid) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -523,22 +470,13 @@ impl Client {
         let address = address.into();
         let conn = match &address {
             Address::Unix(path) => {
-                let (addr, len) = unix_sockaddr(path)?;
+                let addr = net::UnixAddr::new(path)?;
                 let mut backoff = Duration::from_micros(100);
                 loop {
-                    let sock = new_socket(libc::AF_UNIX)?;
-                    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-                    let r = unsafe {
-                        libc::connect(
-                            sock.as_raw_fd(),
-                            (&addr as *const libc::sockaddr_un).cast(),
-                            len,
-                        )
-                    };
-                    if r == 0 {
+                    let sock = net::stream_socket(libc::AF_UNIX)?;
+                    let Err(e) = net::connect_unix(sock.as_fd(), &addr) else {
                         break Connection::from_socket_unauthenticated(sock, true);
-                    }
-                    let e = io::Error::last_os_error();
+                    };
                     // A full backlog: try again shortly (poll cannot tell).
                     if e.raw_os_error() == Some(libc::EAGAIN) {
                         crate::io::driver::sleep(backoff).await;
@@ -554,22 +492,8 @@ impl Client {
                 } else {
                     libc::AF_INET6
                 };
-                let sock = new_socket(family)?;
-                let (storage, len) = raw_sockaddr(a);
-                // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
-                let r = unsafe {
-                    libc::connect(
-                        sock.as_raw_fd(),
-                        (&storage as *const libc::sockaddr_storage).cast(),
-                        len,
-                    )
-                };
-                if r < 0 {
-                    let e = io::Error::last_os_error();
-                    if e.raw_os_error() != Some(libc::EINPROGRESS) {
-                        return Err(e.into());
-                    }
-                }
+                let sock = net::stream_socket(family)?;
+                net::connect_tcp_start(sock.as_fd(), a)?;
                 let sock = set_nodelay(sock)?;
                 let conn = Connection::from_socket_unauthenticated(sock, false);
                 conn.wait_connected().await?;
@@ -589,42 +513,6 @@ impl Client {
     ) -> Result<Connection, ConnectionError> {
         block_on_io(Client::connect(address, authkey))
     }
-}
-
-/// A `sockaddr_in` / `sockaddr_in6` for `a`.
-fn raw_sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; zeroed is valid, and it is
-    // large and aligned enough for either family.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match a {
-        SocketAddr::V4(v4) => {
-            // SAFETY: as above.
-            let sin = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = v4.port().to_be();
-            sin.sin_addr = libc::in_addr {
-                s_addr: u32::from_ne_bytes(v4.ip().octets()),
-            };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(v6) => {
-            // SAFETY: as above.
-            let sin6 = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = v6.port().to_be();
-            sin6.sin6_addr = libc::in6_addr {
-                s6_addr: v6.ip().octets(),
-            };
-            sin6.sin6_flowinfo = v6.flowinfo();
-            sin6.sin6_scope_id = v6.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
 }
 
 /// Something [`wait`] can wait on: a [`Connection`] (ready when there is

@@ -79,7 +79,6 @@ mod shared_memory;
 #[cfg(unix)]
 mod sharedctypes;
 #[cfg(unix)]
-mod shm_copy;
 #[cfg(unix)]
 mod synchronize;
 #[cfg(unix)]

@@ -443,10 +443,9 @@ impl ProcessHandle {
         }
         match self.pid() {
             Some(pid) => {
-                // SAFETY: a plain system call; the child is not reaped yet
-                // (`done` is set after reaping), so its pid is still its own.
-                if unsafe { libc::kill(pid as libc::pid_t, sig) } < 0 {
-                    let e = std::io::Error::last_os_error();
+                // The child is not reaped yet (`done` is set after
+                // reaping), so its pid is still its own.
+                if let Err(e) = crate::sys::kill(pid, sig) {
                     if e.raw_os_error() != Some(libc::ESRCH) {
                         return Err(e);
                     }

@@ -4,12 +4,13 @@
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::IndexError;
 use super::tracker;
+use crate::sys::mem::{self, Mapping};
 
 /// Why a shared memory block could not be created or attached.
 #[derive(Debug)]
@@ -103,16 +104,11 @@ pub struct SharedMemory {
     /// The inode of the object (0 where unknown): which block of this name
     /// the tracker entries are about.
     ino: u64,
-    ptr: *mut u8,
+    /// The mapping; `None` once closed.
+    map: Option<Mapping>,
     size: usize,
     unlinked: bool,
 }
-
-// SAFETY: the mapping belongs to this object; safe code reaches it only
-// through atomic copies (`read` / `write`), which any thread may make.
-unsafe impl Send for SharedMemory {}
-// SAFETY: as above.
-unsafe impl Sync for SharedMemory {}
 
 fn c_name(name: &str) -> Result<CString, ShmError> {
     if name.is_empty()
@@ -195,39 +191,26 @@ impl SharedMemory {
 
     /// `shm_open(O_EXCL)`, size and map the block `c` (named `name`).
     fn make(c: &CString, name: &str, size: usize) -> Result<SharedMemory, ShmError> {
-        // SAFETY: a plain system call with a valid C string.
-        let fd = unsafe {
-            libc::shm_open(
-                c.as_ptr(),
-                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-                0o600 as libc::mode_t,
-            )
-        };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+        let fd = mem::shm_open(c, true).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
                 ShmError::Exists(name.to_owned())
             } else {
                 ShmError::Io(e)
-            });
-        }
-        // SAFETY: a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            }
+        })?;
         let fail = |e: io::Error| {
-            // SAFETY: removing the name we just created.
-            unsafe { libc::shm_unlink(c.as_ptr()) };
+            let _ = mem::shm_unlink(c);
             ShmError::Io(e)
         };
-        // SAFETY: ftruncate on our own descriptor.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } < 0 {
-            return Err(fail(io::Error::last_os_error()));
-        }
+        std::fs::File::from(fd.try_clone().map_err(fail)?)
+            .set_len(size as u64)
+            .map_err(fail)?;
         let (_, ino) = stat(&fd).map_err(fail)?;
-        let ptr = map(&fd, size).map_err(fail)?;
+        let map = Mapping::new(fd.as_fd(), size).map_err(fail)?;
         Ok(SharedMemory {
             name: name.to_owned(),
             ino,
-            ptr,
+            map: Some(map),
             size,
             unlinked: false,
         })
@@ -241,7 +224,7 @@ impl SharedMemory {
     /// attacher never sees it unsized, either).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn create_linked(name: &str, size: usize) -> Result<SharedMemory, ShmError> {
-        let c = c_name(name)?;
+        c_name(name)?;
         let tmp_name = random_name();
         let tmp_c = c_name(&tmp_name)?;
         tracker::register(&tmp_name, 0);
@@ -253,19 +236,10 @@ impl SharedMemory {
             }
         };
         tracker::register(name, shm.ino);
-        let dir = |c: &CString| {
-            let mut p = b"/dev/shm".to_vec();
-            p.extend_from_slice(c.as_bytes_with_nul());
-            p
-        };
-        let (from, to) = (dir(&tmp_c), dir(&c));
-        // SAFETY: two NUL-terminated paths.
-        let linked = unsafe { libc::link(from.as_ptr().cast(), to.as_ptr().cast()) };
-        let err = io::Error::last_os_error();
-        // SAFETY: removing the temporary name we made.
-        unsafe { libc::shm_unlink(tmp_c.as_ptr()) };
+        let linked = std::fs::hard_link(format!("/dev/shm/{tmp_name}"), format!("/dev/shm/{name}"));
+        let _ = mem::shm_unlink(&tmp_c);
         tracker::unregister(&tmp_name, 0);
-        if linked < 0 {
+        if let Err(err) = linked {
             tracker::unregister(name, shm.ino);
             shm.unlinked = true;
             if err.kind() == io::ErrorKind::AlreadyExists {
@@ -285,29 +259,24 @@ impl SharedMemory {
     /// [`ShmError::NotFound`] if there is none.
     pub fn attach(name: &str) -> Result<SharedMemory, ShmError> {
         let c = c_name(name)?;
-        // SAFETY: a plain system call with a valid C string.
-        let fd = unsafe { libc::shm_open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            return Err(if e.kind() == io::ErrorKind::NotFound {
+        let fd = mem::shm_open(&c, false).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
                 ShmError::NotFound(name.to_owned())
             } else {
                 ShmError::Io(e)
-            });
-        }
-        // SAFETY: a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            }
+        })?;
         let (size, ino) = stat(&fd).map_err(ShmError::Io)?;
         if size == 0 {
             return Err(ShmError::Invalid(format!(
                 "shared memory {name:?} is empty"
             )));
         }
-        let ptr = map(&fd, size).map_err(ShmError::Io)?;
+        let map = Mapping::new(fd.as_fd(), size).map_err(ShmError::Io)?;
         Ok(SharedMemory {
             name: name.to_owned(),
             ino,
-            ptr,
+            map: Some(map),
             size,
             unlinked: false,
         })
@@ -330,20 +299,18 @@ impl SharedMemory {
     /// Past the end, or after `close`.
     #[track_caller]
     pub(crate) fn word(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
-        assert!(
-            !self.ptr.is_null() && (i + 1) * 8 <= self.size,
-            "word {i} outside the block"
-        );
-        // SAFETY: in bounds, 8-aligned (the mapping is page-aligned), and
-        // only ever accessed atomically by ShareableList.
-        unsafe { &*self.ptr.add(i * 8).cast::<std::sync::atomic::AtomicU64>() }
+        self.map
+            .as_ref()
+            .expect("word of a closed block")
+            .u64(i * 8)
     }
 
-    /// Checks that `len` bytes at `offset` lie in the mapped block.
-    fn range(&self, offset: usize, len: usize) -> Result<*mut u8, IndexError> {
-        let size = if self.ptr.is_null() { 0 } else { self.size };
+    /// Checks that `len` bytes at `offset` lie in the block (a closed one
+    /// has none); the mapping to copy them through (none for no bytes).
+    fn range(&self, offset: usize, len: usize) -> Result<Option<&Mapping>, IndexError> {
+        let size = self.map.as_ref().map_or(0, Mapping::len);
         match offset.checked_add(len) {
-            Some(end) if end <= size => Ok(self.ptr.wrapping_add(offset)),
+            Some(end) if end <= size => Ok(self.map.as_ref().filter(|_| len > 0)),
             _ => Err(IndexError {
                 index: offset.saturating_add(len),
                 len: size,
@@ -361,11 +328,9 @@ impl SharedMemory {
     /// [`IndexError`] if the range runs past the end (or the block is
     /// closed); nothing is copied.
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), IndexError> {
-        let p = self.range(offset, dst.len())?;
-        // SAFETY: in the live mapping (checked; unmapped only by `close` /
-        // drop, which need `&mut self` / ownership), and conex's safe code
-        // reaches it only atomically.
-        unsafe { super::shm_copy::copy_out(p, dst) };
+        if let Some(m) = self.range(offset, dst.len())? {
+            m.read(offset, dst);
+        }
         Ok(())
     }
 
@@ -378,15 +343,15 @@ impl SharedMemory {
     /// [`IndexError`] if the range runs past the end (or the block is
     /// closed); nothing is written.
     pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), IndexError> {
-        let p = self.range(offset, src.len())?;
-        // SAFETY: as in `read`.
-        unsafe { super::shm_copy::copy_in(src, p) };
+        if let Some(m) = self.range(offset, src.len())? {
+            m.write(offset, src);
+        }
         Ok(())
     }
 
     /// The whole block, copied out. Python: `bytes(shm.buf)`.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut v = vec![0u8; if self.ptr.is_null() { 0 } else { self.size }];
+        let mut v = vec![0u8; self.map.as_ref().map_or(0, Mapping::len)];
         self.read(0, &mut v).expect("the whole block is in range");
         v
     }
@@ -401,13 +366,13 @@ impl SharedMemory {
     /// through [`write`](SharedMemory::write)). The caller's own protocol
     /// (a lock held, a phase all writers have finished) must make that
     /// true; otherwise reading the slice is a data race.
+    #[allow(unsafe_code)] // a public unsafe view; the work is in crate::sys
     pub unsafe fn as_slice(&self) -> &[u8] {
-        if self.ptr.is_null() {
-            return &[];
+        match &self.map {
+            // SAFETY: the caller promises no writer while the borrow lives.
+            Some(m) => unsafe { m.as_slice() },
+            None => &[],
         }
-        // SAFETY: a live mapping of `size` bytes; the caller promises no
-        // writer while the borrow lives.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.size) }
     }
 
     /// The block as a plain mutable slice, with no copy. Python:
@@ -418,24 +383,21 @@ impl SharedMemory {
     /// # Safety
     /// For as long as the slice lives, nothing else may read or write the
     /// block: no other process, no other handle to it in this process.
+    #[allow(unsafe_code)] // a public unsafe view; the work is in crate::sys
     pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
-        if self.ptr.is_null() {
-            return &mut [];
+        match &mut self.map {
+            // SAFETY: the caller promises no other reader or writer while
+            // the borrow lives.
+            Some(m) => unsafe { m.as_mut_slice() },
+            None => &mut [],
         }
-        // SAFETY: as `as_slice`, and `&mut self` keeps this handle's own
-        // copies out while the borrow lives.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.size) }
     }
 
     /// Unmaps it from this process (what drop does); reads and writes
     /// fail with [`IndexError`] after.
     /// Python: `SharedMemory.close()`.
     pub fn close(&mut self) {
-        if !self.ptr.is_null() {
-            // SAFETY: unmapping our own mapping, once.
-            unsafe { libc::munmap(self.ptr.cast(), self.size) };
-            self.ptr = std::ptr::null_mut();
-        }
+        self.map = None;
     }
 
     /// Removes the name: no one can attach any more, and the memory is
@@ -446,9 +408,7 @@ impl SharedMemory {
     /// [`ShmError::NotFound`] if it was unlinked already.
     pub fn unlink(&mut self) -> Result<(), ShmError> {
         let c = c_name(&self.name)?;
-        // SAFETY: a plain system call with a valid C string.
-        if unsafe { libc::shm_unlink(c.as_ptr()) } < 0 {
-            let e = io::Error::last_os_error();
+        if let Err(e) = mem::shm_unlink(&c) {
             return Err(if e.kind() == io::ErrorKind::NotFound {
                 ShmError::NotFound(self.name.clone())
             } else {
@@ -465,38 +425,11 @@ impl SharedMemory {
 
 /// The size and inode of the object behind `fd`.
 fn stat(fd: &OwnedFd) -> io::Result<(usize, u64)> {
-    // SAFETY: fstat into a zeroed stat buffer.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd.as_raw_fd(), &mut st) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((st.st_size as usize, st.st_ino as u64))
-    }
-}
-
-fn map(fd: &OwnedFd, size: usize) -> io::Result<*mut u8> {
-    // SAFETY: a fresh shared mapping of our descriptor.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(p.cast())
-}
-
-impl Drop for SharedMemory {
-    fn drop(&mut self) {
-        self.close();
-    }
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::File::from(fd.try_clone()?).metadata()?;
+    let size =
+        usize::try_from(m.len()).map_err(|_| io::Error::other("a block past the address space"))?;
+    Ok((size, m.ino()))
 }
 
 impl fmt::Debug for SharedMemory {
@@ -504,7 +437,7 @@ impl fmt::Debug for SharedMemory {
         f.debug_struct("SharedMemory")
             .field("name", &self.name)
             .field("size", &self.size)
-            .field("open", &!self.ptr.is_null())
+            .field("open", &self.map.is_some())
             .field("unlinked", &self.unlinked)
             .finish()
     }

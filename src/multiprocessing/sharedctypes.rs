@@ -12,7 +12,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -183,17 +183,14 @@ impl<T: Element> Cells<T> {
 
     fn load(&self, i: usize) -> T {
         assert!(i < self.len);
-        // SAFETY: in bounds (checked, and the block holds `len` elements);
-        // aligned (the mapping is page-aligned, DATA is 16, each element
-        // at a multiple of its size); only ever accessed atomically.
-        let bits = unsafe {
-            let p = self.block.ptr().add(DATA + i * T::SIZE);
-            match T::SIZE {
-                1 => u64::from((*p.cast::<AtomicU8>()).load(SeqCst)),
-                2 => u64::from((*p.cast::<AtomicU16>()).load(SeqCst)),
-                4 => u64::from((*p.cast::<AtomicU32>()).load(SeqCst)),
-                _ => (*p.cast::<AtomicU64>()).load(SeqCst),
-            }
+        // In bounds (checked, and the block holds `len` elements) and
+        // aligned (DATA is 16, each element at a multiple of its size).
+        let (m, at) = (self.block.mem(), DATA + i * T::SIZE);
+        let bits = match T::SIZE {
+            1 => u64::from(m.u8(at).load(SeqCst)),
+            2 => u64::from(m.u16(at).load(SeqCst)),
+            4 => u64::from(m.u32(at).load(SeqCst)),
+            _ => m.u64(at).load(SeqCst),
         };
         T::from_bits(bits)
     }
@@ -201,15 +198,12 @@ impl<T: Element> Cells<T> {
     fn store(&self, i: usize, v: T) {
         assert!(i < self.len);
         let bits = v.to_bits();
-        // SAFETY: as in `load`.
-        unsafe {
-            let p = self.block.ptr().add(DATA + i * T::SIZE);
-            match T::SIZE {
-                1 => (*p.cast::<AtomicU8>()).store(bits as u8, SeqCst),
-                2 => (*p.cast::<AtomicU16>()).store(bits as u16, SeqCst),
-                4 => (*p.cast::<AtomicU32>()).store(bits as u32, SeqCst),
-                _ => (*p.cast::<AtomicU64>()).store(bits, SeqCst),
-            }
+        let (m, at) = (self.block.mem(), DATA + i * T::SIZE);
+        match T::SIZE {
+            1 => m.u8(at).store(bits as u8, SeqCst),
+            2 => m.u16(at).store(bits as u16, SeqCst),
+            4 => m.u32(at).store(bits as u32, SeqCst),
+            _ => m.u64(at).store(bits, SeqCst),
         }
     }
 

@@ -23,7 +23,7 @@ use tokio::io::Interest;
 
 use super::errors::ConnectionError;
 use crate::io::fd::SharedFd;
-use crate::io::sys;
+use crate::sys;
 
 /// Header bytes before each payload.
 pub(crate) const HEADER: usize = 8;
@@ -345,15 +345,7 @@ impl ReadState {
         while d.got < d.len {
             let fd_room = self.fd_room();
             let fds = &mut self.fds;
-            let room = &mut dst[d.got..d.len];
-            // SAFETY: a byte slice seen as possibly-uninitialised bytes;
-            // recvmsg only writes initialised bytes into it.
-            let room = unsafe {
-                std::slice::from_raw_parts_mut(
-                    room.as_mut_ptr().cast::<std::mem::MaybeUninit<u8>>(),
-                    room.len(),
-                )
-            };
+            let room = sys::as_uninit(&mut dst[d.got..d.len]);
             let n = match ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(
                 fd, room, fds, fd_room
             ))) {
@@ -406,17 +398,10 @@ impl ReadState {
             let want = big.len - big.bytes.len();
             big.bytes
                 .reserve(want.min(FIRST_RESERVE.max(big.bytes.len())));
-            let len = big.bytes.len();
-            let spare = big.bytes.spare_capacity_mut();
-            let room = spare.len().min(want);
-            let n = ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(
-                fd,
-                &mut spare[..room],
-                fds,
-                fd_room
+            let bytes = &mut big.bytes;
+            let n = ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_append(
+                fd, bytes, want, fds, fd_room
             )))?;
-            // SAFETY: recvmsg initialised `n` bytes after `len`.
-            unsafe { big.bytes.set_len(len + n) };
             return Poll::Ready(Ok(n));
         }
         if self.start > 0 && self.start == self.buf.len() {
@@ -427,13 +412,14 @@ impl ReadState {
             self.start = 0;
         }
         self.buf.reserve(SMALL);
-        let len = self.buf.len();
-        let spare = self.buf.spare_capacity_mut();
-        let n = ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_stream(
-            fd, spare, fds, fd_room
+        let buf = &mut self.buf;
+        let n = ready!(sock.poll_stream(cx, Interest::READABLE, |fd| recv_append(
+            fd,
+            buf,
+            usize::MAX,
+            fds,
+            fd_room
         )))?;
-        // SAFETY: recvmsg initialised `n` bytes after `len`.
-        unsafe { self.buf.set_len(len + n) };
         Poll::Ready(Ok(n))
     }
 
@@ -469,22 +455,41 @@ fn recv_stream(
     fd_room: usize,
 ) -> io::Result<(usize, bool)> {
     let (asked, before) = (buf.len(), fds.len());
-    let n = sys::recv_with_fds(fd, buf, fds, fd_room).map_err(|e| {
-        if e.kind() == io::ErrorKind::InvalidData && fd_room == 0 && before == 0 {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the peer sent OS handles before authentication (refused and closed)",
-            )
-        } else if e.kind() == io::ErrorKind::InvalidData && fd_room < sys::MAX_FDS {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the peer sent more OS handles than its frames announce",
-            )
-        } else {
-            e
-        }
-    })?;
+    let n =
+        sys::recv_with_fds(fd, buf, fds, fd_room).map_err(|e| handle_error(e, fd_room, before))?;
     Ok((n, n > 0 && n < asked && fds.len() == before))
+}
+
+/// [`recv_stream`] appending to `vec`'s reserved spare capacity (at most
+/// `max` bytes).
+fn recv_append(
+    fd: RawFd,
+    vec: &mut Vec<u8>,
+    max: usize,
+    fds: &mut VecDeque<OwnedFd>,
+    fd_room: usize,
+) -> io::Result<(usize, bool)> {
+    let (asked, before) = (vec.spare_capacity_mut().len().min(max), fds.len());
+    let n = sys::recv_append_with_fds(fd, vec, max, fds, fd_room)
+        .map_err(|e| handle_error(e, fd_room, before))?;
+    Ok((n, n > 0 && n < asked && fds.len() == before))
+}
+
+/// A receive's error, named for the handle rule the peer broke.
+fn handle_error(e: io::Error, fd_room: usize, before: usize) -> io::Error {
+    if e.kind() == io::ErrorKind::InvalidData && fd_room == 0 && before == 0 {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the peer sent OS handles before authentication (refused and closed)",
+        )
+    } else if e.kind() == io::ErrorKind::InvalidData && fd_room < sys::MAX_FDS {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the peer sent more OS handles than its frames announce",
+        )
+    } else {
+        e
+    }
 }
 
 /// The sending half's progress: the rest of a frame whose send was dropped

@@ -12,7 +12,7 @@
 //! then: a child never outlives its parent.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,7 @@ use super::callable::{Call, Identity, Outcome, install_panic_capture};
 use super::connection::Connection;
 use super::context::{Me, ProcessInfo, StartMethod, set_me};
 use super::errors::RemoteError;
-use crate::io::sys;
+use crate::sys;
 
 /// Bumped whenever these messages change.
 pub(crate) const PROTOCOL: u16 = 1;
@@ -63,26 +63,13 @@ pub(crate) fn spawned_main() -> ! {
 /// moved to a close-on-exec descriptor, stdin becoming `/dev/null`.
 /// `None` if there is no stdin. Call it before any thread starts.
 pub(crate) fn take_stdin() -> Option<OwnedFd> {
-    // SAFETY: dup/open/dup2 on our own standard input, before any thread.
-    unsafe {
-        let fd = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
-        if fd < 0 {
-            return None;
-        }
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if null >= 0 {
-            libc::dup2(null, 0);
-            libc::close(null);
-        }
-        Some(OwnedFd::from_raw_fd(fd))
-    }
+    sys::take_stdin()
 }
 
 fn fail(msg: &str) -> ! {
     eprintln!("conex worker: {msg}");
     let _ = std::io::stderr().flush();
-    // SAFETY: ends the process without running anything else.
-    unsafe { libc::_exit(2) }
+    sys::exit_now(2)
 }
 
 /// The worker's life, on its control socket.
@@ -102,15 +89,13 @@ pub(crate) fn run(ctrl: OwnedFd) -> ! {
     };
     if conn.blocking().send(&hello).is_err() {
         // The parent is gone already.
-        // SAFETY: plain exit.
-        unsafe { libc::_exit(1) }
+        sys::exit_now(1)
     }
     let frame = match crate::io::driver::block_on_io(conn.recv_frame()) {
         Ok(f) => f,
-        // Refused (a different binary) or the parent died: nothing to do.
-        // SAFETY: `_exit` ends the process at once and touches no memory;
-        // nothing of the parent's runs in this child before its first job.
-        Err(_) => unsafe { libc::_exit(1) },
+        // Refused (a different binary) or the parent died: nothing to do,
+        // and nothing of the parent's may run in this child.
+        Err(_) => sys::exit_now(1),
     };
     let start: Start = match postcard::from_bytes(&frame.bytes) {
         Ok(s) => s,
@@ -127,9 +112,9 @@ pub(crate) fn run(ctrl: OwnedFd) -> ! {
     });
     let _ = super::context::set_start_method(start.start_method, true);
     watch_parent(conn.as_raw_fd());
-    // SAFETY: the parent sent this call after checking that we are the same
-    // binary (the Hello above).
-    let outcome = unsafe { start.call.run(&start.args, frame.fds) };
+    // The parent sent this call after checking that we are the same binary
+    // (the Hello above).
+    let outcome = start.call.run(&start.args, frame.fds);
     // From here the parent may close its end as soon as it has the
     // result: the watcher must not turn that into exit code 1.
     FINISHING.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -163,24 +148,14 @@ fn watch_parent(ctrl: std::os::fd::RawFd) {
                 };
                 let _ = sys::poll(std::slice::from_mut(&mut p), None);
                 if p.revents & (libc::POLLHUP | libc::POLLERR | events) != 0 {
-                    let mut b = [0u8; 1];
-                    // SAFETY: peeking one byte from our socket.
-                    let n = unsafe {
-                        libc::recv(
-                            ctrl,
-                            b.as_mut_ptr().cast(),
-                            1,
-                            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-                        )
-                    };
+                    let n = sys::peek_byte(ctrl).unwrap_or(1);
                     if FINISHING.load(std::sync::atomic::Ordering::SeqCst) {
                         // The main thread is reporting and exiting.
                         return;
                     }
                     if n == 0 || p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
                         // The parent is gone: so are we.
-                        // SAFETY: plain exit, no unwinding across threads.
-                        unsafe { libc::_exit(1) };
+                        sys::exit_now(1);
                     }
                     // Data the parent sent (not expected): wait again later.
                     std::thread::sleep(std::time::Duration::from_millis(10));

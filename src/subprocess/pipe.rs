@@ -17,7 +17,7 @@ use tokio::io::Interest;
 
 use crate::io::driver::block_on_io;
 use crate::io::fd::SharedFd;
-use crate::io::sys;
+use crate::sys;
 
 /// One non-blocking pipe end.
 pub(crate) struct Pipe {
@@ -58,12 +58,7 @@ impl Pipe {
     /// take one read).
     pub(crate) fn drain_now(&mut self, vec: &mut Vec<u8>) -> io::Result<()> {
         let fd = self.fd();
-        let mut avail: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one int through the valid pointer.
-        if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut left = avail.max(0) as usize;
+        let mut left = sys::bytes_available(fd)?;
         while left > 0 {
             match sys::read_into_vec(fd, vec) {
                 Ok(0) => break,
@@ -126,13 +121,7 @@ macro_rules! reader {
                 cx: &mut Context<'_>,
                 buf: &mut tokio::io::ReadBuf<'_>,
             ) -> Poll<io::Result<()>> {
-                // SAFETY: read(2) only writes to the unfilled part, and we
-                // mark as initialised exactly what it wrote.
-                let unfilled = unsafe { buf.unfilled_mut() };
-                let n = ready!(self.get_mut().pipe.poll_io(cx, |fd| sys::read(fd, unfilled)))?;
-                // SAFETY: see above.
-                unsafe { buf.assume_init(n) };
-                buf.advance(n);
+                ready!(self.get_mut().pipe.poll_io(cx, |fd| sys::read_buf(fd, buf)))?;
                 Poll::Ready(Ok(()))
             }
         }

@@ -16,7 +16,7 @@ use super::popen::Popen;
 use super::spawn::spawn;
 use super::stdio::Stdio;
 use crate::io::driver::{block_on_io, within};
-use crate::io::sys::pipe;
+use crate::sys::pipe;
 
 /// Commands connected stdout to stdin, like a shell's `a | b | c`.
 ///

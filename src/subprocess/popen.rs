@@ -11,7 +11,7 @@ use super::mode::{Bytes, Mode, ModeExt};
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout, Pipe};
 use crate::io::child::Proc;
 use crate::io::driver::{block_on_io, within};
-use crate::io::sys;
+use crate::sys;
 
 /// The parent's pipe ends of a new child.
 pub(crate) struct Streams {
@@ -519,9 +519,8 @@ impl<M: Mode> Popen<M> {
             return;
         }
         if self.leader {
-            // SAFETY: plain system call; the group id is pinned by our
-            // unreaped child.
-            unsafe { libc::killpg(self.pid as libc::pid_t, libc::SIGKILL) };
+            // The group id is pinned by our unreaped child.
+            let _ = sys::killpg(self.pid, libc::SIGKILL);
         }
         let _ = self.child_mut().kill();
     }
@@ -534,11 +533,8 @@ impl<M: Mode> Popen<M> {
         if self.poll().is_some() {
             return Ok(());
         }
-        // SAFETY: plain system call on our own, unreaped child.
-        if unsafe { libc::kill(self.pid as libc::pid_t, sig) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        // Our own, unreaped child.
+        sys::kill(self.pid, sig)
     }
 
     /// Sends `sig` to the child's whole process group, grandchildren
@@ -570,11 +566,8 @@ impl<M: Mode> Popen<M> {
                  signal the group before waiting for the leader",
             ));
         }
-        // SAFETY: a plain system call; our unreaped leader pins the group id.
-        if unsafe { libc::killpg(self.pid as libc::pid_t, sig) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        // Our unreaped leader pins the group id.
+        sys::killpg(self.pid, sig)
     }
 
     /// Asks the child to stop: SIGTERM. Python: `Popen.terminate()`.

@@ -1,7 +1,7 @@
 //! Starting a child: checking a `Command`'s arguments, making its pipes,
 //! the pre-exec steps, and naming what went wrong.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 
 use super::command::Spec;
@@ -70,34 +70,15 @@ pub(crate) fn spawn<M: Mode>(mut s: Spec, mode: M) -> Result<(Popen<M>, u32), Su
     if let Some(gid) = s.gid {
         cmd.gid(gid);
     }
-    let fds: Vec<RawFd> = s.pass_fds.iter().map(|f| f.as_raw_fd()).collect();
-    if s.new_session || s.umask.is_some() || !fds.is_empty() || s.close_fds {
-        let (session, umask, close_fds) = (s.new_session, s.umask, s.close_fds);
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes async-signal-safe system calls (setsid, umask, fcntl,
-        // close_range); it allocates nothing and takes no lock.
-        unsafe {
-            cmd.pre_exec(move || {
-                if session && libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if let Some(m) = umask {
-                    libc::umask(m as libc::mode_t);
-                }
-                if close_fds {
-                    // Close-on-exec rather than close: std's own pipe that
-                    // reports an exec failure must stay open until exec.
-                    cloexec_from(3);
-                }
-                for &fd in &fds {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-    }
+    crate::sys::pre_exec(
+        &mut cmd,
+        crate::sys::ChildSetup {
+            new_session: s.new_session,
+            umask: s.umask,
+            close_fds: s.close_fds,
+            inherit: s.pass_fds.iter().map(|f| f.as_raw_fd()).collect(),
+        },
+    );
 
     let io = |e: std::io::Error| SubprocessError::Io(e);
     let merge = matches!(s.stderr, Stdio::Stdout);
@@ -153,36 +134,4 @@ pub(crate) fn spawn<M: Mode>(mut s: Spec, mode: M) -> Result<(Popen<M>, u32), Su
         s.kill_on_drop,
     );
     Ok((popen, pid))
-}
-
-/// Marks every descriptor from `first` up close-on-exec, in a forked child.
-fn cloexec_from(first: libc::c_int) {
-    #[cfg(target_os = "linux")]
-    {
-        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-        // SAFETY: a raw system call with integer arguments.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                first as libc::c_uint,
-                libc::c_uint::MAX,
-                CLOSE_RANGE_CLOEXEC,
-            )
-        };
-        if r == 0 {
-            return;
-        }
-    }
-    // Older kernels and other Unixes: every possible descriptor.
-    // SAFETY: sysconf and fcntl are async-signal-safe system calls.
-    unsafe {
-        let max = libc::sysconf(libc::_SC_OPEN_MAX);
-        let max = if max < 0 { 65536 } else { max.min(1 << 20) } as libc::c_int;
-        for fd in first..max {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-            }
-        }
-    }
 }

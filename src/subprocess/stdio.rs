@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::pipe::Pipe;
-use crate::io::sys::pipe;
+use crate::sys::pipe;
 
 /// Where one of a child's standard streams goes.
 ///
@@ -153,16 +153,5 @@ pub(crate) fn resolve(
 
 /// Python's `pipesize` (Linux; a no-op elsewhere).
 fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<()> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let size = libc::c_int::try_from(size)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pipesize too large"))?;
-        // SAFETY: fcntl with an integer argument on a borrowed descriptor.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = (fd, size);
-    Ok(())
+    crate::sys::set_pipe_size(fd, size)
 }

@@ -232,26 +232,11 @@ fn main_native_id() -> u64 {
 
 /// Whether the calling OS thread is the process's main thread.
 fn is_main_os_thread() -> bool {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        // SAFETY: plain syscalls without arguments that cannot fail.
-        unsafe { libc::syscall(libc::SYS_gettid) as i64 == i64::from(libc::getpid()) }
+    #[cfg(unix)]
+    if let Some(main) = crate::sys::is_main_thread() {
+        return main;
     }
-    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
-    {
-        // SAFETY: no arguments, no failure mode.
-        unsafe { libc::pthread_main_np() == 1 }
-    }
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd"
-    )))]
-    {
-        std::thread::current().name() == Some("main")
-    }
+    std::thread::current().name() == Some("main")
 }
 
 /// The identifier of the current Thread (see [`current_thread`]): non-zero,
@@ -287,24 +272,11 @@ pub fn get_ident() -> u64 {
 /// assert_eq!(Some(t.blocking().join().unwrap()), native);
 /// ```
 pub fn get_native_id() -> u64 {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(unix)]
     {
-        // SAFETY: gettid takes no arguments and cannot fail.
-        unsafe { libc::syscall(libc::SYS_gettid) as u64 }
+        crate::sys::gettid()
     }
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
-    {
-        let mut id = 0u64;
-        // SAFETY: a null thread means the calling thread; `id` is valid.
-        unsafe { libc::pthread_threadid_np(0, &mut id) };
-        id
-    }
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "ios"
-    )))]
+    #[cfg(not(unix))]
     {
         // No portable TID here: a per-thread number that is unique.
         crate::wait::owner::current()

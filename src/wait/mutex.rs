@@ -8,6 +8,9 @@
 //! waits, newcomers queue behind them (no barging, unlike `Lock`), so a
 //! task that sends in a loop cannot keep another sender on the same
 //! connection out.
+// The one UnsafeCell of the wait core: a guard is the only way to the
+// value, and one permit means one guard (std's Mutex contract).
+#![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};

@@ -47,9 +47,9 @@ struct ServerConfig {
 fn server_main(cfg: ServerConfig) {
     let report = cfg.report.blocking();
     if let Some((call, args)) = cfg.init {
-        // SAFETY: made by `Call::of` in the parent, which proved at the
-        // handshake that this child is the same binary.
-        if let Outcome::Panicked(e) = unsafe { call.run(&args, Vec::new()) } {
+        // Made by `Call::of` in the parent, which proved at the handshake
+        // that this child is the same binary.
+        if let Outcome::Panicked(e) = call.run(&args, Vec::new()) {
             let _ = report.send(&Err::<Address, String>(format!(
                 "the initializer failed: {e}"
             )));

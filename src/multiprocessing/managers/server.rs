@@ -88,15 +88,15 @@ impl<T: Shared> Served for Exclusive<T> {
 
 /// Makes a registered type's object from its constructor (at `ctor`) and
 /// the encoded constructor argument.
-type Factory = fn(usize, &[u8]) -> Result<Arc<dyn Served>, RemoteError>;
+type Factory = fn(CodeRef, &[u8]) -> Result<Arc<dyn Served>, RemoteError>;
 
 fn factory<A: DeserializeOwned + 'static, T: Shared>(
-    ctor: usize,
+    ctor: CodeRef,
     args: &[u8],
 ) -> Result<Arc<dyn Served>, RemoteError> {
-    // SAFETY: `ctor` was registered with this factory as an `fn(A) -> T`
-    // (`Registry::register`), in this same binary.
-    let f = unsafe { std::mem::transmute::<usize, fn(A) -> T>(ctor) };
+    // `ctor` was registered with this factory as an `fn(A) -> T`
+    // (`Registry::register`).
+    let f: fn(A) -> T = ctor.resolve();
     let a: A = dec(args)?;
     let obj = catch(move || f(a))?;
     Ok(Arc::new(Exclusive(Mutex::new(obj))))
@@ -118,19 +118,16 @@ impl Registry {
     {
         let f: Factory = factory::<A, T>;
         self.types.retain(|(t, ..)| t != typeid);
-        self.types.push((
-            typeid.to_owned(),
-            CodeRef::new(f as usize),
-            CodeRef::new(ctor as usize),
-        ));
+        self.types
+            .push((typeid.to_owned(), CodeRef::of(f), CodeRef::of(ctor)));
     }
 
     fn make(&self, typeid: &str, args: &[u8]) -> Option<Result<Arc<dyn Served>, RemoteError>> {
         let (_, f, ctor) = self.types.iter().find(|(t, ..)| t == typeid)?;
-        // SAFETY: `f` is the address of a `Factory` registered in this
-        // binary (the server is a child of the same build, or this process).
-        let f = unsafe { std::mem::transmute::<usize, Factory>(f.addr()) };
-        Some(f(ctor.addr(), args))
+        // `f` is a `Factory` registered in this binary (the server is a
+        // child of the same build, or this process).
+        let f: Factory = f.resolve();
+        Some(f(*ctor, args))
     }
 }
 

@@ -265,9 +265,9 @@ where
         args.into_iter()
             .map(|a| {
                 self.pool.spawn_fallible(move || {
-                    // SAFETY: `target` is a `fn` of `C`'s type: the pool's
-                    // methods take it typed and erase it only here.
-                    unsafe { C::call(target, a) }.map_err(RemoteFailure)
+                    // `target` is a `fn` of `C`'s type: the pool's methods
+                    // take it typed and erase it only on the way here.
+                    C::call(target, a).map_err(RemoteFailure)
                 })
             })
             .collect::<Result<Vec<_>, _>>()
@@ -286,8 +286,7 @@ where
                     chunk
                         .into_iter()
                         .map(|a| {
-                            // SAFETY: as in `run`.
-                            let call = || unsafe { C::call(target, a) };
+                            let call = || C::call(target, a);
                             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
                                 Ok(r) => r.map_err(remote_to_work),
                                 Err(p) => Err(WorkError::from_panic(&*p)),

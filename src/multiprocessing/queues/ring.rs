@@ -250,16 +250,14 @@ impl Ring {
         let start = (at % cap) as usize;
         let first = src.len().min(cap as usize - start);
         let (a, b) = src.split_at(first);
-        // SAFETY: both ranges lie inside the data area (start < cap, and
-        // the split keeps each part within it) of the live block. The lock
-        // keeps other processes' conex code off these bytes; the copies are
-        // atomic anyway, so a peer that breaks the protocol (or dies
-        // mid-copy) can garble bytes but not cause undefined behaviour here.
-        unsafe {
-            let data = self.block.ptr().add(DATA);
-            crate::multiprocessing::shm_copy::copy_in(a, data.add(start));
-            crate::multiprocessing::shm_copy::copy_in(b, data);
-        }
+        // Both parts lie inside the data area (start < cap, and the split
+        // keeps each within it). The lock keeps other processes' conex code
+        // off these bytes; the copies are atomic anyway, so a peer that
+        // breaks the protocol (or dies mid-copy) can garble bytes but not
+        // cause undefined behaviour here.
+        let mem = self.block.mem();
+        mem.write(DATA + start, a);
+        mem.write(DATA, b);
     }
 
     fn read_at(&self, at: u64, dst: &mut [u8]) {
@@ -267,12 +265,9 @@ impl Ring {
         let start = (at % cap) as usize;
         let first = dst.len().min(cap as usize - start);
         let (a, b) = dst.split_at_mut(first);
-        // SAFETY: as in `write_at`.
-        unsafe {
-            let data = self.block.ptr().add(DATA);
-            crate::multiprocessing::shm_copy::copy_out(data.add(start), a);
-            crate::multiprocessing::shm_copy::copy_out(data, b);
-        }
+        let mem = self.block.mem();
+        mem.read(DATA + start, a);
+        mem.read(DATA, b);
     }
 
     /// Whether a wait of `kind` has something to try, judged from the

@@ -112,7 +112,8 @@ impl RLock {
 
     /// Whether `self` and `other` are handles to the same lock.
     pub(crate) fn same(&self, other: &RLock) -> bool {
-        Arc::ptr_eq(&self.block, &other.block) || self.block.ptr() == other.block.ptr()
+        Arc::ptr_eq(&self.block, &other.block)
+            || std::ptr::eq(self.block.u32(0), other.block.u32(0))
     }
 
     /// Acquires it (again, if the caller owns it). Python: `acquire()`.

@@ -71,7 +71,7 @@ impl RobustLock<'_> {
                     Err(_) => Step::Again,
                 };
             }
-            if holder != me && since.elapsed() >= PATIENCE && !crate::io::sys::pid_running(holder) {
+            if holder != me && since.elapsed() >= PATIENCE && !crate::sys::pid_running(holder) {
                 return match self.word.compare_exchange(holder, me, SeqCst, SeqCst) {
                     Ok(_) => Step::Done(Taken::FromDead(holder)),
                     Err(_) => Step::Again,

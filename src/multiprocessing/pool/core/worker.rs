@@ -68,9 +68,9 @@ pub(super) fn pool_worker(conn: Connection) {
         let reply: (Result<Vec<u8>, RemoteError>, Vec<OwnedFd>) =
             match postcard::from_bytes::<(Call, Vec<u8>)>(&frame.bytes) {
                 Ok((call, args)) => {
-                    // SAFETY: the pool sends calls made by `Call::batch` to a
-                    // worker whose handshake proved it is this same binary.
-                    match unsafe { call.run(&args, frame.fds) } {
+                    // The pool sends calls made by `Call::batch` to a worker
+                    // whose handshake proved it is this same binary.
+                    match call.run(&args, frame.fds) {
                         Outcome::Returned(b, fds) => (Ok(b), fds),
                         Outcome::Panicked(e) => (Err(e), Vec::new()),
                     }

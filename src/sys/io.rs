@@ -5,13 +5,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-fn cvt(n: isize) -> io::Result<usize> {
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
+use super::cvt;
 
 /// One `read(2)` into possibly uninitialised memory, retried on EINTR.
 pub(crate) fn read(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
@@ -47,6 +41,25 @@ pub(crate) fn read_into_vec(fd: RawFd, vec: &mut Vec<u8>) -> io::Result<usize> {
     let len = vec.len();
     let n = read(fd, vec.spare_capacity_mut())?;
     // SAFETY: read(2) initialised `n` bytes after `len`.
+    unsafe { vec.set_len(len + n) };
+    Ok(n)
+}
+
+/// Appends what one `recvmsg` brings (at most `max` bytes, into `vec`'s
+/// spare capacity: reserve first) to `vec`, its OS handles to `fds` (as
+/// [`recv_with_fds`]); returns the byte count.
+pub(crate) fn recv_append_with_fds(
+    fd: RawFd,
+    vec: &mut Vec<u8>,
+    max: usize,
+    fds: &mut std::collections::VecDeque<OwnedFd>,
+    fd_room: usize,
+) -> io::Result<usize> {
+    let len = vec.len();
+    let spare = vec.spare_capacity_mut();
+    let room = spare.len().min(max);
+    let n = recv_with_fds(fd, &mut spare[..room], fds, fd_room)?;
+    // SAFETY: recvmsg initialised `n` bytes after `len`.
     unsafe { vec.set_len(len + n) };
     Ok(n)
 }
@@ -99,57 +112,6 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: two fresh descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// A pidfd for `pid` (Linux 5.3+): readable once the process has exited.
-#[cfg(target_os = "linux")]
-pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: a raw system call with integer arguments.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// Whether child `pid` has exited, without reaping it.
-pub(crate) fn exited_nowait(pid: u32) -> io::Result<bool> {
-    waitid_exited(pid, libc::WNOHANG)
-}
-
-/// Blocks until `pid` has exited, without reaping it (for a waiting
-/// thread where there are no pidfds).
-pub(crate) fn wait_exit_nowait(pid: u32) -> io::Result<()> {
-    waitid_exited(pid, 0).map(drop)
-}
-
-/// `waitid(P_PID, pid, WEXITED | WNOWAIT | extra)`, retried on EINTR:
-/// whether `pid` has exited (always true without `WNOHANG`).
-fn waitid_exited(pid: u32, extra: libc::c_int) -> io::Result<bool> {
-    // SAFETY: siginfo_t is plain data; waitid fills it in.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: a system call on our own child with a valid out pointer.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT | extra,
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        // SAFETY: waitid filled `info` in; si_pid is 0 if nothing exited
-        // (only possible with WNOHANG).
-        return Ok(extra & libc::WNOHANG == 0 || unsafe { info.si_pid() } != 0);
-    }
 }
 
 /// poll(2) on `fds` until one is ready or `timeout` passes (`None`:
@@ -330,40 +292,6 @@ pub(crate) fn recv_with_fds(
     Ok(n)
 }
 
-/// Whether a process with this pid exists (`kill(pid, 0)`: only EPERM or
-/// success mean it does; a pid that does not fit a `pid_t` does not).
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 sends nothing; a plain query by pid.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// Whether process `pid` still runs: alive as [`pid_alive`] sees it and,
-/// on Linux, not a zombie (a killed child its parent has not reaped yet
-/// holds nothing any more, though `kill(pid, 0)` still finds it).
-pub(crate) fn pid_running(pid: u32) -> bool {
-    if !pid_alive(pid) {
-        return false;
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // `pid (comm) S ...`: the state follows the last ')'.
-        if let Some(state) = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-        {
-            return !matches!(state, "Z" | "X" | "x");
-        }
-    }
-    true
-}
-
 /// Sets the accept backlog of a listening socket (std binds with a fixed
 /// one; `listen(2)` again on a listening socket only changes it).
 pub(crate) fn listen(fd: RawFd, backlog: u32) -> io::Result<()> {
@@ -403,4 +331,228 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: two fresh descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Peeks at one byte of socket `fd` without waiting (`MSG_PEEK |
+/// MSG_DONTWAIT`): `Ok(0)` at end of file, `Ok(1)` with data waiting.
+pub(crate) fn peek_byte(fd: RawFd) -> io::Result<usize> {
+    let mut b = [0u8; 1];
+    // SAFETY: a receive of at most one byte into our own buffer.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    cvt(n)
+}
+
+/// The raw number, for an `AsyncFd` that must not own the descriptor.
+pub(crate) struct RawRef(RawFd);
+
+impl AsRawFd for RawRef {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// A descriptor and its registration with a tokio reactor, made at most
+/// once and later than the descriptor, owned together so that the
+/// registration never outlives the descriptor (what tokio's
+/// `AsyncFd::register_with_interest` asks of a borrowed one).
+pub(crate) struct Registrable {
+    /// Declared before `fd`: the registration is dropped (deregistered)
+    /// before the descriptor closes.
+    reg: std::sync::OnceLock<tokio::io::unix::AsyncFd<RawRef>>,
+    registering: parking_lot::Mutex<()>,
+    fd: OwnedFd,
+}
+
+impl Registrable {
+    pub(crate) fn new(fd: OwnedFd) -> Registrable {
+        Registrable {
+            reg: std::sync::OnceLock::new(),
+            registering: parking_lot::Mutex::new(()),
+            fd,
+        }
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
+    /// The registration, if made.
+    pub(crate) fn get(&self) -> Option<&tokio::io::unix::AsyncFd<RawRef>> {
+        self.reg.get()
+    }
+
+    /// The registration, made now (for both directions) if it is not yet,
+    /// with the reactor of the current runtime context.
+    ///
+    /// # Panics
+    /// Outside a runtime context, or in one without I/O (as tokio's).
+    #[track_caller]
+    pub(crate) fn register(&self) -> io::Result<&tokio::io::unix::AsyncFd<RawRef>> {
+        if let Some(a) = self.reg.get() {
+            return Ok(a);
+        }
+        let _one_at_a_time = self.registering.lock();
+        if let Some(a) = self.reg.get() {
+            return Ok(a);
+        }
+        let raw = RawRef(self.fd.as_raw_fd());
+        let interest = tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE;
+        // SAFETY: `fd` stays open and unchanged for as long as the
+        // registration lives: both are private fields of `self`, the
+        // registration is dropped first, and `into_fd` drops it before it
+        // gives the descriptor away.
+        let a = unsafe { tokio::io::unix::AsyncFd::register_with_interest(raw, interest) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(self.reg.get_or_init(|| a))
+    }
+
+    /// The descriptor back, deregistered.
+    pub(crate) fn into_fd(mut self) -> OwnedFd {
+        drop(self.reg.take());
+        self.fd
+    }
+}
+
+/// One `read(2)` into the unfilled part of a tokio `ReadBuf`, which it
+/// then advances by what was read.
+pub(crate) fn read_buf(fd: RawFd, buf: &mut tokio::io::ReadBuf<'_>) -> io::Result<usize> {
+    // SAFETY: read(2) only writes to the unfilled part it is given, and
+    // exactly what it wrote is marked initialised below.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let n = read(fd, unfilled)?;
+    // SAFETY: the first `n` unfilled bytes were just written.
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    Ok(n)
+}
+
+/// How many bytes a pipe or socket holds now (`FIONREAD`).
+pub(crate) fn bytes_available(fd: RawFd) -> io::Result<usize> {
+    let mut avail: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the valid pointer.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut avail) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(avail.max(0) as usize)
+}
+
+/// Sets a pipe's capacity (Linux's `F_SETPIPE_SZ`; a no-op elsewhere).
+pub(crate) fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let size = libc::c_int::try_from(size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pipesize too large"))?;
+        // SAFETY: fcntl with an integer argument on a borrowed descriptor.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (fd, size);
+    Ok(())
+}
+
+/// A new non-blocking, close-on-exec eventfd (Linux).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call with integer arguments.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// What a child does between fork and exec, beyond std's own steps.
+#[derive(Debug, Default)]
+pub(crate) struct ChildSetup {
+    /// `setsid()`: a new session (and process group).
+    pub(crate) new_session: bool,
+    /// `umask(m)`.
+    pub(crate) umask: Option<u32>,
+    /// Mark every descriptor from 3 up close-on-exec (Python's
+    /// `close_fds`), before `inherit` are cleared of it.
+    pub(crate) close_fds: bool,
+    /// Descriptors to clear close-on-exec on, so the program inherits them.
+    pub(crate) inherit: Vec<RawFd>,
+}
+
+/// Installs `setup` as `cmd`'s pre-exec step (nothing if it asks for
+/// nothing). It makes only async-signal-safe system calls (setsid, umask,
+/// fcntl, close_range), allocates nothing and takes no lock.
+pub(crate) fn pre_exec(cmd: &mut std::process::Command, setup: ChildSetup) {
+    use std::os::unix::process::CommandExt;
+    if !setup.new_session && setup.umask.is_none() && !setup.close_fds && setup.inherit.is_empty() {
+        return;
+    }
+    let ChildSetup {
+        new_session,
+        umask,
+        close_fds,
+        inherit,
+    } = setup;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes the async-signal-safe calls listed above (`inherit` was
+    // allocated before the fork and is only read).
+    unsafe {
+        cmd.pre_exec(move || {
+            if new_session && libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some(m) = umask {
+                libc::umask(m as libc::mode_t);
+            }
+            if close_fds {
+                // Close-on-exec rather than close: std's own pipe that
+                // reports an exec failure must stay open until exec.
+                cloexec_from(3);
+            }
+            for &fd in &inherit {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Marks every descriptor from `first` up close-on-exec, in a forked child.
+fn cloexec_from(first: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        // SAFETY: a raw system call with integer arguments.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if r == 0 {
+            return;
+        }
+    }
+    // Older kernels and other Unixes: every possible descriptor.
+    // SAFETY: sysconf and fcntl are async-signal-safe system calls.
+    unsafe {
+        let max = libc::sysconf(libc::_SC_OPEN_MAX);
+        let max = if max < 0 { 65536 } else { max.min(1 << 20) } as libc::c_int;
+        for fd in first..max {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
