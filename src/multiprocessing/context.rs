@@ -1,4 +1,7 @@
-//! Start methods, the worker entry, and what a process knows about itself.
+//! Start methods and what a process knows about itself: its name, key
+//! and parent, whether its `main` ran [`init`](super::init), and the role
+//! it was started in. A leaf: the entry ([`super::entry`]) and the start
+//! path (`launch`, `started`, `forkserver`, `worker`) build on it.
 
 use std::fmt;
 use std::sync::{Mutex, OnceLock};
@@ -15,7 +18,7 @@ pub(crate) const ROLE_ENV: &str = "__CONEX_MP_ROLE";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StartMethod {
     /// Re-execute this binary (the default everywhere): a fresh process
-    /// that runs `main` up to [`init`], which diverts it into the worker.
+    /// that runs `main` up to [`init`](super::init), which diverts it into the worker.
     Spawn,
     /// Ask a fork server, itself started by `Spawn` on first use (while it
     /// is still single-threaded), to fork a fresh worker: no exec per
@@ -243,59 +246,19 @@ pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The worker entry: call it first thing in `main`. In the program itself
-/// it returns at once (and allows starting children of this binary); in a
-/// process conex started (a worker, the fork server) it runs that
-/// process's loop and never returns.
-///
-/// Python: the `if __name__ == "__main__":` guard (and `freeze_support()`):
-/// a child re-executes the binary, and `init` is what keeps it from
-/// running the program's `main` again. A program whose `main` does not
-/// call it cannot start children by `spawn` or `forkserver`
-/// ([`StartError::NoInit`]); `fork` and shared memory work without it.
-///
-/// [`StartError::NoInit`]: super::StartError::NoInit
-///
-/// ```no_run
-/// fn work(n: u64) -> u64 {
-///     (1..=n).product()
-/// }
-///
-/// fn main() {
-///     conex::multiprocessing::init(); // first thing
-///     let p = conex::multiprocessing::Process::new(work, 10);
-///     p.start().unwrap();
-///     assert_eq!(p.blocking().result().unwrap(), 3_628_800);
-/// }
-/// ```
-pub fn init() {
-    let Some(role) = std::env::var_os(ROLE_ENV) else {
-        INITIALISED.store(true, std::sync::atomic::Ordering::SeqCst);
-        return;
-    };
-    // The role is this process's alone, not its children's. Removing it is
-    // sound only while no other thread can read the environment: with
-    // threads about (an `init` called late), it stays, marked taken.
-    if !crate::sys::remove_env_alone(ROLE_ENV) {
-        ROLE_TAKEN.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    match role.to_str() {
-        Some("worker") => super::worker::spawned_main(),
-        Some("forkserver") => super::forkserver::main(),
-        _ => {
-            eprintln!("conex: unknown process role {role:?}");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// Set by [`init`] in the program itself (a worker, whose `init` diverts,
-/// sets it in `worker::run`).
+/// Set by [`init`](super::init) in the program itself (a worker, whose
+/// `init` diverts, sets it in `worker::run`).
 static INITIALISED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Set by [`init`] when it diverted on the role but could not remove it
-/// from the environment (other threads existed).
+/// Set by [`init`](super::init) when it diverted on the role but could
+/// not remove it from the environment (other threads existed).
 static ROLE_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records that [`init`](super::init) took this process's role although
+/// the variable stays in the environment.
+pub(crate) fn mark_role_taken() {
+    ROLE_TAKEN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
 
 /// Whether this process was started with a role it has not taken yet.
 fn role_pending() -> bool {
@@ -307,14 +270,14 @@ pub(crate) fn mark_initialised() {
     INITIALISED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// Whether re-executing this binary is safe: [`init`] ran first thing in
+/// Whether re-executing this binary is safe: [`init`](super::init) ran first thing in
 /// its `main`, so a re-executed child diverts instead of running the
 /// program (and starting children of its own, and so on).
 pub(crate) fn initialised() -> bool {
     INITIALISED.load(std::sync::atomic::Ordering::SeqCst) && !role_pending()
 }
 
-/// Panics if this is a conex child whose `main` skipped [`init`] (it
+/// Panics if this is a conex child whose `main` skipped [`init`](super::init) (it
 /// would otherwise run the program again, and start children of its own).
 pub(crate) fn check_not_uninitialised_child() {
     if role_pending() {

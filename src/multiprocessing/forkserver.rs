@@ -22,14 +22,11 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, mpsc};
 
 use super::errors::StartError;
-use super::launch::{Launched, Waiter};
+use super::started::{Launched, Status, Waiter};
 use crate::sys::{self, Disposition, ForkRefused};
-use crate::threading::Event;
 
 const FORK: u32 = 1;
 const STARTED: u32 = 2;
@@ -84,43 +81,6 @@ fn write_msg(fd: RawFd, m: &[u8; MSG], attach: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
-/// How a child of the fork server ended, once it is known.
-pub(crate) struct Status {
-    pid: u32,
-    raw: Mutex<Option<i32>>,
-    done: Event,
-}
-
-impl Status {
-    fn finish(&self, raw: i32) {
-        let mut r = self.raw.lock().unwrap_or_else(|e| e.into_inner());
-        if r.is_none() {
-            *r = Some(raw);
-            drop(r);
-            self.done.set();
-        }
-    }
-
-    /// Waits for the exit status.
-    pub(crate) async fn wait(&self) -> ExitStatus {
-        self.done.wait().await;
-        let raw = self
-            .raw
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .unwrap_or(libc::SIGKILL);
-        ExitStatus::from_raw(raw)
-    }
-
-    /// SIGKILL, unless it has been reaped already.
-    pub(crate) fn kill(&self) {
-        if !self.done.is_set() {
-            // Not yet reported reaped, so the pid is still the worker's.
-            let _ = sys::kill(self.pid, libc::SIGKILL);
-        }
-    }
-}
-
 /// The parent's side of one fork server.
 pub(crate) struct Client {
     /// The request side, one request at a time.
@@ -149,7 +109,7 @@ pub(crate) fn client() -> Result<Arc<Client>, StartError> {
 impl Client {
     fn start() -> Result<Client, StartError> {
         let (ours, theirs) = UnixStream::pair()?;
-        let mut server = super::launch::spawn_role(
+        let mut server = super::started::spawn_role(
             "forkserver",
             OwnedFd::from(theirs),
             &super::context::get_executable(),
@@ -196,7 +156,7 @@ impl Client {
         drop(link);
         match reply {
             Ok(Ok(status)) => {
-                let pid = status.pid;
+                let pid = status.pid();
                 Ok(Launched {
                     pid,
                     #[cfg(target_os = "linux")]
@@ -227,11 +187,7 @@ fn read_loop(link: &UnixStream, tx: &mpsc::Sender<Result<Arc<Status>, i32>>) {
         fds.clear();
         match decode(&m) {
             (STARTED, pid, _) => {
-                let s = Arc::new(Status {
-                    pid,
-                    raw: Mutex::new(None),
-                    done: Event::new(),
-                });
+                let s = Arc::new(Status::new(pid));
                 children.insert(pid, s.clone());
                 let _ = tx.send(Ok(s));
             }

@@ -52,6 +52,7 @@ mod connection;
 mod connection;
 #[cfg(unix)]
 mod context;
+mod entry;
 mod errors;
 #[cfg(unix)]
 mod forkserver;
@@ -79,6 +80,7 @@ mod shared_memory;
 #[cfg(unix)]
 mod sharedctypes;
 #[cfg(unix)]
+mod started;
 #[cfg(unix)]
 mod synchronize;
 #[cfg(unix)]
@@ -98,8 +100,9 @@ pub use connection::{BlockingConnection, Connection, pipe};
 pub use context::{
     AlreadySet, Context, ProcessInfo, StartMethod, cpu_count, current_authkey, current_process,
     get_all_start_methods, get_context, get_executable, get_start_method, get_start_method_if_set,
-    init, parent_process, set_executable, set_start_method,
+    parent_process, set_executable, set_start_method,
 };
+pub use entry::init;
 pub use errors::{AuthenticationError, ConnectionError, ProcessError, RemoteError, StartError};
 #[cfg(unix)]
 pub use handles::Handle;

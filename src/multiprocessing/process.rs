@@ -17,8 +17,9 @@ use super::context::{
 };
 use super::errors::{ProcessError, StartError};
 use super::handles;
-use super::launch::{self, Launched, Waiter};
+use super::launch;
 use super::listener::Waitable;
+use super::started::{Launched, Waiter};
 use super::worker::{Done, Hello, PROTOCOL, Start};
 use crate::threading::Event;
 
