@@ -437,6 +437,67 @@ fn lock_uncontended(c: &mut Criterion) {
     g.finish();
 }
 
+/// 4 tasks on a 2-worker runtime, each taking and releasing the lock in
+/// turn with a yield while it holds it (so the others queue): per
+/// acquire+release. The cross-process Lock against async_lock's Mutex in
+/// one process.
+fn lock_contended(c: &mut Criterion) {
+    let mut g = group(c, "mp_lock_4_tasks_contending");
+    g.throughput(Throughput::Elements(1));
+    let rt = rt();
+    let lock = conex::multiprocessing::Lock::new().unwrap();
+    g.bench_function("conex_mp_lock_async", |b| {
+        b.iter_custom(|iters| {
+            let per = iters.div_ceil(4);
+            rt.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..4)
+                    .map(|_| {
+                        let lock = lock.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..per {
+                                lock.acquire().await;
+                                tokio::task::yield_now().await;
+                                lock.release().unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    let m = std::sync::Arc::new(async_lock::Mutex::new(0u64));
+    g.bench_function("async_lock_mutex_in_process", |b| {
+        b.iter_custom(|iters| {
+            let per = iters.div_ceil(4);
+            rt.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..4)
+                    .map(|_| {
+                        let m = m.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..per {
+                                let mut g = m.lock().await;
+                                tokio::task::yield_now().await;
+                                *g += 1;
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
 fn nothing(_: ()) {}
 
 fn start_join(c: &mut Criterion) {
@@ -645,6 +706,7 @@ criterion_group!(
     bytes_1mib,
     shm_64mib,
     lock_uncontended,
+    lock_contended,
     queue_spsc,
     start_join
 );

@@ -56,7 +56,249 @@ pub(crate) const TESTS: &[Test] = &[
         "sync::barrier_cancelled_wait_breaks_it",
         barrier_cancelled_wait_breaks_it,
     ),
+    (
+        "sync::ten_thousand_tasks_on_one_event_take_no_thread_each",
+        ten_thousand_tasks_on_one_event_take_no_thread_each,
+    ),
+    (
+        "sync::semaphore_handed_round_ten_thousand_tasks_in_two_processes",
+        semaphore_handed_round_ten_thousand_tasks_in_two_processes,
+    ),
+    (
+        "sync::woken_async_waiter_dropped_passes_its_wake_on",
+        woken_async_waiter_dropped_passes_its_wake_on,
+    ),
+    (
+        "sync::async_waits_end_their_watch_thread",
+        async_waits_end_their_watch_thread,
+    ),
 ];
+
+/// How many threads this process has.
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+/// How many of this process's threads are conex watch threads.
+fn watch_threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| {
+        d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|c| c.trim() == "conex-xwait")
+            .count()
+    })
+}
+
+/// In a quiet child: 10,000 tasks on a 2-worker runtime await `go`; it
+/// sets `ready` once all wait, and `done` once all are through. Returns
+/// the extra threads the waits took.
+fn many_event_waiters((go, ready, done): (Event, Event, Event)) -> usize {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let before = threads();
+        let tasks: Vec<_> = (0..10_000)
+            .map(|_| {
+                let (go, started) = (go.clone(), started.clone());
+                tokio::spawn(async move {
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    go.wait().await;
+                })
+            })
+            .collect();
+        while started.load(std::sync::atomic::Ordering::SeqCst) < 10_000 {
+            tokio::task::yield_now().await;
+        }
+        // Each task registered in the poll that counted it.
+        let extra = threads().saturating_sub(before);
+        ready.set();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        done.set();
+        extra
+    })
+}
+
+// Not in CPython: 10,000 async waiters of one process on one cross-process
+// Event cost at most 4 extra threads while they wait (one watch thread
+// sleeps for all), and a set() from another process releases them all.
+fn ten_thousand_tasks_on_one_event_take_no_thread_each() {
+    let (go, ready, done) = (
+        Event::new().unwrap(),
+        Event::new().unwrap(),
+        Event::new().unwrap(),
+    );
+    let p = Process::new(
+        many_event_waiters,
+        (go.clone(), ready.clone(), done.clone()),
+    );
+    p.start().unwrap();
+    assert!(ready.blocking().wait_timeout(Duration::from_secs(60)));
+    let t0 = Instant::now();
+    go.set();
+    assert!(done.blocking().wait_timeout(Duration::from_secs(60)));
+    let released = t0.elapsed();
+    let extra = p.blocking().result().unwrap();
+    assert!(extra <= 4, "{extra} extra threads for 10,000 waiting tasks");
+    // Wide: the figure itself (well under a second) is the example's.
+    assert!(released < Duration::from_secs(30), "{released:?}");
+}
+
+/// `n` tasks each take `s` once, bump the shared counter with a read, a
+/// yield and a write (a lost update if two held it at once), and release.
+/// Returns how many got through.
+async fn take_turns(s: Semaphore, count: RawValue<u64>, n: usize) -> usize {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (s, count) = (s.clone(), count.clone());
+            tokio::spawn(async move {
+                s.acquire().await;
+                let v = count.get();
+                tokio::task::yield_now().await;
+                count.set(v + 1);
+                s.release(1).unwrap();
+            })
+        })
+        .collect();
+    let mut through = 0;
+    for t in tasks {
+        t.await.unwrap();
+        through += 1;
+    }
+    through
+}
+
+fn take_turns_in_child((s, count, n): (Semaphore, RawValue<u64>, usize)) -> usize {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(take_turns(s, count, n))
+}
+
+// Not in CPython: a Semaphore(1) handed round 10,000 waiting tasks in two
+// processes: each acquires exactly once, none at the same time, and no
+// wake-up is lost (a lost one hangs, which the bound turns into a failure).
+fn semaphore_handed_round_ten_thousand_tasks_in_two_processes() {
+    let s = Semaphore::new(1).unwrap();
+    let count = RawValue::new(0u64).unwrap();
+    let p = Process::new(take_turns_in_child, (s.clone(), count.clone(), 5_000));
+    p.start().unwrap();
+    let here = RT.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            take_turns(s.clone(), count.clone(), 5_000),
+        )
+        .await
+        .expect("a lost wake-up: the hand-round stalled")
+    });
+    assert_eq!(here, 5_000);
+    assert_eq!(p.blocking().result().unwrap(), 5_000);
+    assert_eq!(count.get(), 10_000);
+    assert_eq!(s.get_value(), 1);
+}
+
+/// A waker that records that it was woken.
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl futures::task::ArcWake for Flag {
+    fn wake_by_ref(f: &std::sync::Arc<Self>) {
+        f.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+// Not in CPython: an async waiter woken for a permit and dropped before
+// it polls again takes nothing, and its wake-up goes to the next waiter.
+fn woken_async_waiter_dropped_passes_its_wake_on() {
+    use std::future::Future;
+    use std::sync::atomic::Ordering::SeqCst;
+    let _rt = RT.enter();
+    let s = Semaphore::new(0).unwrap();
+    let (fa, fb) = (
+        std::sync::Arc::new(Flag(false.into())),
+        std::sync::Arc::new(Flag(false.into())),
+    );
+    let (wa, wb) = (
+        futures::task::waker(fa.clone()),
+        futures::task::waker(fb.clone()),
+    );
+    let mut a = Box::pin(s.acquire());
+    let mut b = Box::pin(s.acquire());
+    assert!(
+        a.as_mut()
+            .poll(&mut std::task::Context::from_waker(&wa))
+            .is_pending()
+    );
+    assert!(
+        b.as_mut()
+            .poll(&mut std::task::Context::from_waker(&wb))
+            .is_pending()
+    );
+    s.release(1).unwrap();
+    let t0 = Instant::now();
+    while !fa.0.load(SeqCst) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the first waiter was never woken"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!fb.0.load(SeqCst), "one permit woke both waiters");
+    drop(a);
+    assert_eq!(s.get_value(), 1, "the dropped waiter took the permit");
+    assert!(
+        fb.0.load(SeqCst),
+        "the dropped waiter's wake-up was not passed on"
+    );
+    assert!(
+        b.as_mut()
+            .poll(&mut std::task::Context::from_waker(&wb))
+            .is_ready()
+    );
+    assert_eq!(s.get_value(), 0);
+}
+
+// Not in CPython: the thread that sleeps for a process's async waiters on
+// a word ends once none waits (checked in a quiet child).
+fn watch_thread_count_after_waits(e: Event) -> (usize, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert!(!e.wait_timeout(Duration::from_millis(20)).await);
+        let during = {
+            let waiting = tokio::spawn({
+                let e = e.clone();
+                async move { e.wait_timeout(Duration::from_secs(30)).await }
+            });
+            tokio::task::yield_now().await;
+            let n = watch_threads();
+            e.set();
+            assert!(waiting.await.unwrap());
+            n
+        };
+        let t0 = Instant::now();
+        while watch_threads() > 0 && t0.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (during, watch_threads())
+    })
+}
+
+fn async_waits_end_their_watch_thread() {
+    let e = Event::new().unwrap();
+    let p = Process::new(watch_thread_count_after_waits, e.clone());
+    p.start().unwrap();
+    let (during, after) = p.blocking().result().unwrap();
+    assert!(during <= 1, "{during} watch threads for one event");
+    assert_eq!(after, 0, "the watch thread outlived its waiters");
+}
 
 // _TestLock.test_lock
 fn lock_basics() {

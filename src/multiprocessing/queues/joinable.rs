@@ -6,7 +6,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::queue::Queue;
-use crate::multiprocessing::synchronize::futex;
 use crate::queue::TaskDoneError;
 
 /// A [`Queue`] that counts unfinished tasks. Python:
@@ -84,13 +83,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         if self.unfinished_tasks() == 0 {
             return;
         }
-        let (ring, waker) = (self.q.ring().clone(), self.q.ring().clone());
-        futex::off_thread(
-            move |cancel| ring.join_blocking(Some(cancel)),
-            move || waker.wake_joiners(),
-            |()| {},
-        )
-        .await;
+        self.q.ring().join_async().await;
     }
 
     /// [`join`](JoinableQueue::join), blocking.

@@ -38,8 +38,9 @@ pub const DEFAULT_CAPACITY: usize = 1 << 20;
 /// A dropped `put` or `get` takes nothing and loses nothing: the put or
 /// get itself runs in the future's poll, in one step (a put is in the
 /// queue, or not at all; an item is taken only by a poll that returns
-/// it); the wait before it sleeps on a blocking-pool thread and takes
-/// nothing.
+/// it); the wait before it queues on this process's watch of the ring (one
+/// thread sleeps on the futex for every waiting task), takes nothing, and
+/// passes on a wake-up it was given.
 ///
 /// # What survives a kill
 /// A process killed at any instruction (SIGKILL, mid-`put` or mid-`get`)

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use crate::multiprocessing::synchronize::Block;
 use crate::multiprocessing::synchronize::futex::{self, On, Step};
 use crate::multiprocessing::synchronize::robust::RobustLock;
+use crate::multiprocessing::synchronize::watch;
 
 const LOCK: usize = 0;
 const LOCK_SLEEPERS: usize = 4;
@@ -350,40 +351,15 @@ impl Ring {
         got
     }
 
-    /// Sleeps until a wait of `kind` has something to try (true), or
-    /// `deadline` passes or `cancel` is set (false).
-    fn wait_ready(
-        &self,
-        kind: Kind,
-        deadline: Option<Instant>,
-        cancel: Option<&AtomicBool>,
-    ) -> bool {
-        futex::wait_for(self.on(kind), deadline, cancel, |_| {
-            if self.ready(kind) {
-                Step::Done(())
-            } else {
-                Step::Blocked
-            }
-        })
-        .is_some()
-    }
-
-    /// The async face of [`wait_ready`](Ring::wait_ready): the sleep runs on
-    /// a blocking-pool thread. A getter's wake that arrives after the
-    /// future was dropped is passed on to another getter.
-    async fn wait_ready_async(&self, kind: Kind, deadline: Option<Instant>) -> bool {
-        let (me, waker, undo) = (self.clone(), self.clone(), self.clone());
-        futex::off_thread(
-            move |cancel| me.wait_ready(kind, deadline, Some(cancel)),
-            move || futex::wake_bits(waker.word(SELECTOR), u32::MAX, kind.bits()),
-            move |woke| {
-                if woke && matches!(kind, Kind::Get) && undo.qsize() > 0 {
-                    futex::wake_bits(undo.word(SELECTOR), 1, GETTER);
-                }
-            },
-        )
-        .await
-        .unwrap_or(false)
+    /// What an async wait of `kind` watches: the selector, with the
+    /// kind's sleeper count and futex bits; every commit may concern it.
+    fn spec(kind: Kind) -> watch::Spec {
+        watch::Spec {
+            word: SELECTOR,
+            sleepers: kind.sleepers(),
+            bits: kind.bits(),
+            policy: watch::on_change,
+        }
     }
 
     /// Puts a record: at once (`wait` false), or waiting for room until
@@ -411,23 +387,31 @@ impl Ring {
         .unwrap_or(Err(RingError::Full))
     }
 
-    /// The async face of [`put`](Ring::put) (waiting). The put itself runs
-    /// in the future's poll, so a dropped future put nothing or everything.
+    /// The async face of [`put`](Ring::put) (waiting), on this process's
+    /// watch of the ring (one thread sleeps on the futex for every waiting
+    /// task). The put itself runs in the future's poll, so a dropped
+    /// future put nothing or everything.
     pub(crate) async fn put_async(
         &self,
         item: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), RingError> {
-        let kind = Kind::Put(4 + item.len() as u64);
-        loop {
-            match self.try_put(item, deadline) {
-                Err(RingError::Full) => {}
-                r => return r,
-            }
-            if !self.wait_ready_async(kind, deadline).await {
-                return self.try_put(item, Some(Instant::now()));
-            }
+        match self.try_put(item, deadline) {
+            Err(RingError::Full) => {}
+            r => return r,
         }
+        let kind = Kind::Put(4 + item.len() as u64);
+        watch::wait(&self.block, Self::spec(kind), deadline, |_| {
+            if !self.ready(kind) {
+                return Step::Blocked;
+            }
+            match self.try_put(item, deadline) {
+                Err(RingError::Full) => Step::Blocked,
+                r => Step::Done(r),
+            }
+        })
+        .await
+        .unwrap_or(Err(RingError::Full))
     }
 
     /// Gets a record: at once (`wait` false), or waiting for one until
@@ -453,18 +437,25 @@ impl Ring {
         .unwrap_or(Err(RingError::Empty))
     }
 
-    /// The async face of [`get`](Ring::get) (waiting). The get itself runs
-    /// in the future's poll, so a dropped future took nothing.
+    /// The async face of [`get`](Ring::get) (waiting), as
+    /// [`put_async`](Ring::put_async). The get itself runs in the future's
+    /// poll, so a dropped future took nothing (and passes its wake-up on).
     pub(crate) async fn get_async(&self, deadline: Option<Instant>) -> Result<Vec<u8>, RingError> {
-        loop {
-            match self.try_get(deadline) {
-                Err(RingError::Empty) => {}
-                r => return r,
-            }
-            if !self.wait_ready_async(Kind::Get, deadline).await {
-                return self.try_get(Some(Instant::now()));
-            }
+        match self.try_get(deadline) {
+            Err(RingError::Empty) => {}
+            r => return r,
         }
+        watch::wait(&self.block, Self::spec(Kind::Get), deadline, |_| {
+            if !self.ready(Kind::Get) {
+                return Step::Blocked;
+            }
+            match self.try_get(deadline) {
+                Err(RingError::Empty) => Step::Blocked,
+                r => Step::Done(r),
+            }
+        })
+        .await
+        .unwrap_or(Err(RingError::Empty))
     }
 
     /// One task done: false if none was unfinished.
@@ -505,7 +496,26 @@ impl Ring {
         });
     }
 
-    /// Wakes every joiner (a cancelled one's sleeper among them).
+    /// Waits, as a task, until no task is unfinished, on this process's
+    /// watch of the joiners' word. Takes nothing.
+    pub(crate) async fn join_async(&self) {
+        let spec = watch::Spec {
+            word: JOIN_GEN,
+            sleepers: JOIN_SLEEPERS,
+            bits: futex::ALL,
+            policy: watch::on_change,
+        };
+        watch::wait(&self.block, spec, None, |_| {
+            if self.unfinished() == 0 {
+                Step::Done(())
+            } else {
+                Step::Blocked
+            }
+        })
+        .await;
+    }
+
+    /// Wakes every joiner.
     pub(crate) fn wake_joiners(&self) {
         futex::wake(self.word(JOIN_GEN), u32::MAX);
     }

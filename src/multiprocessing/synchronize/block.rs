@@ -14,12 +14,15 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::watch::Watches;
 use crate::multiprocessing::handles::Handle;
 use crate::sys::mem::{self, Mapping};
 
 pub(crate) struct Block {
     fd: OwnedFd,
     map: Mapping,
+    /// This process's async waiters on words of the block.
+    watches: Watches,
 }
 
 impl Block {
@@ -42,7 +45,11 @@ impl Block {
         let len =
             usize::try_from(len).map_err(|_| io::Error::other("a block past the address space"))?;
         let map = Mapping::new(fd.as_fd(), len)?;
-        Ok(Block { fd, map })
+        Ok(Block {
+            fd,
+            map,
+            watches: Watches::default(),
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -52,6 +59,11 @@ impl Block {
     /// The mapping, for typed atomic views and copies in and out.
     pub(crate) fn mem(&self) -> &Mapping {
         &self.map
+    }
+
+    /// This process's watches over words of the block (async waits).
+    pub(crate) fn watches(&self) -> &Watches {
+        &self.watches
     }
 
     /// The 32-bit atomic at byte `offset` (4-aligned, in bounds).

@@ -6,13 +6,23 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use super::block::Block;
-use super::futex;
 use super::sem::deadline;
+use super::{futex, watch};
 
 // Word 0: a generation (bumped by every set) shifted left once, and the
 // flag in bit 0. Word 1: sleepers.
 const WORD: usize = 0;
 const SLEEPERS: usize = 4;
+
+/// Every waiter may go once the flag is set or was set since (a new
+/// generation, even if cleared again).
+fn set_or_new_generation(prev: u32, now: u32) -> watch::Wake {
+    if now & 1 == 1 || now >> 1 != prev >> 1 {
+        watch::Wake::All
+    } else {
+        watch::Wake::None
+    }
+}
 
 /// An event flag shared by processes. Python: `multiprocessing.Event()`.
 ///
@@ -108,18 +118,28 @@ impl Event {
         .is_some()
     }
 
+    /// The async wait: on this process's watch of the flag word (one
+    /// thread sleeps on it for every waiting task).
     async fn wait_async(&self, deadline: Option<Instant>) -> bool {
-        if self.is_set() {
+        let start = self.word().load(SeqCst);
+        if start & 1 == 1 {
             return true;
         }
-        let (me, waker) = (self.clone(), self.clone());
-        futex::off_thread(
-            move |cancel| me.wait_blocking(deadline, Some(cancel)),
-            move || futex::wake(waker.word(), u32::MAX),
-            |_| {},
-        )
+        let spec = watch::Spec {
+            word: WORD,
+            sleepers: SLEEPERS,
+            bits: futex::ALL,
+            policy: set_or_new_generation,
+        };
+        watch::wait(&self.block, spec, deadline, |now| {
+            if now & 1 == 1 || now >> 1 != start >> 1 {
+                futex::Step::Done(())
+            } else {
+                futex::Step::Blocked
+            }
+        })
         .await
-        .unwrap_or(false)
+        .is_some()
     }
 
     /// Waits until the flag is set. Python: `wait()`.

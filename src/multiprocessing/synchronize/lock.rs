@@ -16,8 +16,10 @@ use crate::threading::ReleaseError;
 /// argument; both hold the same lock.
 ///
 /// # Cancel safety
-/// A dropped `acquire` holds nothing: a lock its waiter won after the drop
-/// is released at once.
+/// A dropped `acquire` holds nothing: a waiting task takes the lock in its
+/// own poll (one CAS), so dropped it has taken nothing, and a wake-up it
+/// was given goes to the next waiter. Waiting tasks take no thread each:
+/// one thread per process sleeps on the lock for all of them.
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> std::io::Result<()> {

@@ -8,9 +8,11 @@
 //! primitive is a cheap `Clone` handle to it, and it is serde data: passed
 //! to a child (as a [`Process`](super::Process) argument or over a
 //! Unix-socket [`Connection`](super::Connection)) it arrives as a handle to
-//! the same state. Every wait goes through one semaphore core ([`sem`]);
-//! see there for how the async face waits and what a cancelled wait
-//! loses (nothing).
+//! the same state. Every wait goes through one semaphore core ([`sem`]) or
+//! sleeps on a word of its block the same way; the async face of each
+//! waits on the in-process wait core through [`watch`] (one thread per
+//! process per watched word sleeps on the futex for every waiting task),
+//! and a cancelled wait loses nothing.
 //!
 //! Differences from the in-process primitives: wake-up order across
 //! processes is the kernel's (futexes are not FIFO; neither are Python's
@@ -27,6 +29,7 @@ mod rlock;
 pub(crate) mod robust;
 pub(crate) mod sem;
 mod semaphore;
+pub(crate) mod watch;
 
 pub use barrier::{Barrier, BlockingBarrier};
 pub(crate) use block::Block;

@@ -4,17 +4,17 @@
 //! it; Event and Condition wait through [`sleep_until`].
 //!
 //! The blocking facade sleeps on the futex. The async face tries once,
-//! then hands the sleep to a thread of the runtime's blocking pool and
-//! awaits its answer; dropping that future (cancellation, a timeout
-//! around it) wakes the sleeper, and a permit it won after the drop is
-//! given straight back, so no permit is ever lost.
+//! then queues on this process's watch of the count ([`super::watch`]):
+//! one thread sleeps on the futex for every waiting task, and a woken task
+//! takes its permit in its own poll, so a dropped wait has taken nothing
+//! and passes its wake-up on.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use super::block::Block;
-use super::futex;
+use super::{futex, watch};
 
 /// Where a semaphore lives: a block and the offset of its three words.
 #[derive(Clone)]
@@ -117,33 +117,32 @@ impl Sem {
         .unwrap_or(false)
     }
 
-    /// The async face of [`acquire_blocking`](Sem::acquire_blocking).
+    /// The async face of [`acquire_blocking`](Sem::acquire_blocking): the
+    /// task queues on this process's watch of the count (one thread sleeps
+    /// on the futex for every waiting task) and takes its permit by CAS in
+    /// its own poll, so a dropped wait has taken nothing.
     pub(crate) async fn acquire_async(&self, deadline: Option<Instant>) -> bool {
-        self.acquire_async_stop(deadline, None).await
-    }
-
-    /// The async face of [`acquire_blocking_stop`](Sem::acquire_blocking_stop):
-    /// a permit won after the future was dropped goes back.
-    pub(crate) async fn acquire_async_stop(
-        &self,
-        deadline: Option<Instant>,
-        stop: Option<usize>,
-    ) -> bool {
         if self.try_acquire() {
             return true;
         }
-        let (me, waker, undo) = (self.clone(), self.clone(), self.clone());
-        futex::off_thread(
-            move |cancel| me.acquire_blocking_stop(deadline, Some(cancel), stop),
-            move || waker.wake_all(),
-            move |got| {
-                if got {
-                    let _ = undo.release(1);
-                }
-            },
-        )
+        let spec = watch::Spec {
+            word: self.base,
+            sleepers: self.base + 4,
+            bits: futex::ALL,
+            policy: watch::by_count,
+        };
+        let value = self.value();
+        watch::wait(&self.block, spec, deadline, |v| {
+            if v == 0 {
+                futex::Step::Blocked
+            } else if value.compare_exchange(v, v - 1, SeqCst, SeqCst).is_ok() {
+                futex::Step::Done(())
+            } else {
+                futex::Step::Again
+            }
+        })
         .await
-        .unwrap_or(false)
+        .is_some()
     }
 
     /// Adds `n` permits and wakes that many sleepers.

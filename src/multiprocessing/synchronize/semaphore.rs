@@ -13,8 +13,10 @@ use crate::threading::ReleaseError;
 /// releases above the initial value.
 ///
 /// # Cancel safety
-/// A dropped `acquire` holds nothing: a permit its waiter won after the
-/// drop goes back at once.
+/// A dropped `acquire` holds nothing: a waiting task takes its permit in
+/// its own poll (one CAS), so dropped it has taken nothing, and a wake-up
+/// it was given goes to the next waiter. Waiting tasks take no thread
+/// each: one thread per process sleeps on the count for all of them.
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> std::io::Result<()> {
