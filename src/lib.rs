@@ -94,6 +94,23 @@ mod wait;
 #[cfg(all(test, conex_loom))]
 mod loom_models;
 
+/// A diagnostic the library cannot return to anyone (a callback's panic, a
+/// worker's death, a broken start-up): a `tracing` event (target `conex`)
+/// when the program has a subscriber, else a line on stderr (what Python's
+/// `logging` does with no handler configured).
+#[allow(unused_macros)] // a build without futures and multiprocessing has no use
+macro_rules! diag {
+    ($level:ident, $($arg:tt)+) => {
+        if tracing::dispatcher::has_been_set() {
+            tracing::$level!(target: "conex", $($arg)+);
+        } else {
+            eprintln!("conex: {}", format_args!($($arg)+));
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use diag;
+
 /// The message of a panic payload (a `&str` or a `String`), or a
 /// placeholder.
 pub(crate) fn panic_str(payload: &(dyn std::any::Any + Send)) -> &str {

@@ -178,7 +178,8 @@ impl<T> Future<T> {
     fn run_callback(&self, cb: Callback<T>) {
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| cb(self))) {
             // Python logs "exception calling callback for <Future>" and goes on.
-            eprintln!(
+            crate::diag!(
+                error,
                 "exception calling callback for {self:?}: {}",
                 crate::panic_str(&*p)
             );

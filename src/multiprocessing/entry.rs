@@ -47,7 +47,7 @@ pub fn init() {
         Some("worker") => super::worker::spawned_main(),
         Some("forkserver") => super::forkserver::main(),
         _ => {
-            eprintln!("conex: unknown process role {role:?}");
+            crate::diag!(error, "unknown process role {role:?}");
             std::process::exit(2);
         }
     }

@@ -67,7 +67,7 @@ pub(crate) fn take_stdin() -> Option<OwnedFd> {
 }
 
 fn fail(msg: &str) -> ! {
-    eprintln!("conex worker: {msg}");
+    crate::diag!(error, "worker {}: {msg}", std::process::id());
     let _ = std::io::stderr().flush();
     sys::exit_now(2)
 }

@@ -163,7 +163,11 @@ impl<R: Send + 'static> AsyncResult<R> {
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(r))) {
                 // As a future's callbacks: reported, and the result still
                 // becomes ready.
-                eprintln!("exception in a pool callback: {}", crate::panic_str(&*p));
+                crate::diag!(
+                    error,
+                    "exception in a pool callback: {}",
+                    crate::panic_str(&*p)
+                );
             }
             outcome
         });

@@ -79,6 +79,9 @@ impl Core {
                         None if for_cancel => Arc::new(Broken::KilledForCancel(worker)),
                         None => Arc::new(Broken::WorkerDied { worker, exitcode }),
                     };
+                    // Python's pools note this at debug level only (the
+                    // caller gets the error): an event, never stderr.
+                    tracing::warn!(target: "conex", "process pool: {why}");
                     job.fail(broken(&why));
                     if self.config.on_death == OnDeath::Break && !for_cancel {
                         self.set_broken(Broken::Abrupt(why));
