@@ -81,6 +81,35 @@ impl<T: Send + 'static, O: Order<T>> BaseQueue<T, O> {
         WaitFuture::new(self.core.put(item))
     }
 
+    /// The queue's items as a [`Stream`](futures::Stream), one `get` each,
+    /// ending once it is shut down and drained; see [`GetStream`](super::GetStream)
+    /// (cancel safety: a dropped stream took nothing). Holds a clone of the
+    /// queue: streams and getters share the items.
+    pub fn stream(&self) -> super::GetStream<T>
+    where
+        O: Send + Sync + 'static,
+    {
+        let q = self.clone();
+        super::Gets::new(move || {
+            let q = q.clone();
+            Box::pin(async move { q.get().await.ok() })
+        })
+    }
+
+    /// The queue as a [`Sink`](futures::Sink), one `put` each, waiting for
+    /// room (backpressure); fails with [`PutError::ShutDown`] (the item
+    /// back) after shutdown. See [`PutSink`](super::PutSink).
+    pub fn sink(&self) -> super::PutSink<T, PutError<T>>
+    where
+        O: Send + Sync + 'static,
+    {
+        let q = self.clone();
+        super::Puts::new(move |item| {
+            let q = q.clone();
+            Box::pin(async move { q.put(item).await })
+        })
+    }
+
     /// Puts `item` only if there is room now.
     ///
     /// Python: `Queue.put_nowait(item)` / `put(item, block=False)`.

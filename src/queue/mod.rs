@@ -29,8 +29,11 @@ mod core;
 mod errors;
 mod kinds;
 mod simple;
+mod stream;
 
 pub use core::{Fifo, Lifo, Order, Priority};
 pub use errors::{GetError, PutError, TaskDoneError};
 pub use kinds::{BaseQueue, BlockingQueue, LifoQueue, PriorityQueue, Queue, Waiting};
 pub use simple::{BlockingSimpleQueue, SimpleQueue};
+pub use stream::{GetStream, PutSink};
+pub(crate) use stream::{GetStream as Gets, PutSink as Puts};

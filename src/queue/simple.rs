@@ -86,6 +86,17 @@ impl<T: Send + 'static> SimpleQueue<T> {
         async move { never_shut(get.await) }
     }
 
+    /// The queue's items as a [`Stream`](futures::Stream) that never ends
+    /// (a `SimpleQueue` is never shut down); see
+    /// [`GetStream`](super::GetStream): a dropped stream took nothing.
+    pub fn stream(&self) -> super::GetStream<T> {
+        let q = self.clone();
+        super::Gets::new(move || {
+            let q = q.clone();
+            Box::pin(async move { Some(q.get().await) })
+        })
+    }
+
     /// Takes an item only if one is there now.
     ///
     /// Python: `SimpleQueue.get_nowait()`.

@@ -9,6 +9,14 @@ use conex::multiprocessing::{GetError, JoinableQueue, Process, PutError, Queue, 
 use crate::{RT, Test};
 
 pub(crate) const TESTS: &[Test] = &[
+    (
+        "queues::a_child_sinks_and_the_parent_streams",
+        a_child_sinks_and_the_parent_streams,
+    ),
+    (
+        "queues::async_waiters_take_no_thread_each",
+        async_waiters_take_no_thread_each,
+    ),
     ("queues::fifo_full_and_empty", fifo_full_and_empty),
     ("queues::timeouts", timeouts),
     (
@@ -708,4 +716,95 @@ fn killed_consumers_leave_the_queue_whole() {
         assert_eq!(drain(&q), (0..8).collect::<Vec<_>>(), "seed {seed}");
         p.blocking().join().unwrap();
     }
+}
+
+/// In the child: sends 0..n through the queue's sink, then shuts it down.
+fn sink_numbers((q, n): (Queue<u64>, u64)) {
+    use futures::SinkExt;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut sink = q.sink();
+            sink.send_all(&mut futures::stream::iter((0..n).map(Ok)))
+                .await
+                .unwrap();
+        });
+    q.shutdown(false);
+}
+
+// Not in CPython: the cross-process queue as a Sink in a child and a
+// Stream in the parent; a small ring gives backpressure; the stream ends
+// at the shutdown, every item once and in order.
+fn a_child_sinks_and_the_parent_streams() {
+    use futures::StreamExt;
+    let q = Queue::<u64>::with_capacity(4, 256).unwrap();
+    let p = Process::new(sink_numbers, (q.clone(), 5_000));
+    p.start().unwrap();
+    let got: Vec<u64> = RT.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            q.stream().map(|r| r.unwrap()).collect(),
+        )
+        .await
+        .expect("the stream stalled")
+    });
+    p.blocking().join().unwrap();
+    assert_eq!(got, (0..5_000).collect::<Vec<_>>());
+}
+
+/// Threads of this process now.
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+/// In a quiet child: 1,000 tasks await a get on an empty queue; returns
+/// the extra threads while they wait and how many items they got.
+fn many_getters((q, ready): (Queue<u32>, conex::multiprocessing::Event)) -> (usize, usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let before = thread_count();
+        let tasks: Vec<_> = (0..1_000)
+            .map(|_| {
+                let (q, started) = (q.clone(), started.clone());
+                tokio::spawn(async move {
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    q.get().await.is_ok()
+                })
+            })
+            .collect();
+        while started.load(std::sync::atomic::Ordering::SeqCst) < 1_000 {
+            tokio::task::yield_now().await;
+        }
+        let extra = thread_count().saturating_sub(before);
+        ready.set();
+        let mut got = 0;
+        for t in tasks {
+            got += usize::from(t.await.unwrap());
+        }
+        (extra, got)
+    })
+}
+
+// Not in CPython: 1,000 async getters of one process on an empty
+// cross-process queue take at most 4 extra threads (one watches the ring
+// for all of them); 1,000 puts from the parent reach them all.
+fn async_waiters_take_no_thread_each() {
+    let q = Queue::<u32>::new(0).unwrap();
+    let ready = conex::multiprocessing::Event::new().unwrap();
+    let p = Process::new(many_getters, (q.clone(), ready.clone()));
+    p.start().unwrap();
+    assert!(ready.blocking().wait_timeout(Duration::from_secs(60)));
+    for i in 0..1_000 {
+        q.blocking().put(i).unwrap();
+    }
+    let (extra, got) = p.blocking().result().unwrap();
+    assert!(extra <= 4, "{extra} extra threads for 1,000 getters");
+    assert_eq!(got, 1_000);
 }

@@ -6,6 +6,7 @@ mod conformance;
 #[path = "../common/face.rs"]
 #[allow(dead_code)]
 mod face;
+mod streams;
 /// The primitives the faces and conformance bodies use: threading's.
 mod prims {
     pub use conex::threading::*;

@@ -214,6 +214,43 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         Self::decoded(self.ring.get_async(None).await)
     }
 
+    /// The queue's items as a [`Stream`](futures::Stream), one `get`
+    /// each: `Ok(item)`, or `Err` for an item that could not be decoded
+    /// (the stream goes on); it ends once the queue is shut down and
+    /// drained. A dropped stream took nothing (see
+    /// [`GetStream`](crate::queue::GetStream)). Holds a clone of the
+    /// handle: streams and getters, of every process, share the items.
+    pub fn stream(&self) -> crate::queue::GetStream<Result<T, GetError>>
+    where
+        T: Send + 'static,
+    {
+        let q = self.clone();
+        crate::queue::Gets::new(move || {
+            let q = q.clone();
+            Box::pin(async move {
+                match q.get().await {
+                    Err(GetError::ShutDown) => None,
+                    r => Some(r),
+                }
+            })
+        })
+    }
+
+    /// The queue as a [`Sink`](futures::Sink), one `put` each, waiting for
+    /// room; errs with the put's error (the item back): `ShutDown` after
+    /// shutdown, `Item` for one that cannot be encoded. See
+    /// [`PutSink`](crate::queue::PutSink).
+    pub fn sink(&self) -> crate::queue::PutSink<T, PutError<T>>
+    where
+        T: Send + 'static,
+    {
+        let q = self.clone();
+        crate::queue::Puts::new(move |item| {
+            let q = q.clone();
+            Box::pin(async move { q.put(item).await })
+        })
+    }
+
     /// Takes the next item if there is one. Python: `get_nowait()`.
     ///
     /// # Errors
