@@ -343,6 +343,66 @@ impl Connection {
         poll_fn(|cx| r.poll_frame(sock, cx, max)).await
     }
 
+    /// The messages to come, each received as a `T`, as a
+    /// [`Stream`](futures::Stream): `Ok(value)`, or `Err` for a message that
+    /// is not a `T` (`Decode`; the stream goes on); it ends at the peer's
+    /// end of file, and after an error that breaks the connection (a bad
+    /// frame, `Closed`, the wrong direction), which it yields first.
+    ///
+    /// # Cancel safety
+    /// As [`recv`](Connection::recv): a stream dropped between items (or
+    /// mid-message) loses nothing; the next receive goes on from there.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use futures::{SinkExt, StreamExt};
+    ///
+    /// let (a, b) = conex::multiprocessing::pipe(true).unwrap();
+    /// let mut out = a.sink::<u32>();
+    /// out.send_all(&mut futures::stream::iter((0..3).map(Ok))).await.unwrap();
+    /// a.close();
+    /// let got: Vec<u32> = b.stream::<u32>().map(Result::unwrap).collect().await;
+    /// assert_eq!(got, [0, 1, 2]);
+    /// # }
+    /// ```
+    pub fn stream<T: DeserializeOwned + Send + 'static>(
+        &self,
+    ) -> crate::queue::GetStream<Result<T, ConnectionError>> {
+        let conn = self.clone();
+        let broken = std::sync::Arc::new(AtomicBool::new(false));
+        crate::queue::Gets::new(move || {
+            let (conn, broken) = (conn.clone(), broken.clone());
+            Box::pin(async move {
+                if broken.load(Ordering::Acquire) {
+                    return None;
+                }
+                match conn.recv::<T>().await {
+                    Err(ConnectionError::Eof) => None,
+                    Ok(v) => Some(Ok(v)),
+                    Err(e @ ConnectionError::Decode(_)) => Some(Err(e)),
+                    Err(e) => {
+                        broken.store(true, Ordering::Release);
+                        Some(Err(e))
+                    }
+                }
+            })
+        })
+    }
+
+    /// The connection as a [`Sink`](futures::Sink) of `T`s, each one
+    /// [`send`](Connection::send); errs as `send` does (`Eof` once the
+    /// peer is gone, `Encode` for a value that cannot be encoded). Holds
+    /// at most the one message it is sending.
+    pub fn sink<T: Serialize + Send + Sync + 'static>(
+        &self,
+    ) -> crate::queue::PutSink<T, ConnectionError> {
+        let conn = self.clone();
+        crate::queue::Puts::new(move |item: T| {
+            let conn = conn.clone();
+            Box::pin(async move { conn.send(&item).await })
+        })
+    }
+
     /// Receives the next message as a `T`. Python: `Connection.recv()`.
     ///
     /// # Errors

@@ -10,6 +10,10 @@ use conex::multiprocessing::{
 use crate::{RT, Test};
 
 pub(crate) const TESTS: &[Test] = &[
+    (
+        "conn::a_stream_of_messages_from_a_child",
+        a_stream_of_messages_from_a_child,
+    ),
     ("conn::duplex_round_trip_async", duplex_round_trip_async),
     (
         "conn::duplex_round_trip_blocking",
@@ -873,4 +877,52 @@ fn listener_backlog_is_settable() {
             .collect();
         assert_eq!(raw.len(), n);
     });
+}
+
+/// In the child: 0..100 as u32s, one value no u32 can hold, 100..200, end.
+fn send_numbers(c: conex::multiprocessing::Connection) {
+    let b = c.blocking();
+    for i in 0..100u32 {
+        b.send(&i).unwrap();
+    }
+    b.send(&u64::MAX).unwrap();
+    for i in 100..200u32 {
+        b.send(&i).unwrap();
+    }
+}
+
+// Not in CPython: a connection's messages as a Stream: a message that is
+// not a `T` is one `Err` and the stream goes on, the stream ends at the
+// child's end of file, and a stream dropped half-way loses nothing.
+fn a_stream_of_messages_from_a_child() {
+    use futures::StreamExt;
+    let (ours, theirs) = conex::multiprocessing::pipe(true).unwrap();
+    let p = conex::multiprocessing::Process::new(send_numbers, theirs.clone());
+    p.start().unwrap();
+    drop(theirs);
+    let (got, errors) = RT.block_on(async {
+        let mut got = Vec::new();
+        let mut errors = 0;
+        // Half a stream, dropped, then a new one for the rest.
+        let mut first = ours.stream::<u32>();
+        for _ in 0..50 {
+            got.push(first.next().await.unwrap().unwrap());
+        }
+        drop(first);
+        let mut rest = ours.stream::<u32>();
+        while let Some(r) = tokio::time::timeout(Duration::from_secs(60), rest.next())
+            .await
+            .expect("the stream stalled")
+        {
+            match r {
+                Ok(v) => got.push(v),
+                Err(conex::multiprocessing::ConnectionError::Decode(_)) => errors += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        (got, errors)
+    });
+    p.blocking().join().unwrap();
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+    assert_eq!(errors, 1);
 }
