@@ -311,6 +311,41 @@ fn map_raises_at_the_failing_item_and_times_out() {
     assert_eq!(m.next(), None, "the map ends after its error");
 }
 
+// ExecutorTest.test_map (as a Stream): the results in input order; a
+// stream dropped mid-select between results loses none; the timeout ends
+// it with an error.
+#[test]
+fn map_results_are_a_stream() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = ThreadPoolExecutor::new(2).unwrap();
+        let mut m = pool
+            .map(slow, [30, 0, 10, 0, 20], MapOptions::new())
+            .unwrap()
+            .into_stream();
+        let mut got = Vec::new();
+        loop {
+            tokio::select! {
+                r = m.next() => match r {
+                    Some(v) => got.push(v.unwrap()),
+                    None => break,
+                },
+                _ = tokio::task::yield_now() => {}
+            }
+        }
+        assert_eq!(got, [30, 0, 10, 0, 20]);
+        let m = pool
+            .map(
+                slow,
+                [0, 800, 0],
+                MapOptions::new().timeout(Duration::from_millis(200)),
+            )
+            .unwrap()
+            .into_stream();
+        let out: Vec<_> = m.collect().await;
+        assert_eq!(out, [Ok(0), Err(FutureError::Timeout)]);
+    });
+}
+
 // test_thread_pool.test_default_workers, ExecutorTest.test_max_workers_negative
 #[test]
 fn worker_counts() {

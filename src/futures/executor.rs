@@ -194,6 +194,9 @@ pub struct MapResults<A, R, I, E> {
     /// Calls submitted and not yet given out (the look-ahead).
     calls: usize,
     failed: bool,
+    /// The wait for the head, while polled as a stream: whether it
+    /// finished in time.
+    pending: Option<std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>>,
 }
 
 /// A call in flight, or a chunk of them.
@@ -215,6 +218,27 @@ impl<R: Send + 'static> InFlight<R> {
             InFlight::One(f) => f.wait_done().await,
             InFlight::Chunk(f) => f.wait_done().await,
         };
+    }
+
+    /// A wait on it that owns a handle (for a stream's poll): whether it
+    /// finished within `timeout`.
+    fn waiter(
+        &self,
+        timeout: Option<Duration>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> {
+        let head = match self {
+            InFlight::One(f) => InFlight::One(f.clone()),
+            InFlight::Chunk(f) => InFlight::Chunk(f.clone()),
+        };
+        Box::pin(async move {
+            match timeout {
+                None => {
+                    head.wait().await;
+                    true
+                }
+                Some(left) => tokio::time::timeout(left, head.wait()).await.is_ok(),
+            }
+        })
     }
 }
 
@@ -265,6 +289,7 @@ where
             unpacked: VecDeque::new(),
             calls: 0,
             failed: false,
+            pending: None,
         };
         m.fill()?;
         Ok(m)
@@ -357,25 +382,85 @@ where
     /// Dropping the future loses nothing: the result stays for the next
     /// call.
     pub async fn next_result(&mut self) -> Option<Result<R, FutureError>> {
+        std::future::poll_fn(|cx| self.poll_result(cx)).await
+    }
+}
+
+// Nothing of a MapResults is pinned in place (its waits are boxed): it may
+// move between polls whatever its iterator and executor are.
+impl<A, R, I, E> Unpin for MapResults<A, R, I, E> {}
+
+/// [`MapResults`] as a [`Stream`](futures::Stream)
+/// ([`MapResults::into_stream`]): the same results in input order (an
+/// error ends it; `timeout` counts from the map call).
+///
+/// # Cancel safety
+/// Dropping a `next()` future loses no result; dropping the stream
+/// cancels the calls not yet given out, as Python's closed generator does.
+#[must_use = "streams do nothing unless polled"]
+pub struct MapStream<A, R, I, E>(MapResults<A, R, I, E>);
+
+impl<A, R, I, E> fmt::Debug for MapStream<A, R, I, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MapStream").field(&self.0).finish()
+    }
+}
+
+impl<A, R, I, E> futures::Stream for MapStream<A, R, I, E>
+where
+    R: Send + 'static,
+    I: Iterator<Item = A>,
+    E: Executor<A, R>,
+{
+    type Item = Result<R, FutureError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.get_mut().0.poll_result(cx)
+    }
+}
+
+impl<A, R, I, E> MapResults<A, R, I, E>
+where
+    R: Send + 'static,
+    I: Iterator<Item = A>,
+    E: Executor<A, R>,
+{
+    /// The results as a [`Stream`](futures::Stream) (a `MapResults` is an
+    /// `Iterator`; a separate type keeps `StreamExt` and `Iterator`
+    /// methods apart).
+    pub fn into_stream(self) -> MapStream<A, R, I, E> {
+        MapStream(self)
+    }
+
+    fn poll_result(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<R, FutureError>>> {
+        let this = self;
         loop {
-            if self.failed {
-                return None;
+            if this.failed {
+                return std::task::Poll::Ready(None);
             }
-            if let Some(out) = self.unpacked.pop_front() {
-                return Some(self.deliver(out.map_err(FutureError::Failed)));
+            if let Some(out) = this.unpacked.pop_front() {
+                this.pending = None;
+                return std::task::Poll::Ready(Some(
+                    this.deliver(out.map_err(FutureError::Failed)),
+                ));
             }
-            let finished = {
-                let head = self.in_flight.front()?;
-                match self.remaining() {
-                    None => {
-                        head.wait().await;
-                        true
-                    }
-                    Some(left) => tokio::time::timeout(left, head.wait()).await.is_ok(),
-                }
+            let Some(head) = this.in_flight.front() else {
+                return std::task::Poll::Ready(None);
             };
-            if let Head::Item(out) = self.take_head(finished) {
-                return Some(self.deliver(out));
+            if this.pending.is_none() {
+                this.pending = Some(head.waiter(this.remaining()));
+            }
+            let fut = this.pending.as_mut().expect("just set");
+            let finished = futures::ready!(fut.as_mut().poll(cx));
+            this.pending = None;
+            if let Head::Item(out) = this.take_head(finished) {
+                return std::task::Poll::Ready(Some(this.deliver(out)));
             }
         }
     }
@@ -398,6 +483,7 @@ where
             if let Some(out) = self.unpacked.pop_front() {
                 return Some(self.deliver(out.map_err(FutureError::Failed)));
             }
+            self.pending = None;
             let finished = self.in_flight.front()?.wait_blocking(self.remaining());
             if let Head::Item(out) = self.take_head(finished) {
                 return Some(self.deliver(out));

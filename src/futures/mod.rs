@@ -38,7 +38,7 @@ pub(crate) use errors::describe_error;
 pub use errors::{FutureError, InvalidState, SubmitError, Timeout, WorkError, ZeroWorkers};
 #[cfg(all(feature = "multiprocessing", unix))]
 pub(crate) use executor::inherent_shutdown;
-pub use executor::{Executor, MapOptions, MapResults};
+pub use executor::{Executor, MapOptions, MapResults, MapStream};
 pub use future::{BlockingFuture, Future};
 pub use task_pool::TaskExecutor;
 #[cfg(all(feature = "multiprocessing", unix))]

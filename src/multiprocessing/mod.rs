@@ -117,7 +117,7 @@ pub use listener::{Address, Client, Listener};
 pub use managers::{SyncManager, manager};
 #[cfg(unix)]
 pub use pool::{
-    AsyncResult, Backend, IMap, OnDeath, PoolBuilder, PoolOf, ProcessPoolBuilder,
+    AsyncResult, Backend, IMap, IMapStream, OnDeath, PoolBuilder, PoolOf, ProcessPoolBuilder,
     ProcessPoolExecutor, Processes, Runs, StillRunning, Threads,
 };
 
@@ -131,7 +131,7 @@ pub use pool::{
 /// |---|---|
 /// | `apply`, `apply_async` | [`apply`](PoolOf::apply), [`apply_async`](PoolOf::apply_async) → [`AsyncResult`] |
 /// | `map`, `map_async`, `starmap`, `starmap_async` (`chunksize`) | same names; `chunksize: Option<NonZeroUsize>`, `None` is Python's default (`NonZeroUsize::new(n)` writes a size) |
-/// | `imap`, `imap_unordered` | same names → [`IMap`] (an `Iterator`, and `next_async`) |
+/// | `imap`, `imap_unordered` | same names → [`IMap`] (an `Iterator`, `next_async`, and `into_stream()` for a `Stream`) |
 /// | `AsyncResult.get(timeout)`, `wait`, `ready`, `successful`, `callback`, `error_callback` | [`AsyncResult`] |
 /// | `close`, `terminate`, `join`, `with Pool() as p:` | same names; dropping the pool terminates it, as the `with` block does |
 ///

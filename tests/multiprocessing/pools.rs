@@ -555,6 +555,17 @@ fn imap_and_imap_unordered() {
     );
     assert!(crate::RT.block_on(it.next_async()).unwrap().is_ok());
     assert!(it.next().is_none());
+    // As a Stream: every result, in order, through StreamExt.
+    use futures::StreamExt as _;
+    let it = pool.imap(square, 0..20u64, NonZeroUsize::new(3)).unwrap();
+    let out: Vec<u64> = crate::RT.block_on(it.into_stream().map(Result::unwrap).collect());
+    assert_eq!(out, (0..20u64).map(|x| x * x).collect::<Vec<_>>());
+    let un = pool
+        .imap_unordered(square, 0..20u64, NonZeroUsize::new(1))
+        .unwrap();
+    let mut out: Vec<u64> = crate::RT.block_on(un.into_stream().map(Result::unwrap).collect());
+    out.sort();
+    assert_eq!(out, (0..20u64).map(|x| x * x).collect::<Vec<_>>());
 }
 
 // _TestPool.test_terminate: outstanding work ends, workers go

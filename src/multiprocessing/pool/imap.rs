@@ -19,7 +19,11 @@ pub struct IMap<R> {
     /// Unordered: indices of finished futures, in the order they finished.
     finished: Option<SimpleQueue<usize>>,
     taken: usize,
+    /// The wait for the next result's index, while polled as a stream.
+    pending: Option<Pending>,
 }
+
+type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = usize> + Send>>;
 
 impl<R> fmt::Debug for IMap<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -36,6 +40,7 @@ impl<R: Send + 'static> IMap<R> {
             futures: futures.into_iter().map(Some).collect(),
             finished: None,
             taken: 0,
+            pending: None,
         }
     }
 
@@ -49,6 +54,7 @@ impl<R: Send + 'static> IMap<R> {
             futures: futures.into_iter().map(Some).collect(),
             finished: Some(q),
             taken: 0,
+            pending: None,
         }
     }
 
@@ -58,6 +64,9 @@ impl<R: Send + 'static> IMap<R> {
         if self.taken == self.futures.len() {
             return None;
         }
+        // A stream's wait in flight is dropped: it took nothing, and an
+        // unordered index it was to get stays in the queue.
+        self.pending = None;
         match &self.finished {
             None => {
                 let f = self.futures[self.taken].as_ref().expect("not taken");
@@ -101,18 +110,74 @@ impl<R: Send + 'static> IMap<R> {
     /// Dropping the future loses nothing: the result stays for the next
     /// call.
     pub async fn next_async(&mut self) -> Option<Result<R, FutureError>> {
-        if self.taken == self.futures.len() {
-            return None;
+        std::future::poll_fn(|cx| self.poll_result(cx)).await
+    }
+}
+
+/// [`IMap`] as a [`Stream`](futures::Stream) ([`IMap::into_stream`]): the
+/// same results in the same order.
+///
+/// # Cancel safety
+/// Dropping a `next()` future loses no result; the next call gives it.
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct IMapStream<R>(IMap<R>);
+
+impl<R: Send + 'static> futures::Stream for IMapStream<R> {
+    type Item = Result<R, FutureError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.get_mut().0.poll_result(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.0.futures.len() - self.0.taken;
+        (n, Some(n))
+    }
+}
+
+impl<R: Send + 'static> IMap<R> {
+    /// The results as a [`Stream`](futures::Stream) (an `IMap` is an
+    /// `Iterator`; a separate type keeps `StreamExt` and `Iterator`
+    /// methods apart).
+    pub fn into_stream(self) -> IMapStream<R> {
+        IMapStream(self)
+    }
+
+    fn poll_result(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<R, FutureError>>> {
+        let this = self;
+        if this.taken == this.futures.len() {
+            return std::task::Poll::Ready(None);
         }
-        let i = match &self.finished {
-            None => {
-                let f = self.futures[self.taken].clone().expect("not taken");
-                f.wait_done().await;
-                self.taken
-            }
-            Some(q) => q.get().await,
-        };
-        Some(self.take(i))
+        if this.pending.is_none() {
+            let wait: Pending = match &this.finished {
+                None => {
+                    let (f, i) = (
+                        this.futures[this.taken].clone().expect("not taken"),
+                        this.taken,
+                    );
+                    Box::pin(async move {
+                        f.wait_done().await;
+                        i
+                    })
+                }
+                Some(q) => {
+                    let q = q.clone();
+                    Box::pin(async move { q.get().await })
+                }
+            };
+            this.pending = Some(wait);
+        }
+        let fut = this.pending.as_mut().expect("just set");
+        let i = futures::ready!(fut.as_mut().poll(cx));
+        this.pending = None;
+        std::task::Poll::Ready(Some(this.take(i)))
     }
 }
 

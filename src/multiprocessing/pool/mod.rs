@@ -17,5 +17,5 @@ pub use self::core::OnDeath;
 pub use api::{PoolBuilder, PoolOf, StillRunning};
 pub use backend::{Backend, Processes, Runs, Threads};
 pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};
-pub use imap::IMap;
+pub use imap::{IMap, IMapStream};
 pub use result::AsyncResult;
