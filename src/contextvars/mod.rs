@@ -8,6 +8,7 @@
 //! | `var.set(v)` → `Token`, `var.reset(token)` | [`ContextVar::set`], [`ContextVar::reset`] |
 //! | `Token.var`, `Token.old_value`, `Token.MISSING` | [`Token::var`], [`Token::old_value`] (`None` is `MISSING`) |
 //! | `copy_context()` | [`copy_context`] (O(1): a persistent map, as CPython's HAMT) |
+//! | a task's own context (`asyncio.create_task`) | conex's spawners; [`FutureContextExt::in_copied_context`] for any future |
 //! | `Context()`, `ctx.run(f)`, `ctx.copy()`, `ctx[var]`, `var in ctx`, `len(ctx)`, iteration | [`Context::new`], [`Context::run`], [`Context::copy`], [`Context::get`], [`Context::contains`], [`Context::len`], [`Context::items`] |
 //!
 //! # Where a context lives
@@ -17,9 +18,15 @@
 //! `TaskGroup`, `to_thread`, executor submissions, scheduled actions) runs
 //! in a *copy* of its spawner's context, as asyncio's tasks do; what it sets
 //! stays inside. A future can also be run in a given context with
-//! [`Context::scope`]. Code in a raw `tokio::spawn` task shares its worker
-//! thread's context (tokio knows nothing of contexts): spawn through conex
-//! to isolate it.
+//! [`Context::scope`], and any future (a raw `tokio::spawn` task, a hyper
+//! or axum request) in a copy of the current one with
+//! [`.in_copied_context()`](FutureContextExt::in_copied_context).
+//!
+//! A raw tokio task given no context of its own would share its worker
+//! thread's (tokio knows nothing of contexts), so what one request set the
+//! next would see. conex refuses that at once: [`ContextVar::set`] there
+//! panics with the fix named; reads see only the thread's own context,
+//! which no task can write.
 
 mod hamt;
 
@@ -54,6 +61,9 @@ struct Active {
 }
 
 thread_local! {
+    /// How many contexts are lent to this thread now (a conex task's, a
+    /// `Context::run` / `scope`): zero means the thread's own is current.
+    static LENT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     static ACTIVE: RefCell<Active> = RefCell::new(Active {
         id: next_id(),
         map: Map::default(),
@@ -71,8 +81,10 @@ fn swap_in<R>(slot: &mut Active, f: impl FnOnce() -> R) -> R {
     impl Drop for Back<'_> {
         fn drop(&mut self) {
             let _ = ACTIVE.try_with(|a| std::mem::swap(&mut *a.borrow_mut(), self.0));
+            let _ = LENT.try_with(|d| d.set(d.get().saturating_sub(1)));
         }
     }
+    let _ = LENT.try_with(|d| d.set(d.get() + 1));
     let _ = ACTIVE.try_with(|a| std::mem::swap(&mut *a.borrow_mut(), slot));
     let _back = Back(slot);
     f()
@@ -116,10 +128,51 @@ impl fmt::Debug for TaskContext {
     }
 }
 
+/// Runs any future in a context of its own, across all its polls: what
+/// conex's spawners do for the tasks they start, for a task conex did not
+/// start (a raw `tokio::spawn`, a hyper or axum request).
+///
+/// Python: a task's own context (`asyncio.create_task` copies the
+/// current one).
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use conex::contextvars::{ContextVar, FutureContextExt};
+///
+/// let request_id = ContextVar::<u32>::new("request_id");
+/// let tasks: Vec<_> = (0..10)
+///     .map(|i| {
+///         let request_id = request_id.clone();
+///         tokio::spawn(
+///             async move {
+///                 request_id.set(i);
+///                 tokio::task::yield_now().await;
+///                 request_id.get().unwrap()
+///             }
+///             .in_copied_context(),
+///         )
+///     })
+///     .collect();
+/// for (i, t) in tasks.into_iter().enumerate() {
+///     assert_eq!(t.await.unwrap(), i as u32);
+/// }
+/// # }
+/// ```
+pub trait FutureContextExt: Future + Sized {
+    /// Runs in a copy of the current context (taken now): what it sets
+    /// stays inside it.
+    fn in_copied_context(self) -> InContext<Self> {
+        InContext::copy_current(self)
+    }
+}
+
+impl<F: Future> FutureContextExt for F {}
+
 pin_project_lite::pin_project! {
-    /// A future that runs in its own context (a copy of its creator's), for
-    /// every conex spawner.
-    pub(crate) struct InContext<F> {
+    /// A future that runs in its own context (a copy of its creator's):
+    /// what [`FutureContextExt::in_copied_context`] and every conex
+    /// spawner make.
+    pub struct InContext<F> {
         ctx: TaskContext,
         #[pin]
         fut: F,
@@ -128,7 +181,6 @@ pin_project_lite::pin_project! {
 
 impl<F: Future> InContext<F> {
     /// `fut`, to run in a copy of the caller's current context.
-    #[cfg_attr(not(any(feature = "tasks", feature = "futures")), allow(dead_code))]
     pub(crate) fn copy_current(fut: F) -> InContext<F> {
         Self::new(TaskContext::copy_current(), fut)
     }
@@ -344,7 +396,28 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// Sets the value in the current context; the token can undo it.
     ///
     /// Python: `ContextVar.set(value)`.
+    ///
+    /// # Panics
+    /// In a tokio task that conex did not start (a raw `tokio::spawn`, as
+    /// every hyper or axum request is) and that runs in no context of its
+    /// own: the current context there is the worker thread's, shared by
+    /// every such task on it, so the value would leak into the next,
+    /// unrelated task. Give the task a context first:
+    /// [`fut.in_copied_context()`](FutureContextExt::in_copied_context),
+    /// [`Context::scope`], or spawn it with `conex::tasks::spawn`. (Outside
+    /// tasks, in `block_on` and on plain threads, `set` always works.)
+    #[track_caller]
     pub fn set(&self, value: T) -> Token<T> {
+        if LENT.with(|d| d.get()) == 0 && tokio::task::try_id().is_some() {
+            panic!(
+                "conex: ContextVar {:?} set in a tokio task that conex did not start, outside \
+                 any context of its own: every such task on this worker thread would see it. \
+                 Run the task's future with `.in_copied_context()` \
+                 (conex::contextvars::FutureContextExt) or `Context::scope`, or spawn it with \
+                 conex::tasks::spawn",
+                &*self.inner.name
+            );
+        }
         with_active(|a| {
             let old = self.lookup(&a.map);
             let value: hamt::Value = Arc::new(value);
