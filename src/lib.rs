@@ -96,16 +96,25 @@ mod loom_models;
 
 /// A diagnostic the library cannot return to anyone (a callback's panic, a
 /// worker's death, a broken start-up): a `tracing` event (target `conex`)
-/// when the program has a subscriber, else a line on stderr (what Python's
-/// `logging` does with no handler configured).
+/// when the calling thread has a subscriber (its own or the global one), else a line on stderr (what Python's
+/// `logging` does with no handler configured). Without the `tracing`
+/// feature, always stderr.
 #[allow(unused_macros)] // a build without futures and multiprocessing has no use
+#[cfg(feature = "tracing")]
 macro_rules! diag {
     ($level:ident, $($arg:tt)+) => {
-        if tracing::dispatcher::has_been_set() {
+        if tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>()) {
             tracing::$level!(target: "conex", $($arg)+);
         } else {
             eprintln!("conex: {}", format_args!($($arg)+));
         }
+    };
+}
+#[cfg(not(feature = "tracing"))]
+#[allow(unused_macros)]
+macro_rules! diag {
+    ($level:ident, $($arg:tt)+) => {
+        eprintln!("conex: {}", format_args!($($arg)+))
     };
 }
 #[allow(unused_imports)]

@@ -77,61 +77,66 @@ fn panicking_callback_does_not_stop_others() {
     assert_eq!(ran.load(SeqCst), 2);
 }
 
-/// A tracing subscriber that keeps the messages of `conex` events.
-#[derive(Default)]
-struct Events(Mutex<Vec<String>>);
+#[cfg(feature = "tracing")]
+mod traced {
+    use super::*;
 
-struct Message<'a>(&'a mut String);
+    /// A tracing subscriber that keeps the messages of `conex` events.
+    #[derive(Default)]
+    struct Events(Mutex<Vec<String>>);
 
-impl tracing::field::Visit for Message<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            *self.0 = format!("{value:?}");
+    struct Message<'a>(&'a mut String);
+
+    impl tracing::field::Visit for Message<'_> {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                *self.0 = format!("{value:?}");
+            }
         }
     }
-}
 
-impl tracing::Subscriber for Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, e: &tracing::Event<'_>) {
-        if e.metadata().target() == "conex" {
-            let mut m = String::new();
-            e.record(&mut Message(&mut m));
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("{} {m}", e.metadata().level()));
+    impl tracing::Subscriber for Events {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
         }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, e: &tracing::Event<'_>) {
+            if e.metadata().target() == "conex" {
+                let mut m = String::new();
+                e.record(&mut Message(&mut m));
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} {m}", e.metadata().level()));
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
     }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
 
-// FutureTests.test_done_callback_raises, with logging configured: the
-// report of a panicking callback reaches the program's tracing subscriber
-// (an ERROR event of target `conex`) instead of stderr.
-#[test]
-fn a_panicking_callback_is_a_tracing_event() {
-    let events = Arc::new(Events::default());
-    tracing::subscriber::with_default(events.clone(), || {
-        let f = Future::<u8>::new();
-        f.add_done_callback(|_| panic!("doh!"));
-        f.set_result(1).unwrap();
-    });
-    let seen = events.0.lock().unwrap().clone();
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert!(
-        seen[0].starts_with("ERROR exception calling callback"),
-        "{seen:?}"
-    );
-    assert!(seen[0].contains("doh!"), "{seen:?}");
+    // FutureTests.test_done_callback_raises, with logging configured: the
+    // report of a panicking callback reaches the program's tracing subscriber
+    // (an ERROR event of target `conex`) instead of stderr.
+    #[test]
+    fn a_panicking_callback_is_a_tracing_event() {
+        let events = Arc::new(Events::default());
+        tracing::subscriber::with_default(events.clone(), || {
+            let f = Future::<u8>::new();
+            f.add_done_callback(|_| panic!("doh!"));
+            f.set_result(1).unwrap();
+        });
+        let seen = events.0.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(
+            seen[0].starts_with("ERROR exception calling callback"),
+            "{seen:?}"
+        );
+        assert!(seen[0].contains("doh!"), "{seen:?}");
+    }
 }
 
 // FutureTests.test_cancel, test_cancelled, test_done, test_running,

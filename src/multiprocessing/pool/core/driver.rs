@@ -81,6 +81,7 @@ impl Core {
                     };
                     // Python's pools note this at debug level only (the
                     // caller gets the error): an event, never stderr.
+                    #[cfg(feature = "tracing")]
                     tracing::warn!(target: "conex", "process pool: {why}");
                     job.fail(broken(&why));
                     if self.config.on_death == OnDeath::Break && !for_cancel {
