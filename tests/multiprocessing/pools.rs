@@ -48,6 +48,11 @@ pub(crate) const TESTS: &[Test] = &[
     ("ppe::kill_on_cancel", kill_on_cancel),
     ("ppe::forkserver_context", forkserver_context),
     ("pool::apply_map_starmap", apply_map_starmap),
+    #[cfg(feature = "tracing")]
+    (
+        "pool::a_killed_worker_is_one_warn_event",
+        traced::a_killed_worker_is_one_warn_event,
+    ),
     (
         "pool::async_results_and_callbacks",
         async_results_and_callbacks,
@@ -702,4 +707,75 @@ fn dummy_same_api_on_threads() {
     assert_eq!(rx.recv(), Ok(5));
     pool.close();
     pool.join().unwrap();
+}
+
+#[cfg(feature = "tracing")]
+mod traced {
+    use super::*;
+
+    /// A subscriber that keeps `LEVEL message` of every `conex` event.
+    struct Keep;
+
+    static EVENTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    struct Message<'a>(&'a mut String);
+
+    impl tracing::field::Visit for Message<'_> {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                *self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl tracing::Subscriber for Keep {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, e: &tracing::Event<'_>) {
+            if e.metadata().target() == "conex" {
+                let mut m = String::new();
+                e.record(&mut Message(&mut m));
+                EVENTS
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} {m}", e.metadata().level()));
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// In a child (a process-wide subscriber of its own): a pool whose
+    /// worker is killed by its call; the conex events seen.
+    fn pool_death_events(_: ()) -> Vec<String> {
+        tracing::subscriber::set_global_default(Keep).unwrap();
+        let pool = ProcessPoolExecutor::new(1).unwrap();
+        assert!(
+            pool.submit(kill_self, 5)
+                .unwrap()
+                .blocking()
+                .result()
+                .is_err()
+        );
+        assert_eq!(pool.submit(square, 3).unwrap().blocking().result(), Ok(9));
+        pool.shutdown(true, false);
+        EVENTS.lock().unwrap().clone()
+    }
+
+    // Not in CPython (its pool logs a dead worker at debug level): the
+    // death of a pool worker is one WARN event, naming the signal.
+    pub(super) fn a_killed_worker_is_one_warn_event() {
+        let p = conex::multiprocessing::Process::new(pool_death_events, ());
+        p.start().unwrap();
+        let events = p.blocking().result().unwrap();
+        let warns: Vec<_> = events.iter().filter(|e| e.starts_with("WARN")).collect();
+        assert_eq!(warns.len(), 1, "{events:?}");
+        assert!(warns[0].contains("SIGKILL"), "{events:?}");
+    }
 }
