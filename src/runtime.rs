@@ -19,6 +19,25 @@ pub(crate) fn own_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// Runs `f` once `token` is cancelled (at once if it is), from a task on
+/// the caller's runtime (or conex's own). The task lives until then: the
+/// bridges that use it hold only weak references to what `f` acts on.
+#[cfg(feature = "tokio-util")]
+pub(crate) fn on_cancel(
+    token: &tokio_util::sync::CancellationToken,
+    f: impl FnOnce() + Send + 'static,
+) {
+    if token.is_cancelled() {
+        f();
+        return;
+    }
+    let cancelled = token.clone().cancelled_owned();
+    handle().spawn(async move {
+        cancelled.await;
+        f();
+    });
+}
+
 /// The caller's runtime, or conex's own for a caller outside any.
 pub(crate) fn handle() -> tokio::runtime::Handle {
     tokio::runtime::Handle::try_current().unwrap_or_else(|_| own_runtime().handle().clone())

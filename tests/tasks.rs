@@ -511,3 +511,61 @@ async fn sleep_waits() {
     sleep(Duration::from_secs(3)).await;
     assert_eq!(start.elapsed(), Duration::from_secs(3));
 }
+
+// Not in asyncio (no tokens there): a TaskGroup tied to a
+// CancellationToken cancels its tasks and takes no new one once the token
+// is cancelled.
+#[cfg(feature = "tokio-util")]
+#[tokio::test]
+async fn taskgroup_cancelled_by_a_token() {
+    let token = tokio_util::sync::CancellationToken::new();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let (c2, t2) = (cancelled.clone(), token.clone());
+    let r = task_group(|tg| async move {
+        tg.cancel_on(&t2);
+        let guard = DropFlag(c2);
+        tg.spawn(async move {
+            let _guard = guard;
+            tokio::time::sleep(LONG).await;
+            Ok::<(), GroupClosedOr>(())
+        })
+        .unwrap();
+        t2.cancel();
+        let t0 = std::time::Instant::now();
+        while tg.spawn(async { Ok(()) }).is_ok() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "still open");
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    })
+    .await;
+    assert!(cancelled.load(SeqCst), "the task was not cancelled: {r:?}");
+}
+
+// Not in asyncio: an Event and a CancellationToken carry a set or a
+// cancellation across, each way, and a clear does not undo it.
+#[cfg(feature = "tokio-util")]
+#[tokio::test]
+async fn events_and_tokens_convert() {
+    use conex::threading::Event;
+    let token = tokio_util::sync::CancellationToken::new();
+    let e = Event::from_token(&token);
+    assert!(!e.is_set());
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), e.wait())
+        .await
+        .unwrap();
+    let e2 = Event::new();
+    let t = e2.to_token();
+    assert!(!t.is_cancelled());
+    e2.set();
+    tokio::time::timeout(Duration::from_secs(10), t.cancelled())
+        .await
+        .unwrap();
+    e2.clear();
+    assert!(t.is_cancelled());
+    // Already cancelled / already set: at once.
+    assert!(Event::from_token(&token).is_set());
+    e2.set();
+    assert!(e2.to_token().is_cancelled());
+}

@@ -15,6 +15,11 @@ use super::future::Future;
 macro_rules! inherent_shutdown {
     ($t:ty) => {
         impl $t {
+            #[cfg(feature = "tokio-util")]
+            fn from_handle(handle: std::sync::Arc<Handle>) -> $t {
+                Self { handle }
+            }
+
             /// Stops taking work. With `cancel_futures`, work not started
             /// yet is cancelled (running work completes either way); with
             /// `wait`, blocks until every started work has finished and the
@@ -24,6 +29,41 @@ macro_rules! inherent_shutdown {
             /// cancel_futures=False)`.
             pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
                 <Self as $crate::futures::Executor<(), ()>>::shutdown(self, wait, cancel_futures)
+            }
+
+            /// Ties the executor to `token`: once it is cancelled, the
+            /// executor shuts down as `shutdown(false, true)` does (no new
+            /// work, work not started cancelled, running work finishes).
+            /// Holds only a weak handle: the executor still stops when its
+            /// last handle goes.
+            ///
+            /// ```
+            /// use conex::futures::{Executor, ThreadPoolExecutor};
+            /// use tokio_util::sync::CancellationToken;
+            ///
+            /// fn double(x: u32) -> u32 {
+            ///     x * 2
+            /// }
+            ///
+            /// let pool = ThreadPoolExecutor::new(1).unwrap();
+            /// let token = CancellationToken::new();
+            /// pool.shutdown_on(&token);
+            /// assert_eq!(pool.submit(double, 2).unwrap().blocking().result(), Ok(4));
+            /// token.cancel();
+            /// # let t0 = std::time::Instant::now();
+            /// # while pool.submit(double, 1).is_ok() && t0.elapsed().as_secs() < 10 {
+            /// #     std::thread::sleep(std::time::Duration::from_millis(5));
+            /// # }
+            /// assert!(pool.submit(double, 3).is_err()); // shut down
+            /// ```
+            #[cfg(feature = "tokio-util")]
+            pub fn shutdown_on(&self, token: &tokio_util::sync::CancellationToken) {
+                let weak = std::sync::Arc::downgrade(&self.handle);
+                crate::runtime::on_cancel(token, move || {
+                    if let Some(handle) = weak.upgrade() {
+                        <$t>::from_handle(handle).shutdown(false, true);
+                    }
+                });
             }
 
             /// Runs `f` with the executor, then shuts it down and waits

@@ -150,6 +150,19 @@ impl<E: Send + 'static> Drop for Live<E> {
 }
 
 impl<E: Send + 'static> TaskGroup<E> {
+    /// Ties the group to `token`: once it is cancelled, the group takes no
+    /// new task and every task in it is cancelled (as when one fails), and
+    /// the group's scope ends when they have. Holds the group weakly.
+    #[cfg(feature = "tokio-util")]
+    pub fn cancel_on(&self, token: &tokio_util::sync::CancellationToken) {
+        let weak = Arc::downgrade(&self.inner);
+        crate::runtime::on_cancel(token, move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.close_and_cancel();
+            }
+        });
+    }
+
     fn new() -> TaskGroup<E> {
         let idle = Event::new();
         idle.set();

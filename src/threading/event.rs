@@ -50,6 +50,65 @@ impl fmt::Debug for Event {
     }
 }
 
+/// Bridges to tokio-util's `CancellationToken`. A token is cancelled once
+/// and for good, where an event can be cleared: each bridge carries the
+/// first `set` (or the cancellation) across, and nothing back.
+#[cfg(feature = "tokio-util")]
+impl Event {
+    /// An event that is set once `token` is cancelled (at once if it is).
+    /// Clearing it later does not undo the cancellation. The task that
+    /// waits for the token holds the event weakly.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let token = tokio_util::sync::CancellationToken::new();
+    /// let e = conex::threading::Event::from_token(&token);
+    /// assert!(!e.is_set());
+    /// token.cancel();
+    /// e.wait().await;
+    /// # }
+    /// ```
+    pub fn from_token(token: &tokio_util::sync::CancellationToken) -> Event {
+        let e = Event::new();
+        let weak = Arc::downgrade(&e.flag);
+        crate::runtime::on_cancel(token, move || {
+            if let Some(flag) = weak.upgrade() {
+                Event { flag }.set();
+            }
+        });
+        e
+    }
+
+    /// A token that is cancelled once this event is set (at once if it
+    /// is). Cancelling the token itself ends the wait for the event and
+    /// sets nothing.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let e = conex::threading::Event::new();
+    /// let token = e.to_token();
+    /// e.set();
+    /// token.cancelled().await;
+    /// # }
+    /// ```
+    pub fn to_token(&self) -> tokio_util::sync::CancellationToken {
+        let token = tokio_util::sync::CancellationToken::new();
+        if self.is_set() {
+            token.cancel();
+            return token;
+        }
+        let (e, t) = (self.clone(), token.clone());
+        crate::runtime::handle().spawn(async move {
+            let (set, cancelled) = (std::pin::pin!(e.wait()), std::pin::pin!(t.cancelled()));
+            if let futures::future::Either::Left(_) = futures::future::select(set, cancelled).await
+            {
+                t.cancel();
+            }
+        });
+        token
+    }
+}
+
 impl Event {
     /// A new event, not set.
     ///
