@@ -169,29 +169,37 @@ impl<F> Waiting<'_, F> {
     /// too), since what woke it is still in the shared word: a rare case
     /// (woken, then dropped before its next poll), and never a lost one.
     fn leave(&mut self) {
-        if self.key.is_none() {
-            return;
-        }
-        let mut l = self.watch.list.lock();
-        let had = l.cancel(&mut self.key, true).is_some();
-        let nobody = l.waiting() == 0 && l.notified() == 0;
-        let n = l.notified();
-        let settled = l.state().settled(n);
-        drop(l);
-        self.uncount();
-        if let Some(t) = settled {
-            t.unpark();
-        }
+        let (had, nobody) = self.unregister(true);
         if had && nobody {
             futex::wake_bits(self.block.u32(self.watch.word), u32::MAX, self.watch.bits);
         }
     }
-}
 
-impl<F> Waiting<'_, F> {
-    /// Takes this waiter out of the shared sleeper count (see `poll_op`).
-    fn uncount(&self) {
+    /// Takes the entry out of the list (passing a notification on, or
+    /// consuming it) and out of the shared sleeper count, and unparks a
+    /// settling thread this was the last to keep waiting. Returns whether
+    /// it had been notified and whether no one is left in the list.
+    fn unregister(&mut self, pass_on: bool) -> (bool, bool) {
+        if self.key.is_none() {
+            return (false, false);
+        }
+        let mut l = self.watch.list.lock();
+        let had = if pass_on {
+            l.cancel(&mut self.key, true).is_some()
+        } else {
+            matches!(
+                l.remove(&mut self.key),
+                Some(crate::wait::list::EntryState::Notified(_))
+            )
+        };
+        let (notified, waiting) = (l.notified(), l.waiting());
+        let settled = l.state().settled(notified);
+        drop(l);
         self.block.u32(self.watch.sleepers).fetch_sub(1, SeqCst);
+        if let Some(t) = settled {
+            t.unpark();
+        }
+        (had, waiting == 0 && notified == 0)
     }
 }
 
@@ -213,17 +221,7 @@ impl<R, F: FnMut(u32) -> Step<R> + Unpin> WaitOp for Waiting<'_, F> {
                 Step::Done(r) => {
                     // Took what it waited for: its notification (if any)
                     // is used up, not passed on.
-                    if self.key.is_some() {
-                        let mut l = self.watch.list.lock();
-                        l.remove(&mut self.key);
-                        let n = l.notified();
-                        let settled = l.state().settled(n);
-                        drop(l);
-                        self.uncount();
-                        if let Some(t) = settled {
-                            t.unpark();
-                        }
-                    }
+                    self.unregister(false);
                     return Poll::Ready(Some(r));
                 }
                 Step::Again => continue,
