@@ -106,6 +106,8 @@ macro_rules! diag {
         if tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>()) {
             tracing::$level!(target: "conex", $($arg)+);
         } else {
+            // Python prints here: `logging` with no handler writes
+            // WARNING and above to stderr (`logging.lastResort`).
             eprintln!("conex: {}", format_args!($($arg)+));
         }
     };
@@ -113,6 +115,7 @@ macro_rules! diag {
 #[cfg(not(feature = "tracing"))]
 #[allow(unused_macros)]
 macro_rules! diag {
+    // Python prints here (see above); without the feature, nothing else.
     ($level:ident, $($arg:tt)+) => {
         eprintln!("conex: {}", format_args!($($arg)+))
     };

@@ -115,6 +115,8 @@ pub fn excepthook(args: &ExceptHookArgs<'_>) {
 /// reset_excepthook();
 /// ```
 pub fn default_excepthook(args: &ExceptHookArgs<'_>) {
+    // Python prints here: `threading.__excepthook__` writes the traceback
+    // to `sys.stderr`; a program that wants it elsewhere sets its own hook.
     eprintln!(
         "Exception in thread {}: {}",
         args.thread().name(),

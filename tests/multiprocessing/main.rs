@@ -8,6 +8,9 @@
 #[path = "../common/executor.rs"]
 mod common_executor;
 mod conn;
+#[cfg(feature = "tracing")]
+#[path = "../common/events.rs"]
+mod events;
 mod managers;
 mod pools;
 mod procs;

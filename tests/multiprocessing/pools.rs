@@ -713,48 +713,15 @@ fn dummy_same_api_on_threads() {
 mod traced {
     use super::*;
 
-    /// A subscriber that keeps `LEVEL message` of every `conex` event.
-    struct Keep;
+    use crate::events::Events;
 
-    static EVENTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-    struct Message<'a>(&'a mut String);
-
-    impl tracing::field::Visit for Message<'_> {
-        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-            if field.name() == "message" {
-                *self.0 = format!("{value:?}");
-            }
-        }
-    }
-
-    impl tracing::Subscriber for Keep {
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, e: &tracing::Event<'_>) {
-            if e.metadata().target() == "conex" {
-                let mut m = String::new();
-                e.record(&mut Message(&mut m));
-                EVENTS
-                    .lock()
-                    .unwrap()
-                    .push(format!("{} {m}", e.metadata().level()));
-            }
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
+    static EVENTS: std::sync::OnceLock<std::sync::Arc<Events>> = std::sync::OnceLock::new();
 
     /// In a child (a process-wide subscriber of its own): a pool whose
     /// worker is killed by its call; the conex events seen.
     fn pool_death_events(_: ()) -> Vec<String> {
-        tracing::subscriber::set_global_default(Keep).unwrap();
+        let events = EVENTS.get_or_init(Default::default).clone();
+        tracing::subscriber::set_global_default(events).unwrap();
         let pool = ProcessPoolExecutor::new(1).unwrap();
         assert!(
             pool.submit(kill_self, 5)
@@ -765,7 +732,7 @@ mod traced {
         );
         assert_eq!(pool.submit(square, 3).unwrap().blocking().result(), Ok(9));
         pool.shutdown(true, false);
-        EVENTS.lock().unwrap().clone()
+        EVENTS.get().unwrap().0.lock().unwrap().clone()
     }
 
     // Not in CPython (its pool logs a dead worker at debug level): the

@@ -754,11 +754,6 @@ fn a_child_sinks_and_the_parent_streams() {
     assert_eq!(got, (0..5_000).collect::<Vec<_>>());
 }
 
-/// Threads of this process now.
-fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
-}
-
 /// In a quiet child: 1,000 tasks await a get on an empty queue; returns
 /// the extra threads while they wait and how many items they got.
 fn many_getters((q, ready): (Queue<u32>, conex::multiprocessing::Event)) -> (usize, usize) {
@@ -769,7 +764,7 @@ fn many_getters((q, ready): (Queue<u32>, conex::multiprocessing::Event)) -> (usi
         .unwrap();
     rt.block_on(async {
         let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let before = thread_count();
+        let before = crate::sync::threads();
         let tasks: Vec<_> = (0..1_000)
             .map(|_| {
                 let (q, started) = (q.clone(), started.clone());
@@ -782,7 +777,7 @@ fn many_getters((q, ready): (Queue<u32>, conex::multiprocessing::Event)) -> (usi
         while started.load(std::sync::atomic::Ordering::SeqCst) < 1_000 {
             tokio::task::yield_now().await;
         }
-        let extra = thread_count().saturating_sub(before);
+        let extra = crate::sync::threads().saturating_sub(before);
         ready.set();
         let mut got = 0;
         for t in tasks {

@@ -75,7 +75,7 @@ pub(crate) const TESTS: &[Test] = &[
 ];
 
 /// How many threads this process has.
-fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
