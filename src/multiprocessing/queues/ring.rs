@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::multiprocessing::synchronize::Block;
 use crate::multiprocessing::synchronize::futex::{self, On, Step};
-use crate::multiprocessing::synchronize::robust::RobustLock;
+use crate::multiprocessing::synchronize::robust::{RobustLock, Taken};
 use crate::multiprocessing::synchronize::watch;
 
 const LOCK: usize = 0;
@@ -217,7 +217,10 @@ impl Ring {
             sleepers: self.word(LOCK_SLEEPERS),
         };
         // Taken from a dead holder or not, the committed state is whole.
-        lock.lock(deadline)?;
+        if let Taken::FromDead(_) = lock.lock(deadline)? {
+            // Only holders free this word: the mark is still ours.
+            lock.adopt();
+        }
         let sel = self.word(SELECTOR).load(SeqCst);
         let before = self.load_state(sel & 1);
         let mut state = before;

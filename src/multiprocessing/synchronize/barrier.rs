@@ -9,16 +9,22 @@ use std::time::{Duration, Instant};
 const HELD: &str = "the barrier's own wait holds its lock";
 
 use super::block::Block;
+use super::census::{self, Census};
 use super::condition::Condition;
+use super::rlock::RLockGuard;
 use super::sem::deadline;
 use crate::threading::BrokenBarrier;
 
 // The state word (as Python's Barrier: 0 filling, 1 draining, 2
-// resetting, 3 broken), the waiter count, the party count. All changed
-// under the condition's lock.
+// resetting, 3 broken), the party count, and the census of waiting
+// parties by process (its sum is Python's `_count`). All changed under
+// the condition's lock, each by one atomic operation, so a holder killed
+// between two of them leaves a state its taker can carry on from.
 const STATE: usize = 0;
-const COUNT: usize = 4;
 const PARTIES: usize = 8;
+const CENSUS: usize = 16;
+/// How often a waiting party looks for parties that died waiting.
+const REAP: Duration = Duration::from_millis(100);
 /// Bumped each time the barrier opens: a waiter released by an opening
 /// returns its index even if an abort or reset comes before it wakes.
 const GENERATION: usize = 12;
@@ -36,6 +42,15 @@ const BROKEN: u32 = 3;
 /// arrived, then the barrier refills; a timeout, [`abort`](Barrier::abort)
 /// or [`reset`](Barrier::reset) while parties wait breaks it for them
 /// ([`BrokenBarrier`]).
+///
+/// # A party killed
+/// The parties waiting are counted per process. A party whose process
+/// dies while it waits (noticed by the others within about 100 ms) breaks
+/// the barrier, as its timeout would: the others get [`BrokenBarrier`]
+/// instead of waiting for good, as they would in CPython. One that dies
+/// after the barrier opened is counted out, so the barrier refills. The
+/// lock is a robust [`RLock`](super::RLock). Parties of more than 32
+/// processes at once share one slot whose dead are not counted out.
 ///
 /// # Cancel safety
 /// A dropped `wait` breaks the barrier for the parties waiting with it
@@ -76,10 +91,11 @@ impl<'de> serde::Deserialize<'de> for Barrier {
 enum Arrival {
     /// The barrier is broken: fail at once.
     Broken,
-    /// The last party: the barrier opened; this is its index.
-    Opened(usize),
-    /// Wait for the others; its index, and the generation it waits in.
-    Wait(usize, u32),
+    /// The last party: the barrier opened; its index and census slot.
+    Opened(usize, usize),
+    /// Wait for the others; its index, the generation it waits in and its
+    /// census slot.
+    Wait(usize, u32, usize),
 }
 
 impl Barrier {
@@ -95,7 +111,7 @@ impl Barrier {
                 "parties must be at least 1",
             ));
         }
-        let block = Arc::new(Block::new(16)?);
+        let block = Arc::new(Block::new(CENSUS + census::LEN)?);
         block.u32(PARTIES).store(parties as u32, SeqCst);
         Ok(Barrier {
             block,
@@ -111,19 +127,55 @@ impl Barrier {
         self.block.u32(STATE).store(s, SeqCst);
     }
 
+    fn census(&self) -> Census<'_> {
+        Census::at(&self.block, CENSUS)
+    }
+
+    /// Parties waiting or draining (Python's `_count`).
+    fn count(&self) -> usize {
+        self.census().sum(|v| v) as usize
+    }
+
+    /// Under the lock: counts out the parties of processes that died
+    /// waiting. Filling, that breaks the barrier (they will never arrive
+    /// back, as a timeout); draining or resetting, the last one out
+    /// refills it.
+    fn reap_dead(&self) {
+        let c = self.census();
+        let mut gone = false;
+        for i in c.dead() {
+            gone |= c.reap(i) > 0;
+        }
+        if gone {
+            match self.state() {
+                FILLING => {
+                    self.set_state(BROKEN);
+                    self.notify_all();
+                }
+                DRAINING | RESETTING if self.count() == 0 => {
+                    self.set_state(FILLING);
+                    self.notify_all();
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Under the lock, once not draining or resetting: count this party in.
     fn arrive(&self) -> Arrival {
         if self.state() == BROKEN {
             return Arrival::Broken;
         }
-        let index = self.block.u32(COUNT).fetch_add(1, SeqCst) as usize;
+        let index = self.count();
+        let slot = self.census().mine();
+        self.census().value(slot).fetch_add(1, SeqCst);
         if index + 1 == self.parties() {
             self.block.u32(GENERATION).fetch_add(1, SeqCst);
             self.set_state(DRAINING);
             self.notify_all();
-            Arrival::Opened(index)
+            Arrival::Opened(index, slot)
         } else {
-            Arrival::Wait(index, self.generation())
+            Arrival::Wait(index, self.generation(), slot)
         }
     }
 
@@ -139,7 +191,13 @@ impl Barrier {
     /// Under the lock, after waiting in generation `round`: the party's
     /// answer (its index if the barrier opened for it, whatever happened
     /// since).
-    fn settle(&self, index: usize, round: u32, woken: bool) -> Result<usize, BrokenBarrier> {
+    fn settle(
+        &self,
+        index: usize,
+        round: u32,
+        woken: bool,
+        slot: usize,
+    ) -> Result<usize, BrokenBarrier> {
         let r = if self.generation() != round {
             Ok(index)
         } else if !woken {
@@ -151,13 +209,15 @@ impl Barrier {
         } else {
             Ok(index)
         };
-        self.leave();
+        self.leave(slot);
         r
     }
 
-    /// Under the lock: count this party out; the last one out refills.
-    fn leave(&self) {
-        if self.block.u32(COUNT).fetch_sub(1, SeqCst) == 1 {
+    /// Under the lock: count this party (of census `slot`) out; the last
+    /// one out refills.
+    fn leave(&self, slot: usize) {
+        self.census().value(slot).fetch_sub(1, SeqCst);
+        if self.count() == 0 {
             let s = self.state();
             if s == DRAINING || s == RESETTING {
                 self.set_state(FILLING);
@@ -176,32 +236,52 @@ impl Barrier {
         s != DRAINING && s != RESETTING
     }
 
+    /// Waits on the condition until `pred` (or `end`), looking for dead
+    /// parties at every wake and at least every [`REAP`].
+    async fn wait_reaping<'g>(
+        &self,
+        mut g: RLockGuard<'g>,
+        end: Option<Instant>,
+        mut pred: impl FnMut() -> bool,
+    ) -> (RLockGuard<'g>, bool) {
+        loop {
+            let slice = reap_slice(end);
+            let (g2, ok) = self
+                .cond
+                .wait_for_until(g, Some(slice), || {
+                    self.reap_dead();
+                    pred()
+                })
+                .await
+                .expect(HELD);
+            if ok || end.is_some_and(|e| Instant::now() >= e) {
+                return (g2, ok);
+            }
+            g = g2;
+        }
+    }
+
     async fn wait_until(&self, end: Option<Instant>) -> Result<usize, BrokenBarrier> {
         let g = self.cond.lock().await;
-        let (g, _) = self
-            .cond
-            .wait_for_until(g, None, || self.open())
-            .await
-            .expect(HELD);
+        let (g, _) = self.wait_reaping(g, None, || self.open()).await;
         match self.arrive() {
             Arrival::Broken => Err(BrokenBarrier),
-            Arrival::Opened(i) => {
-                self.leave();
+            Arrival::Opened(i, slot) => {
+                self.leave(slot);
                 drop(g);
                 Ok(i)
             }
-            Arrival::Wait(i, round) => {
+            Arrival::Wait(i, round, slot) => {
                 let mut leave = BreakOnDrop {
                     b: self,
                     armed: true,
+                    slot,
                 };
                 let (g, woken) = self
-                    .cond
-                    .wait_for_until(g, end, || self.released_or_broken(round))
-                    .await
-                    .expect(HELD);
+                    .wait_reaping(g, end, || self.released_or_broken(round))
+                    .await;
                 leave.armed = false;
-                let r = self.settle(i, round, woken);
+                let r = self.settle(i, round, woken, slot);
                 drop(g);
                 r
             }
@@ -230,7 +310,8 @@ impl Barrier {
     /// [`BrokenBarrier`]. Python: `reset()`.
     pub fn reset(&self) {
         let _g = self.cond.blocking().lock();
-        if self.block.u32(COUNT).load(SeqCst) > 0 {
+        self.reap_dead();
+        if self.count() > 0 {
             match self.state() {
                 FILLING | BROKEN => self.set_state(RESETTING),
                 _ => {}
@@ -257,7 +338,7 @@ impl Barrier {
     /// Parties waiting now. Python: `n_waiting`.
     pub fn n_waiting(&self) -> usize {
         if self.state() == FILLING {
-            self.block.u32(COUNT).load(SeqCst) as usize
+            self.count()
         } else {
             0
         }
@@ -279,6 +360,7 @@ impl Barrier {
 struct BreakOnDrop<'a> {
     b: &'a Barrier,
     armed: bool,
+    slot: usize,
 }
 
 impl Drop for BreakOnDrop<'_> {
@@ -287,13 +369,13 @@ impl Drop for BreakOnDrop<'_> {
             // On a thread of its own: this task's id may still own the lock
             // (the dropped wait re-takes it on its behalf until it is
             // handed back), and the break must not pass for a re-entry.
-            let b = self.b;
+            let (b, slot) = (self.b, self.slot);
             std::thread::scope(|s| {
                 s.spawn(|| {
                     let _g = b.cond.blocking().lock();
                     b.set_state(BROKEN);
                     b.notify_all();
-                    b.leave();
+                    b.leave(slot);
                 });
             });
         }
@@ -317,21 +399,44 @@ pub struct BlockingBarrier<'a> {
 }
 
 impl BlockingBarrier<'_> {
+    /// [`Barrier::wait_reaping`], blocking.
+    fn wait_reaping<'g>(
+        &self,
+        mut g: RLockGuard<'g>,
+        end: Option<Instant>,
+        mut pred: impl FnMut() -> bool,
+    ) -> (RLockGuard<'g>, bool) {
+        let b = self.b;
+        loop {
+            let slice = reap_slice(end);
+            let (g2, ok) = b
+                .cond
+                .blocking()
+                .wait_for_until(g, Some(slice), || {
+                    b.reap_dead();
+                    pred()
+                })
+                .expect(HELD);
+            if ok || end.is_some_and(|e| Instant::now() >= e) {
+                return (g2, ok);
+            }
+            g = g2;
+        }
+    }
+
     fn wait_until(&self, end: Option<Instant>) -> Result<usize, BrokenBarrier> {
-        let (b, c) = (self.b, self.b.cond.blocking());
-        let g = c.lock();
-        let (g, _) = c.wait_for_until(g, None, || b.open()).expect(HELD);
+        let b = self.b;
+        let g = b.cond.blocking().lock();
+        let (g, _) = self.wait_reaping(g, None, || b.open());
         let r = match b.arrive() {
             Arrival::Broken => Err(BrokenBarrier),
-            Arrival::Opened(i) => {
-                b.leave();
+            Arrival::Opened(i, slot) => {
+                b.leave(slot);
                 Ok(i)
             }
-            Arrival::Wait(i, round) => {
-                let (g2, woken) = c
-                    .wait_for_until(g, end, || b.released_or_broken(round))
-                    .expect(HELD);
-                let r = b.settle(i, round, woken);
+            Arrival::Wait(i, round, slot) => {
+                let (g2, woken) = self.wait_reaping(g, end, || b.released_or_broken(round));
+                let r = b.settle(i, round, woken, slot);
                 drop(g2);
                 return r;
             }
@@ -355,4 +460,10 @@ impl BlockingBarrier<'_> {
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BrokenBarrier> {
         self.wait_until(deadline(timeout))
     }
+}
+
+/// The end of one wait slice: [`REAP`] from now, or `end` if sooner.
+fn reap_slice(end: Option<Instant>) -> Instant {
+    let slice = Instant::now() + REAP;
+    end.map_or(slice, |e| e.min(slice))
 }

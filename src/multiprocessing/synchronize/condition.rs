@@ -2,20 +2,61 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use super::block::Block;
-use super::futex;
+use super::census::{Census, SLOTS};
 use super::rlock::{RLock, RLockGuard, me};
 use super::sem::{Sem, deadline};
+use super::{census, futex, robust};
 use crate::threading::NotOwned;
 
-// Three semaphores in the block, as Python's multiprocessing.Condition:
-// sleepers announced, sleepers woken, and the one they sleep on.
-const SLEEPING: usize = 0;
-const WOKEN: usize = 16;
-const WAIT: usize = 32;
+// Python's multiprocessing.Condition keeps three semaphores: sleepers
+// announced, sleepers woken, and the one they sleep on. Here the first two
+// are counted per process in a census (high half of a slot's value:
+// announced, low half: woken), so the sleepers of a process that died
+// can be told apart and taken out; the third is a semaphore at WAIT; ACKS
+// is bumped after each woken count, for a notifier to sleep on.
+const WAIT: usize = 0;
+const ACKS: usize = 16;
+const ACKS_SLEEPERS: usize = 20;
+const CENSUS: usize = 24;
+/// One announced sleeper in a census value.
+const ANNOUNCED: u64 = 1 << 32;
+
+fn announced(v: u64) -> u64 {
+    v >> 32
+}
+
+fn woken(v: u64) -> u64 {
+    v & 0xffff_ffff
+}
+
+/// Takes `f(value)` (at most what it returns, as a count of `unit`s) off
+/// `slot` in one CAS; returns how many it took.
+fn take(slot: &AtomicU64, unit: u64, f: impl Fn(u64) -> u64) -> u64 {
+    let mut v = slot.load(SeqCst);
+    loop {
+        let t = f(v);
+        if t == 0 {
+            return 0;
+        }
+        match slot.compare_exchange_weak(v, v - t * unit, SeqCst, SeqCst) {
+            Ok(_) => return t,
+            Err(now) => v = now,
+        }
+    }
+}
+
+/// A sleeper between the two halves of a wait: who it is, the levels of
+/// the lock it released, its census slot.
+#[derive(Clone, Copy)]
+struct Sleeper {
+    me: (u32, u64),
+    levels: u32,
+    slot: usize,
+}
 
 /// A condition variable shared by processes, over a cross-process
 /// [`RLock`]. Python: `multiprocessing.Condition(lock=None)`.
@@ -28,6 +69,16 @@ const WAIT: usize = 32;
 /// Python's (`multiprocessing.synchronize.Condition`): a notifier wakes
 /// `n` announced sleepers and waits until they are awake, so no
 /// notification reaches a waiter that came later.
+///
+/// # A process killed
+/// The lock is an [`RLock`]: one whose owner died is taken over. Sleepers
+/// are counted per process: a notifier that waits for a sleeper of a dead
+/// process to wake stops waiting for it (after a few milliseconds) and
+/// takes the dead process's sleepers out of the count, where CPython's
+/// notifier waits for good. After such a takeover a waiter may be woken
+/// once without a notification meant for it (a spurious wake, which a
+/// `wait_for` loop absorbs). Sleepers of more than 32 processes at once
+/// share one slot whose dead are not taken out, as in CPython.
 ///
 /// # Cancel safety
 /// A dropped `wait` has given its guard away: the caller cannot believe
@@ -85,18 +136,20 @@ impl Condition {
     /// # Errors
     /// The OS refused the shared memory.
     pub fn with_lock(lock: RLock) -> std::io::Result<Condition> {
-        let block = Arc::new(Block::new(48)?);
-        for base in [SLEEPING, WOKEN, WAIT] {
-            Sem::init(block.clone(), base, 0, Sem::MAX);
-        }
+        let block = Arc::new(Block::new(CENSUS + census::LEN)?);
+        Sem::init(block.clone(), WAIT, 0, Sem::MAX);
         Ok(Condition { block, lock })
     }
 
-    fn sem(&self, base: usize) -> Sem {
+    fn wait_sem(&self) -> Sem {
         Sem {
             block: self.block.clone(),
-            base,
+            base: WAIT,
         }
+    }
+
+    fn census(&self) -> Census<'_> {
+        Census::at(&self.block, CENSUS)
     }
 
     /// Its lock.
@@ -120,31 +173,37 @@ impl Condition {
     /// Not held by the caller (a Python-style release while the guard was
     /// kept, or another owner): [`NotOwned`], the lock untouched and the
     /// stale guard forgotten, so it releases nothing.
-    fn begin(&self, guard: RLockGuard<'_>) -> Result<((u32, u64), u32), NotOwned> {
+    fn begin(&self, guard: RLockGuard<'_>) -> Result<Sleeper, NotOwned> {
         self.check(&guard);
         if !self.lock.is_owned() {
             std::mem::forget(guard);
             return Err(NotOwned);
         }
         let me = me();
-        let _ = self.sem(SLEEPING).release(1);
+        let slot = self.census().mine();
+        self.census().value(slot).fetch_add(ANNOUNCED, SeqCst);
         std::mem::forget(guard);
         let levels = self.lock.release_all(me);
-        Ok((me, levels))
+        Ok(Sleeper { me, levels, slot })
+    }
+
+    /// A sleeper is awake (notified or not): counted woken, and a notifier
+    /// waiting for it woken.
+    fn ack(&self, slot: usize) {
+        self.census().value(slot).fetch_add(1, SeqCst);
+        let acks = self.block.u32(ACKS);
+        acks.fetch_add(1, SeqCst);
+        if self.block.u32(ACKS_SLEEPERS).load(SeqCst) > 0 {
+            futex::wake(acks, u32::MAX);
+        }
     }
 
     /// The sleep and the second half, blocking: returns whether a notify
     /// came (false at the deadline or on `cancel`).
-    fn sleep(
-        &self,
-        me: (u32, u64),
-        levels: u32,
-        deadline: Option<Instant>,
-        cancel: Option<&AtomicBool>,
-    ) -> bool {
-        let notified = self.sem(WAIT).acquire_blocking(deadline, cancel);
-        let _ = self.sem(WOKEN).release(1);
-        self.lock.restore_blocking(me, levels.max(1));
+    fn sleep(&self, s: Sleeper, deadline: Option<Instant>, cancel: Option<&AtomicBool>) -> bool {
+        let notified = self.wait_sem().acquire_blocking(deadline, cancel);
+        self.ack(s.slot);
+        self.lock.restore_blocking(s.me, s.levels.max(1));
         notified
     }
 
@@ -154,11 +213,12 @@ impl Condition {
         deadline: Option<Instant>,
     ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         let lock = guard.rlock();
-        let (me, levels) = self.begin(guard)?;
+        let sleeper = self.begin(guard)?;
+        let (me, levels) = (sleeper.me, sleeper.levels);
         let (this, waker, undo) = (self.clone(), self.clone(), self.clone());
         let notified = futex::off_thread(
-            move |cancel| this.sleep(me, levels, deadline, Some(cancel)),
-            move || waker.sem(WAIT).wake_all(),
+            move |cancel| this.sleep(sleeper, deadline, Some(cancel)),
+            move || waker.wait_sem().wake_all(),
             move |notified| {
                 // Dropped after waking: pass a notification on, then give
                 // the re-taken lock back.
@@ -270,23 +330,56 @@ impl Condition {
         self.notify(usize::MAX)
     }
 
-    /// Python's notify, by someone holding the lock.
+    /// Python's notify, by someone holding the lock, over the census.
     fn notify_held(&self, n: usize) {
-        let (sleeping, woken, wait) = (self.sem(SLEEPING), self.sem(WOKEN), self.sem(WAIT));
-        // Sleepers that timed out since the last notify are not sleeping.
-        while woken.try_acquire() {
-            let _ = sleeping.try_acquire();
+        let (c, wait) = (self.census(), self.wait_sem());
+        // Sleepers that timed out since the last notify (woken and still
+        // announced, in their own process's slot) are not sleeping.
+        for i in 0..SLOTS {
+            take(c.value(i), ANNOUNCED + 1, |v| announced(v).min(woken(v)));
         }
-        let mut sleepers = 0;
-        while sleepers < n && sleeping.try_acquire() {
-            let _ = wait.release(1);
-            sleepers += 1;
-        }
-        if sleepers > 0 {
-            for _ in 0..sleepers {
-                woken.acquire_blocking(None, None);
+        let n = n.min(u32::MAX as usize) as u64;
+        let (mut chosen, mut k) = ([0u64; SLOTS], 0u64);
+        for (i, chosen) in chosen.iter_mut().enumerate() {
+            if k == n {
+                break;
             }
-            // Notifications a timed-out sleeper did not take: void.
+            *chosen = take(c.value(i), ANNOUNCED, |v| announced(v).min(n - k));
+            k += *chosen;
+        }
+        if k == 0 {
+            return;
+        }
+        let _ = wait.release(k as u32);
+        // Wait until `k` sleepers (of any process: any sleeper may take any
+        // permit) are awake, or are found dead.
+        let (mut acked, mut owed, mut forgave) = ([0u64; SLOTS], k, false);
+        let since = Instant::now();
+        let on = futex::On::new(self.block.u32(ACKS), self.block.u32(ACKS_SLEEPERS))
+            .slice(robust::SLICE);
+        futex::wait_for(on, None, None, |_| {
+            for (i, acked) in acked.iter_mut().enumerate() {
+                let t = take(c.value(i), 1, |v| woken(v).min(owed));
+                *acked += t;
+                owed -= t;
+            }
+            if owed > 0 && since.elapsed() >= robust::PATIENCE {
+                for i in c.dead() {
+                    c.reap(i);
+                    owed = owed.saturating_sub(chosen[i].saturating_sub(acked[i]));
+                    forgave = true;
+                }
+            }
+            if owed == 0 {
+                futex::Step::Done(())
+            } else {
+                futex::Step::Blocked
+            }
+        });
+        // Notifications a timed-out sleeper did not take: void (unless a
+        // dead sleeper was forgiven: a live one may still be on its way to
+        // its permit, and a spare permit is at worst a spurious wake).
+        if !forgave {
             while wait.try_acquire() {}
         }
     }
@@ -295,9 +388,8 @@ impl Condition {
     /// not notified yet: a snapshot, for monitoring and tests (as
     /// [`threading::Condition::n_waiting`](crate::threading::Condition::n_waiting)).
     pub fn n_waiting(&self) -> usize {
-        self.sem(SLEEPING)
-            .get_value()
-            .saturating_sub(self.sem(WOKEN).get_value()) as usize
+        let c = self.census();
+        c.sum(announced).saturating_sub(c.sum(woken)) as usize
     }
 
     /// The blocking facade.
@@ -332,8 +424,8 @@ impl<'a> BlockingCondition<'a> {
         deadline: Option<Instant>,
     ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         let lock = guard.rlock();
-        let (me, levels) = self.c.begin(guard)?;
-        let notified = self.c.sleep(me, levels, deadline, None);
+        let sleeper = self.c.begin(guard)?;
+        let notified = self.c.sleep(sleeper, deadline, None);
         Ok((RLockGuard::held(lock), notified))
     }
 

@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::block::Block;
-use super::sem::{Sem, deadline};
+use super::robust::{self, RobustLock, Taken};
+use super::sem::deadline;
 use crate::threading::ReleaseError;
 
 /// A lock shared by processes. Python: `multiprocessing.Lock()`.
@@ -14,6 +15,17 @@ use crate::threading::ReleaseError;
 /// process, task or thread may release it (as in Python), releasing it
 /// unlocked is [`ReleaseError::Unlocked`]. Pass it to a child as an
 /// argument; both hold the same lock.
+///
+/// # A holder killed
+/// Unlike CPython's, the lock remembers the process that took it. If that
+/// process dies holding it (killed, or exited inside `with lock:`), a
+/// waiter takes it over: a blocking waiter once it has waited a few
+/// milliseconds, an async one within about 100 ms (a warning names the
+/// dead pid). What the lock guarded may be half-changed, as after a panic
+/// under a `std::sync::Mutex`. A lock taken by one process and released
+/// by another (allowed, as in Python) is still released normally; if its
+/// taker dies before the other process releases it, a waiter may take it
+/// over first. The processes must share a PID namespace.
 ///
 /// # Cancel safety
 /// A dropped `acquire` holds nothing: a waiting task takes the lock in its
@@ -37,16 +49,9 @@ use crate::threading::ReleaseError;
 #[derive(Clone)]
 pub struct Lock {
     block: Arc<Block>,
-    sem: Sem,
 }
 
-super::serde_via_block!(Lock, |block| Lock {
-    sem: Sem {
-        block: block.clone(),
-        base: 0
-    },
-    block,
-});
+super::serde_via_block!(Lock, |block| Lock { block });
 
 impl Lock {
     /// A new, unlocked lock.
@@ -54,25 +59,56 @@ impl Lock {
     /// # Errors
     /// The OS refused the shared memory.
     pub fn new() -> std::io::Result<Lock> {
-        let block = Arc::new(Block::new(16)?);
-        let sem = Sem::init(block.clone(), 0, 1, 1);
-        Ok(Lock { block, sem })
+        Ok(Lock {
+            block: Arc::new(Block::new(16)?),
+        })
+    }
+
+    fn word(&self) -> RobustLock<'_> {
+        RobustLock::at(&self.block, 0)
+    }
+
+    /// What a wait's answer means: taken (true), timed out (false), or a
+    /// takeover a release beat to the word (`None`: wait again).
+    fn taken(&self, t: Option<Taken>) -> Option<bool> {
+        match t {
+            None => Some(false),
+            Some(Taken::Free) => Some(true),
+            Some(Taken::FromDead(_)) => self.word().adopt().then_some(true),
+        }
+    }
+
+    async fn acquire_until(&self, deadline: Option<Instant>) -> bool {
+        loop {
+            let t = robust::lock_async(&self.block, 0, deadline).await;
+            if let Some(got) = self.taken(t) {
+                return got;
+            }
+        }
+    }
+
+    fn acquire_blocking_until(&self, deadline: Option<Instant>) -> bool {
+        loop {
+            if let Some(got) = self.taken(self.word().lock(deadline)) {
+                return got;
+            }
+        }
     }
 
     /// Waits for the lock. Python: `acquire()`.
     pub async fn acquire(&self) {
-        self.sem.acquire_async(None).await;
+        self.acquire_until(None).await;
     }
 
     /// Takes the lock if it is free. Python: `acquire(blocking=False)`.
     pub fn try_acquire(&self) -> bool {
-        self.sem.try_acquire()
+        self.word().try_lock()
     }
 
     /// Waits at most `timeout`; returns whether it got the lock. Python:
     /// `acquire(timeout=t)`.
     pub async fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.sem.acquire_async(deadline(timeout)).await
+        self.acquire_until(deadline(timeout)).await
     }
 
     /// Releases it. Python: `release()`.
@@ -80,13 +116,17 @@ impl Lock {
     /// # Errors
     /// [`ReleaseError::Unlocked`] if it is not locked.
     pub fn release(&self) -> Result<(), ReleaseError> {
-        self.sem.release(1).map_err(|_| ReleaseError::Unlocked)
+        if self.word().unlock() {
+            Ok(())
+        } else {
+            Err(ReleaseError::Unlocked)
+        }
     }
 
     /// Whether it is held. Python: `Lock` has no `locked()` in
     /// multiprocessing before 3.14; this is threading's.
     pub fn locked(&self) -> bool {
-        self.sem.get_value() == 0
+        self.word().holder() != 0
     }
 
     /// Waits for the lock and holds it until the guard drops. Python:
@@ -132,12 +172,12 @@ pub struct BlockingLock<'a> {
 impl<'a> BlockingLock<'a> {
     /// [`Lock::acquire`], blocking.
     pub fn acquire(&self) {
-        self.lock.sem.acquire_blocking(None, None);
+        self.lock.acquire_blocking_until(None);
     }
 
     /// [`Lock::acquire_timeout`], blocking.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.lock.sem.acquire_blocking(deadline(timeout), None)
+        self.lock.acquire_blocking_until(deadline(timeout))
     }
 
     /// [`Lock::lock`], blocking.

@@ -21,6 +21,7 @@
 
 mod barrier;
 mod block;
+mod census;
 mod condition;
 mod event;
 pub(crate) mod futex;

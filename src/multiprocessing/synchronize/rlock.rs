@@ -3,18 +3,18 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::block::Block;
-use super::sem::{Sem, deadline};
+use super::robust::{self, RobustLock, Taken};
+use super::sem::deadline;
 use crate::threading::ReleaseError;
 
-// Layout: the semaphore's words at 0..12, the owner's pid at 12, its task
-// or thread id at 16, the recursion count at 24. Only the owner writes the
-// last three, while it holds the semaphore.
-const PID: usize = 12;
+// Layout: the robust lock word (the owner's pid) at 0 and its sleeper
+// count at 4, the recursion count at 8, the owner's task or thread id at
+// 16. Only the owner writes the count and the id, while it holds the word.
+const COUNT: usize = 8;
 const ID: usize = 16;
-const COUNT: usize = 24;
 
 /// A reentrant lock shared by processes. Python: `multiprocessing.RLock()`.
 ///
@@ -23,6 +23,18 @@ const COUNT: usize = 24;
 /// [`threading::RLock`](crate::threading::RLock); it may acquire again and
 /// must release as many times. A release by anyone else is
 /// [`ReleaseError::NotOwner`].
+///
+/// # An owner killed
+/// Unlike CPython's, an `RLock` whose owning process dies holding it
+/// (killed, or exited while it held it) does not stay held: a waiter takes
+/// it over, at its first level, a blocking waiter after a few
+/// milliseconds, an async one within about 100 ms (a warning names the
+/// dead pid). What it guarded may be half-changed (a [`Value`] or
+/// [`Array`] a killed writer was copying into). The processes must share
+/// a PID namespace.
+///
+/// [`Value`]: crate::multiprocessing::Value
+/// [`Array`]: crate::multiprocessing::Array
 ///
 /// # Cancel safety
 /// A dropped `acquire` holds nothing.
@@ -41,16 +53,9 @@ const COUNT: usize = 24;
 #[derive(Clone)]
 pub struct RLock {
     block: Arc<Block>,
-    sem: Sem,
 }
 
-super::serde_via_block!(RLock, |block| RLock {
-    sem: Sem {
-        block: block.clone(),
-        base: 0
-    },
-    block,
-});
+super::serde_via_block!(RLock, |block| RLock { block });
 
 /// Who the caller is: this process, and its task or thread.
 pub(crate) fn me() -> (u32, u64) {
@@ -63,15 +68,21 @@ impl RLock {
     /// # Errors
     /// The OS refused the shared memory.
     pub fn new() -> std::io::Result<RLock> {
-        let block = Arc::new(Block::new(32)?);
-        let sem = Sem::init(block.clone(), 0, 1, 1);
-        Ok(RLock { block, sem })
+        Ok(RLock {
+            block: Arc::new(Block::new(32)?),
+        })
+    }
+
+    fn word(&self) -> RobustLock<'_> {
+        RobustLock::at(&self.block, 0)
     }
 
     fn owned_by(&self, (pid, id): (u32, u64)) -> bool {
-        self.block.u32(COUNT).load(SeqCst) > 0
-            && self.block.u32(PID).load(SeqCst) == pid
+        // The word first: while a takeover has it marked, the dead owner's
+        // count and id are stale, and the word matches no live owner.
+        self.block.u32(0).load(SeqCst) == pid
             && self.block.u64(ID).load(SeqCst) == id
+            && self.block.u32(COUNT).load(SeqCst) > 0
     }
 
     fn again(&self, me: (u32, u64)) -> bool {
@@ -83,10 +94,34 @@ impl RLock {
         }
     }
 
-    fn take(&self, (pid, id): (u32, u64)) {
-        self.block.u32(PID).store(pid, SeqCst);
+    /// Makes `me` the owner at `levels` of a word just taken (`None`: the
+    /// wait timed out); returns whether it is held.
+    fn take(&self, (_, id): (u32, u64), taken: Option<Taken>, levels: u32) -> bool {
+        let Some(taken) = taken else {
+            return false;
+        };
         self.block.u64(ID).store(id, SeqCst);
-        self.block.u32(COUNT).store(1, SeqCst);
+        self.block.u32(COUNT).store(levels, SeqCst);
+        if let Taken::FromDead(_) = taken {
+            // Only the owner frees an RLock: the mark is still ours.
+            self.word().adopt();
+        }
+        true
+    }
+
+    /// Gives the word up (the owner's last level).
+    fn free(&self) {
+        self.block.u32(COUNT).store(0, SeqCst);
+        self.block.u64(ID).store(0, SeqCst);
+        self.word().unlock();
+    }
+
+    fn acquire_blocking_until(&self, me: (u32, u64), deadline: Option<Instant>) -> bool {
+        self.again(me) || self.take(me, self.word().lock(deadline), 1)
+    }
+
+    async fn acquire_until(&self, me: (u32, u64), deadline: Option<Instant>) -> bool {
+        self.again(me) || self.take(me, robust::lock_async(&self.block, 0, deadline).await, 1)
     }
 
     /// Releases every level `me` holds (a condition's wait); returns how
@@ -95,19 +130,15 @@ impl RLock {
         if !self.owned_by(me) {
             return 0;
         }
-        let n = self.block.u32(COUNT).swap(0, SeqCst);
-        self.block.u64(ID).store(0, SeqCst);
-        self.block.u32(PID).store(0, SeqCst);
-        let _ = self.sem.release(1);
+        let n = self.block.u32(COUNT).load(SeqCst);
+        self.free();
         n
     }
 
     /// Takes the lock for `me` at `levels` levels (blocking; a condition
     /// restoring what its wait released).
     pub(crate) fn restore_blocking(&self, me: (u32, u64), levels: u32) {
-        self.sem.acquire_blocking(None, None);
-        self.take(me);
-        self.block.u32(COUNT).store(levels, SeqCst);
+        self.take(me, self.word().lock(None), levels);
     }
 
     /// Whether `self` and `other` are handles to the same lock.
@@ -118,34 +149,18 @@ impl RLock {
 
     /// Acquires it (again, if the caller owns it). Python: `acquire()`.
     pub async fn acquire(&self) {
-        let me = me();
-        if !self.again(me) {
-            self.sem.acquire_async(None).await;
-            self.take(me);
-        }
+        self.acquire_until(me(), None).await;
     }
 
     /// Acquires it if that needs no wait. Python: `acquire(False)`.
     pub fn try_acquire(&self) -> bool {
         let me = me();
-        self.again(me)
-            || (self.sem.try_acquire() && {
-                self.take(me);
-                true
-            })
+        self.again(me) || (self.word().try_lock() && self.take(me, Some(Taken::Free), 1))
     }
 
     /// Waits at most `timeout`. Python: `acquire(timeout=t)`.
     pub async fn acquire_timeout(&self, timeout: Duration) -> bool {
-        let me = me();
-        if self.again(me) {
-            return true;
-        }
-        let got = self.sem.acquire_async(deadline(timeout)).await;
-        if got {
-            self.take(me);
-        }
-        got
+        self.acquire_until(me(), deadline(timeout)).await
     }
 
     /// Releases one level; the last one frees it. Python: `release()`.
@@ -168,9 +183,7 @@ impl RLock {
             });
         }
         if self.block.u32(COUNT).fetch_sub(1, SeqCst) == 1 {
-            self.block.u64(ID).store(0, SeqCst);
-            self.block.u32(PID).store(0, SeqCst);
-            let _ = self.sem.release(1);
+            self.free();
         }
         Ok(())
     }
@@ -201,7 +214,7 @@ impl RLock {
 impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("multiprocessing::RLock")
-            .field("owner_pid", &self.block.u32(PID).load(SeqCst))
+            .field("owner_pid", &self.word().holder())
             .field("count", &self.recursion_level())
             .finish()
     }
@@ -241,24 +254,12 @@ pub struct BlockingRLock<'a> {
 impl<'a> BlockingRLock<'a> {
     /// [`RLock::acquire`], blocking.
     pub fn acquire(&self) {
-        let me = me();
-        if !self.lock.again(me) {
-            self.lock.sem.acquire_blocking(None, None);
-            self.lock.take(me);
-        }
+        self.lock.acquire_blocking_until(me(), None);
     }
 
     /// [`RLock::acquire_timeout`], blocking.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        let me = me();
-        if self.lock.again(me) {
-            return true;
-        }
-        let got = self.lock.sem.acquire_blocking(deadline(timeout), None);
-        if got {
-            self.lock.take(me);
-        }
-        got
+        self.lock.acquire_blocking_until(me(), deadline(timeout))
     }
 
     /// [`RLock::lock`], blocking.
