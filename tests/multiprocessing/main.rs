@@ -11,6 +11,7 @@ mod conn;
 #[cfg(feature = "tracing")]
 #[path = "../common/events.rs"]
 mod events;
+mod kills;
 mod managers;
 mod pools;
 mod procs;
@@ -19,6 +20,7 @@ mod shm;
 mod sync;
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -68,6 +70,41 @@ impl Drop for OtherBuilds {
 /// A test: a name and a body that panics on failure.
 pub(crate) type Test = (&'static str, fn());
 
+/// A small xorshift for kill moments, seeded from the clock (the seed is
+/// in every failure message, to replay a trial).
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn new() -> Rng {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        Rng(u64::from(t.subsec_nanos()) | 1 | (t.as_secs() << 32))
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// Aborts the suite, naming `what`, unless dropped within `limit`: a
+/// wedged call would otherwise hang it rather than fail it.
+pub(crate) struct Watchdog(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+pub(crate) fn watchdog(what: String, limit: Duration) -> Watchdog {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            eprintln!("watchdog: {what} wedged for {limit:?}");
+            std::process::abort();
+        }
+    });
+    Watchdog(tx)
+}
+
 fn main() {
     conex::multiprocessing::init();
     if let Some(path) = std::env::var_os(managers::POOL_CLIENT_ENV) {
@@ -79,6 +116,7 @@ fn main() {
         .chain(procs::TESTS)
         .chain(shm::TESTS)
         .chain(sync::TESTS)
+        .chain(kills::TESTS)
         .chain(queues::TESTS)
         .chain(pools::TESTS)
         .chain(managers::TESTS)

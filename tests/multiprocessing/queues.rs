@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use conex::multiprocessing::{GetError, JoinableQueue, Process, PutError, Queue, SimpleQueue};
 
-use crate::{RT, Test};
+use crate::{RT, Rng, Test, watchdog};
 
 pub(crate) const TESTS: &[Test] = &[
     (
@@ -495,41 +495,6 @@ fn streams_both_ways_without_stalls() {
 /// Kill trials per test: each starts a process and kills it at a random
 /// moment of its put or get loop.
 const KILL_TRIALS: u32 = 30;
-
-/// A small xorshift for kill moments, seeded from the clock (the seed is
-/// in every failure message, to replay a trial).
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap();
-        Rng(u64::from(t.subsec_nanos()) | 1 | (t.as_secs() << 32))
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
-/// Aborts the suite, naming `what`, unless dropped within `limit`: a
-/// wedged call would otherwise hang it rather than fail it.
-struct Watchdog(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
-
-fn watchdog(what: String, limit: Duration) -> Watchdog {
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: {what} wedged for {limit:?}");
-            std::process::abort();
-        }
-    });
-    Watchdog(tx)
-}
 
 /// Two threads putting `(thread, 0), (thread, 1), ...` until killed.
 fn produce_forever(q: JoinableQueue<(u32, u64)>) {
