@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use conex::multiprocessing::{Barrier, Condition, Lock, Process, RLock, RawValue, Value};
+use conex::multiprocessing::{
+    Barrier, Condition, Item, Lock, Process, RLock, RawValue, ShareableList, Value,
+};
 use conex::threading::ReleaseError;
 
 use crate::{RT, Rng, Test, watchdog};
@@ -23,6 +25,10 @@ pub(crate) const TESTS: &[Test] = &[
     (
         "kills::a_value_outlives_a_killed_writer",
         a_value_outlives_a_killed_writer,
+    ),
+    (
+        "kills::a_shareable_list_outlives_a_killed_writer",
+        a_shareable_list_outlives_a_killed_writer,
     ),
     (
         "kills::a_notifier_does_not_wait_for_dead_sleepers",
@@ -231,6 +237,53 @@ fn a_value_outlives_a_killed_writer() {
         assert_eq!(v.get(), before + 1, "seed {seed}");
         assert!(v.get_lock().blocking().acquire_timeout(LIMIT));
         v.get_lock().release().unwrap();
+    }
+}
+
+/// Sets item 0 of `l` to a long str, an int and a short str in turn.
+fn rewrite_forever((l, ticks): (ShareableList, RawValue<u64>)) {
+    let items = [
+        Item::from("a".repeat(40).as_str()),
+        Item::from(7i64),
+        "bb".into(),
+    ];
+    for i in 0usize.. {
+        l.set(0, items[i % 3].clone()).unwrap();
+        ticks.set(ticks.get() + 1);
+    }
+}
+
+// A writer of a ShareableList killed at a random moment, possibly inside
+// a set: every item still reads (the one it was setting may be torn, a
+// mix of two values, as with concurrent writers; never an error or
+// undefined behaviour), and sets and reads round-trip after.
+fn a_shareable_list_outlives_a_killed_writer() {
+    let mut rng = Rng::new();
+    let seed = rng.0;
+    for trial in 0..TRIALS / 2 {
+        let l =
+            ShareableList::new([Item::from("z".repeat(40).as_str()), 0i64.into()], None).unwrap();
+        let ticks = RawValue::new(0u64).unwrap();
+        kill_at_random(
+            rewrite_forever,
+            (ShareableList::attach(l.name()).unwrap(), ticks.clone()),
+            &ticks,
+            &mut rng,
+            trial,
+        );
+        let left = l.get(0).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(
+            matches!(left, Item::Str(_) | Item::Int(_)),
+            "seed {seed}: a kind no writer set: {left:?}"
+        );
+        assert_eq!(
+            l.get(1).unwrap(),
+            Item::Int(0),
+            "seed {seed}: another slot changed"
+        );
+        l.set(0, "after").unwrap();
+        assert_eq!(l.get(0).unwrap(), Item::from("after"));
+        l.unlink().unwrap();
     }
 }
 

@@ -8,11 +8,17 @@
 //! primitive is a cheap `Clone` handle to it, and it is serde data: passed
 //! to a child (as a [`Process`](super::Process) argument or over a
 //! Unix-socket [`Connection`](super::Connection)) it arrives as a handle to
-//! the same state. Every wait goes through one semaphore core ([`sem`]) or
-//! sleeps on a word of its block the same way; the async face of each
+//! the same state. Every blocking wait goes through one wait loop
+//! ([`futex::wait_for`]), on a semaphore ([`sem`]), a robust lock word
+//! that knows its holder's pid ([`robust`]) or a flag word; the async face of each
 //! waits on the in-process wait core through [`watch`] (one thread per
 //! process per watched word sleeps on the futex for every waiting task),
 //! and a cancelled wait loses nothing.
+//!
+//! A process killed holding a `Lock` or `RLock` does not wedge the others:
+//! a waiter takes the lock over; a `Condition`'s notifier and a
+//! `Barrier`'s parties count their waiters per process ([`census`]) and
+//! take a dead process's out (see the README's *What survives a kill*).
 //!
 //! Differences from the in-process primitives: wake-up order across
 //! processes is the kernel's (futexes are not FIFO; neither are Python's

@@ -1,7 +1,8 @@
-//! The one wait core of the cross-process primitives: a counting
-//! semaphore in shared memory (`[value, sleepers, max]`, three `u32`s),
-//! futex-backed. Lock, RLock, Semaphore and BoundedSemaphore are faces of
-//! it; Event and Condition wait through [`sleep_until`].
+//! A counting semaphore in shared memory (`[value, sleepers, max]`, three
+//! `u32`s), futex-backed: Semaphore, BoundedSemaphore and the permits a
+//! Condition's notifier hands its sleepers. (Lock and RLock, which have an
+//! owner, are robust words instead: [`super::robust`].) Every blocking
+//! wait here goes through the one wait loop, [`futex::wait_for`].
 //!
 //! The blocking facade sleeps on the futex. The async face tries once,
 //! then queues on this process's watch of the count ([`super::watch`]):
