@@ -100,6 +100,34 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// This process's pid, cached: the robust locks compare it on every take
+/// and release, and `getpid` is a system call (glibc stopped caching it).
+/// A `fork` child forgets the parent's (a `pthread_atfork` child handler,
+/// registered with the first call), so a child never passes for its
+/// parent.
+pub(crate) fn pid() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forget() {
+        // In the child of a fork, before `fork` returns there: one store.
+        PID.store(0, Relaxed);
+    }
+    let p = PID.load(Relaxed);
+    if p != 0 {
+        return p;
+    }
+    HOOK.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic (sound
+        // in a fork child); nothing is unregistered, the handler lives in
+        // the binary for good.
+        unsafe { libc::pthread_atfork(None, None, Some(forget)) };
+    });
+    let p = std::process::id();
+    PID.store(p, Relaxed);
+    p
+}
+
 /// The OS id of the calling thread (`gettid` on Linux).
 pub(crate) fn gettid() -> u64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]

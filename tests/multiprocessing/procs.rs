@@ -158,13 +158,31 @@ fn fork_start_inner() {
     }
     let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
     assert_eq!(threads, 1, "the inner run is single-threaded");
+    // The child also takes a robust lock and exits holding it: a fork
+    // child is itself, not its parent, to the lock, so it is taken over
+    // here (a child that kept the parent's cached pid would pass for this
+    // process, and never be taken from).
+    let lock = conex::multiprocessing::Lock::new().unwrap();
+    assert!(lock.try_acquire());
+    lock.release().unwrap();
     let p = Process::builder()
         .start_method(StartMethod::Fork)
-        .build(square, 12);
+        .build(square_holding, (lock.clone(), 12));
     p.start().expect("fork is allowed with one thread");
     assert_eq!(p.start_method(), StartMethod::Fork);
     assert_eq!(p.blocking().result().unwrap(), 144);
     assert_eq!(p.exitcode(), Some(0));
+    assert!(lock.locked(), "the child exited holding the lock");
+    assert!(
+        lock.blocking()
+            .acquire_timeout(std::time::Duration::from_secs(10)),
+        "a dead fork child's lock was not taken over"
+    );
+}
+
+fn square_holding((lock, x): (conex::multiprocessing::Lock, u64)) -> u64 {
+    lock.blocking().acquire();
+    x * x
 }
 
 // _TestProcess.test_exitcode / test_sys_exit

@@ -51,7 +51,7 @@ impl<'a> Census<'a> {
     /// dead processes when none is free); the overflow slot when every
     /// slot is a live process's.
     pub(crate) fn mine(&self) -> usize {
-        let me = std::process::id();
+        let me = crate::sys::pid();
         if let Some(i) = (0..TRACKED).find(|&i| self.pid(i).load(SeqCst) == me) {
             return i;
         }
@@ -75,7 +75,7 @@ impl<'a> Census<'a> {
     /// The tracked slots of processes that no longer run.
     pub(crate) fn dead(&self) -> impl Iterator<Item = usize> + 'a {
         let c = *self;
-        let me = std::process::id();
+        let me = crate::sys::pid();
         (0..TRACKED).filter(move |&i| {
             let pid = c.pid(i).load(SeqCst);
             pid != 0 && pid != me && !crate::sys::pid_running(pid)

@@ -59,7 +59,7 @@ super::serde_via_block!(RLock, |block| RLock { block });
 
 /// Who the caller is: this process, and its task or thread.
 pub(crate) fn me() -> (u32, u64) {
-    (std::process::id(), crate::wait::owner::current())
+    (crate::sys::pid(), crate::wait::owner::current())
 }
 
 impl RLock {

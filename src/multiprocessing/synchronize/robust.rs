@@ -100,14 +100,14 @@ impl<'a> RobustLock<'a> {
         self.word.load(SeqCst) == 0
             && self
                 .word
-                .compare_exchange(0, std::process::id(), SeqCst, SeqCst)
+                .compare_exchange(0, crate::sys::pid(), SeqCst, SeqCst)
                 .is_ok()
     }
 
     /// One look at `holder` by a waiter that started at `since`: take a
     /// free word, or a dead holder's once patience is spent.
     fn step(&self, holder: u32, since: Instant) -> Step<Taken> {
-        let me = std::process::id();
+        let me = crate::sys::pid();
         if holder == 0 {
             return match self.word.compare_exchange(0, me, SeqCst, SeqCst) {
                 Ok(_) => Step::Done(Taken::Free),
@@ -151,7 +151,7 @@ impl<'a> RobustLock<'a> {
     /// False if someone freed the word meanwhile (a `Lock` released by
     /// another process): the lock is then not held.
     pub(crate) fn adopt(&self) -> bool {
-        let me = std::process::id();
+        let me = crate::sys::pid();
         self.word
             .compare_exchange(me | TAKING, me, SeqCst, SeqCst)
             .is_ok()
