@@ -79,7 +79,7 @@ fn kill_at_random<A: serde::Serialize + serde::de::DeserializeOwned + Send + 'st
     poll_until("the child's first tick", || ticks.get() > 0);
     spin(rng.below(2000));
     p.kill().unwrap();
-    if trial % 2 == 0 {
+    if trial.is_multiple_of(2) {
         p.blocking().join().unwrap();
     }
 }

@@ -69,6 +69,14 @@ pub(crate) const TESTS: &[Test] = &[
         woken_async_waiter_dropped_passes_its_wake_on,
     ),
     (
+        "sync::a_thousand_tasks_on_one_condition_take_no_thread_each",
+        a_thousand_tasks_on_one_condition_take_no_thread_each,
+    ),
+    (
+        "sync::condition_async_waits_dropped_at_each_await",
+        condition_async_waits_dropped_at_each_await,
+    ),
+    (
         "sync::async_waits_end_their_watch_thread",
         async_waits_end_their_watch_thread,
     ),
@@ -726,4 +734,147 @@ fn barrier_cancelled_wait_breaks_it() {
     assert_eq!(b.n_waiting(), 0);
     b.reset();
     assert!(!b.broken());
+}
+
+/// In a quiet child: 1,000 tasks on a 2-worker runtime wait on `c`; each
+/// counts itself in `woke` once notified and through. Returns the extra
+/// threads the waits took (counted while all wait, before `ready` is set).
+fn many_condition_waiters((c, woke, ready): (Condition, RawValue<u32>, Event)) -> usize {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let before = threads();
+        let tasks: Vec<_> = (0..1_000)
+            .map(|_| {
+                let (c, woke) = (c.clone(), woke.clone());
+                tokio::spawn(async move {
+                    let g = c.lock().await;
+                    let (g, notified) = c.wait_timeout(g, Duration::from_secs(60)).await.unwrap();
+                    assert!(notified, "timed out, not notified");
+                    woke.set(woke.get() + 1);
+                    drop(g);
+                })
+            })
+            .collect();
+        while c.n_waiting() < 1_000 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let extra = threads().saturating_sub(before);
+        ready.set();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        extra
+    })
+}
+
+// Not in CPython: 1,000 async waiters of one process on one cross-process
+// Condition take at most 4 extra threads (one watch thread takes each
+// notification for a task), and a notify_all from another process, which
+// waits until every sleeper is awake, returns and releases them all.
+fn a_thousand_tasks_on_one_condition_take_no_thread_each() {
+    let (c, woke) = (Condition::new().unwrap(), RawValue::new(0u32).unwrap());
+    let ready = Event::new().unwrap();
+    let p = Process::new(
+        many_condition_waiters,
+        (c.clone(), woke.clone(), ready.clone()),
+    );
+    p.start().unwrap();
+    assert!(ready.blocking().wait_timeout(Duration::from_secs(60)));
+    assert_eq!(c.n_waiting(), 1_000);
+    {
+        let g = c.blocking().lock();
+        c.notify_all().unwrap();
+        drop(g);
+    }
+    let extra = p.blocking().result().unwrap();
+    assert!(extra <= 4, "{extra} extra threads for 1,000 waiting tasks");
+    assert_eq!(woke.get(), 1_000);
+    assert_eq!(c.n_waiting(), 0);
+}
+
+/// Polls `f` once.
+fn poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
+
+// Not in CPython (a wait there cannot be cancelled): an async Condition
+// wait dropped at each of its awaits loses no notification. All in one
+// task (one owner), polled by hand, on the multi-thread runtime's own
+// thread: the notifier blocks the very thread that would poll the woken
+// waits, and returns all the same (the watch's thread takes each
+// notification for a task and acknowledges it).
+fn condition_async_waits_dropped_at_each_await() {
+    let c = Condition::new().unwrap();
+    let long = Duration::from_secs(60);
+    RT.block_on(async {
+        // 1. Dropped while asleep: nothing owed, no sleeper left counted.
+        let g = c.lock().await;
+        let mut a = Box::pin(c.wait_timeout(g, long));
+        assert!(poll_once(a.as_mut()).is_pending());
+        assert_eq!(c.n_waiting(), 1);
+        drop(a);
+        assert_eq!(c.n_waiting(), 0);
+
+        // 2. Notified, then dropped before it saw it: the notification
+        // goes to the next waiter.
+        let g = c.lock().await;
+        let mut a = Box::pin(c.wait_timeout(g, long));
+        assert!(poll_once(a.as_mut()).is_pending());
+        let g = c.lock().await;
+        let mut b = Box::pin(c.wait_timeout(g, long));
+        assert!(poll_once(b.as_mut()).is_pending());
+        let g = c.lock().await;
+        c.notify(1).unwrap(); // returns once A's notification is taken
+        drop(g);
+        drop(a);
+        match poll_once(b.as_mut()) {
+            std::task::Poll::Ready(r) => {
+                let (g, notified) = r.unwrap();
+                assert!(notified, "the passed-on notification is B's");
+                drop(g);
+            }
+            std::task::Poll::Pending => panic!("B did not get A's notification"),
+        }
+        drop(b);
+        assert_eq!(c.n_waiting(), 0);
+
+        // 3. Notified with no one to pass it to: it goes back, and the
+        // next waiter takes it at once.
+        let g = c.lock().await;
+        let mut a = Box::pin(c.wait_timeout(g, long));
+        assert!(poll_once(a.as_mut()).is_pending());
+        let g = c.lock().await;
+        c.notify(1).unwrap();
+        drop(g);
+        drop(a);
+        let g = c.lock().await;
+        let (g, notified) = c.wait_timeout(g, Duration::from_millis(50)).await.unwrap();
+        assert!(notified, "the given-back notification was lost");
+        drop(g);
+
+        // 4. Dropped while it re-takes the lock (held here): holds
+        // nothing after, and its notification goes on.
+        let g = c.lock().await;
+        let mut a = Box::pin(c.wait_timeout(g, long));
+        assert!(poll_once(a.as_mut()).is_pending());
+        let g = c.lock().await;
+        c.notify(1).unwrap();
+        assert!(poll_once(a.as_mut()).is_pending(), "the lock is held here");
+        drop(a);
+        assert!(c.rlock().is_owned());
+        assert_eq!(
+            c.rlock().recursion_level(),
+            1,
+            "the dropped wait took a level"
+        );
+        let (g, notified) = c.wait_timeout(g, Duration::from_millis(50)).await.unwrap();
+        assert!(notified, "the dropped wait's notification was lost");
+        drop(g);
+        assert!(!c.rlock().is_owned());
+        assert_eq!(c.n_waiting(), 0);
+    });
 }

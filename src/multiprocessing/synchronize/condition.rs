@@ -2,14 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use super::block::Block;
 use super::census::{Census, SLOTS};
 use super::rlock::{RLock, RLockGuard, me};
 use super::sem::{Sem, deadline};
-use super::{census, futex, robust};
+use super::{census, futex, robust, watch};
 use crate::threading::NotOwned;
 
 // Python's multiprocessing.Condition keeps three semaphores: sleepers
@@ -49,6 +49,49 @@ fn take(slot: &AtomicU64, unit: u64, f: impl Fn(u64) -> u64) -> u64 {
     }
 }
 
+/// A sleeper is awake (notified or not): counted woken in census `slot`,
+/// and a notifier waiting for it woken.
+fn ack_in(block: &Block, slot: usize) {
+    Census::at(block, CENSUS).value(slot).fetch_add(1, SeqCst);
+    let acks = block.u32(ACKS);
+    acks.fetch_add(1, SeqCst);
+    if block.u32(ACKS_SLEEPERS).load(SeqCst) > 0 {
+        futex::wake(acks, u32::MAX);
+    }
+}
+
+/// What this process's watch of a condition's permits does for its
+/// waiting tasks: takes a permit and acknowledges it for them, gives one
+/// back for a task that left before it saw its grant, acknowledges a task
+/// that leaves without one.
+const GRANT: watch::Grant = watch::Grant {
+    take: |b| {
+        Sem::try_acquire_in(b, WAIT) && {
+            ack_in(b, Census::at(b, CENSUS).mine());
+            true
+        }
+    },
+    give_back: |b| {
+        let _ = Sem::release_in(b, WAIT, 1);
+    },
+    leave: |b| ack_in(b, Census::at(b, CENSUS).mine()),
+};
+
+/// A woken async wait dropped before it re-took the lock: its permit goes
+/// back, for another sleeper.
+struct PassOnDrop<'a> {
+    block: &'a Block,
+    armed: bool,
+}
+
+impl Drop for PassOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = Sem::release_in(self.block, WAIT, 1);
+        }
+    }
+}
+
 /// A sleeper between the two halves of a wait: who it is, the levels of
 /// the lock it released, its census slot.
 #[derive(Clone, Copy)]
@@ -82,9 +125,12 @@ struct Sleeper {
 ///
 /// # Cancel safety
 /// A dropped `wait` has given its guard away: the caller cannot believe
-/// it still holds the lock. The lock it re-takes on waking is released
-/// for it, and a notification it was woken by is passed on to another
-/// sleeper.
+/// it still holds the lock. It never holds the lock after the drop (it
+/// re-takes it in its own poll), and a notification it had been given is
+/// passed on to another sleeper. Waiting tasks take no thread each: one
+/// thread per process sleeps on the condition for all of them, and
+/// takes a notification for the oldest one at once, so a notifier never
+/// waits for a task of its own process to be polled.
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> std::io::Result<()> {
@@ -187,21 +233,15 @@ impl Condition {
         Ok(Sleeper { me, levels, slot })
     }
 
-    /// A sleeper is awake (notified or not): counted woken, and a notifier
-    /// waiting for it woken.
+    /// A sleeper is awake (notified or not).
     fn ack(&self, slot: usize) {
-        self.census().value(slot).fetch_add(1, SeqCst);
-        let acks = self.block.u32(ACKS);
-        acks.fetch_add(1, SeqCst);
-        if self.block.u32(ACKS_SLEEPERS).load(SeqCst) > 0 {
-            futex::wake(acks, u32::MAX);
-        }
+        ack_in(&self.block, slot);
     }
 
     /// The sleep and the second half, blocking: returns whether a notify
-    /// came (false at the deadline or on `cancel`).
-    fn sleep(&self, s: Sleeper, deadline: Option<Instant>, cancel: Option<&AtomicBool>) -> bool {
-        let notified = self.wait_sem().acquire_blocking(deadline, cancel);
+    /// came (false at the deadline).
+    fn sleep(&self, s: Sleeper, deadline: Option<Instant>) -> bool {
+        let notified = self.wait_sem().acquire_blocking(deadline, None);
         self.ack(s.slot);
         self.lock.restore_blocking(s.me, s.levels.max(1));
         notified
@@ -213,25 +253,32 @@ impl Condition {
         deadline: Option<Instant>,
     ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         let lock = guard.rlock();
-        let sleeper = self.begin(guard)?;
-        let (me, levels) = (sleeper.me, sleeper.levels);
-        let (this, waker, undo) = (self.clone(), self.clone(), self.clone());
-        let notified = futex::off_thread(
-            move |cancel| this.sleep(sleeper, deadline, Some(cancel)),
-            move || waker.wait_sem().wake_all(),
-            move |notified| {
-                // Dropped after waking: pass a notification on, then give
-                // the re-taken lock back.
-                if notified {
-                    undo.notify_held(1);
-                }
-                for _ in 0..levels.max(1) {
-                    let _ = undo.lock.release_as(me);
-                }
-            },
-        )
-        .await
-        .unwrap_or(false);
+        let s = self.begin(guard)?;
+        let notified = if self.wait_sem().try_acquire() {
+            self.ack(s.slot);
+            true
+        } else {
+            // This process's watch of the permits takes one for the oldest
+            // waiting task and acknowledges it at once: a notifier never
+            // waits for a task to be polled. Timed out or dropped without
+            // a permit, the wait acknowledges itself (a timed-out sleeper).
+            let spec = watch::Spec {
+                word: WAIT,
+                sleepers: WAIT + 4,
+                bits: futex::ALL,
+                policy: watch::by_count,
+            };
+            watch::wait_granted(&self.block, spec, GRANT, deadline).await
+        };
+        // Dropped while it re-takes the lock: a notification it was given
+        // goes back for another sleeper (the lock is not held: the restore
+        // takes it in the task's poll).
+        let mut pass = PassOnDrop {
+            block: &self.block,
+            armed: notified,
+        };
+        self.lock.restore_async(s.me, s.levels.max(1)).await;
+        pass.armed = false;
         Ok((RLockGuard::held(lock), notified))
     }
 
@@ -425,7 +472,7 @@ impl<'a> BlockingCondition<'a> {
     ) -> Result<(RLockGuard<'g>, bool), NotOwned> {
         let lock = guard.rlock();
         let sleeper = self.c.begin(guard)?;
-        let notified = self.c.sleep(sleeper, deadline, None);
+        let notified = self.c.sleep(sleeper, deadline);
         Ok((RLockGuard::held(lock), notified))
     }
 

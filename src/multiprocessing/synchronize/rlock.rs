@@ -141,6 +141,12 @@ impl RLock {
         self.take(me, self.word().lock(None), levels);
     }
 
+    /// [`restore_blocking`](RLock::restore_blocking) as a task: the lock is
+    /// taken in the task's poll, so a dropped restore holds nothing.
+    pub(crate) async fn restore_async(&self, me: (u32, u64), levels: u32) {
+        self.take(me, robust::lock_async(&self.block, 0, None).await, levels);
+    }
+
     /// Whether `self` and `other` are handles to the same lock.
     pub(crate) fn same(&self, other: &RLock) -> bool {
         Arc::ptr_eq(&self.block, &other.block)

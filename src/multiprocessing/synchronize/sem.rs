@@ -58,7 +58,13 @@ impl Sem {
     }
 
     pub(crate) fn try_acquire(&self) -> bool {
-        let v = self.value();
+        Sem::try_acquire_in(&self.block, self.base)
+    }
+
+    /// [`try_acquire`](Sem::try_acquire) on the semaphore at `base` of
+    /// `block` (for code that has the block, not a handle).
+    pub(crate) fn try_acquire_in(block: &Block, base: usize) -> bool {
+        let v = block.u32(base);
         let mut cur = v.load(SeqCst);
         while cur > 0 {
             match v.compare_exchange_weak(cur, cur - 1, SeqCst, SeqCst) {
@@ -148,8 +154,13 @@ impl Sem {
 
     /// Adds `n` permits and wakes that many sleepers.
     pub(crate) fn release(&self, n: u32) -> Result<(), TooMany> {
-        let max = self.max_word().load(SeqCst);
-        let v = self.value();
+        Sem::release_in(&self.block, self.base, n)
+    }
+
+    /// [`release`](Sem::release) on the semaphore at `base` of `block`.
+    pub(crate) fn release_in(block: &Block, base: usize, n: u32) -> Result<(), TooMany> {
+        let max = block.u32(base + 8).load(SeqCst);
+        let v = block.u32(base);
         let mut cur = v.load(SeqCst);
         loop {
             let next = cur.checked_add(n).filter(|&x| x <= max).ok_or(TooMany)?;
@@ -158,15 +169,10 @@ impl Sem {
                 Err(now) => cur = now,
             }
         }
-        if self.sleepers().load(SeqCst) > 0 {
+        if block.u32(base + 4).load(SeqCst) > 0 {
             futex::wake(v, n);
         }
         Ok(())
-    }
-
-    /// Wakes every sleeper (a cancelled waiter's, among them).
-    pub(crate) fn wake_all(&self) {
-        futex::wake(self.value(), u32::MAX);
     }
 }
 

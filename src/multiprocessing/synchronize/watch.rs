@@ -14,6 +14,14 @@
 //! lock) or queues again at the front. The thread ends once no task waits,
 //! and the next waiter starts a new one.
 //!
+//! A watch may also *grant* ([`wait_granted`]): its thread takes what a
+//! waiter waits for on the waiter's behalf (a condition's notification,
+//! acknowledged to the notifier at once) and notifies it as granted, so a
+//! notifier that waits for its sleepers to wake never waits for a task to
+//! be polled (it may be blocking the very thread that would poll it). A
+//! granted waiter dropped before it saw its grant passes the grant to the
+//! next waiter here, or gives it back.
+//!
 //! Cancellation is the wait core's: a dropped waiter that was not notified
 //! leaves the list and wakes nobody; one that was notified passes the
 //! notification to the next waiter (what it was woken for is still in the
@@ -65,12 +73,31 @@ pub(crate) fn on_change(prev: u32, now: u32) -> Wake {
     if now != prev { Wake::All } else { Wake::None }
 }
 
+/// What a granting watch does for its waiters (see [`wait_granted`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Grant {
+    /// Takes one waiter's due from the block (false: nothing to take).
+    pub(crate) take: fn(&Block) -> bool,
+    /// Gives back a due taken for a waiter that left before it saw it.
+    pub(crate) give_back: fn(&Block),
+    /// What a waiter that leaves without a grant owes (a sleeper's
+    /// acknowledgement).
+    pub(crate) leave: fn(&Block),
+}
+
+/// The tag of a granted notification.
+const GRANTED: crate::wait::list::Tag = 1;
+/// What a granting wait's step is shown for its grant (never a word's
+/// value there: its step sees nothing else).
+const GRANTED_WORD: u32 = u32::MAX;
+
 /// One process's watch over one word of a block.
 pub(crate) struct Watch {
     word: usize,
     sleepers: usize,
     bits: u32,
     policy: Policy,
+    grant: Option<Grant>,
     /// The waiting tasks, and the thread's state.
     list: WaitList<State>,
 }
@@ -100,7 +127,13 @@ impl State {
 pub(crate) struct Watches(Mutex<Vec<Arc<Watch>>>);
 
 impl Watches {
-    fn get(&self, word: usize, sleepers: usize, bits: u32, policy: Policy) -> Arc<Watch> {
+    fn get(&self, spec: Spec, grant: Option<Grant>) -> Arc<Watch> {
+        let Spec {
+            word,
+            sleepers,
+            bits,
+            policy,
+        } = spec;
         let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(w) = all.iter().find(|w| w.word == word && w.bits == bits) {
             return w.clone();
@@ -110,6 +143,7 @@ impl Watches {
             sleepers,
             bits,
             policy,
+            grant,
             list: WaitList::new(State::default()),
         });
         all.push(w.clone());
@@ -143,16 +177,45 @@ pub(crate) async fn wait<R>(
     deadline: Option<Instant>,
     step: impl FnMut(u32) -> Step<R> + Unpin,
 ) -> Option<R> {
-    let watch = block
-        .watches()
-        .get(spec.word, spec.sleepers, spec.bits, spec.policy);
+    let watch = block.watches().get(spec, None);
     let op = Waiting {
         block,
         watch,
         key: None,
         step,
+        done: false,
     };
     WaitFuture::deadline(op, deadline.map(tokio::time::Instant::from_std)).await
+}
+
+/// Waits, as a task, until the watch's thread grants it its due (true) or
+/// `deadline` passes (false; `grant.leave` has then run for it, as it runs
+/// for a wait dropped without a grant). The task never takes anything
+/// itself: the thread takes it with `grant.take` and notifies the oldest
+/// waiter.
+pub(crate) async fn wait_granted(
+    block: &Arc<Block>,
+    spec: Spec,
+    grant: Grant,
+    deadline: Option<Instant>,
+) -> bool {
+    let watch = block.watches().get(spec, Some(grant));
+    let op = Waiting {
+        block,
+        watch,
+        key: None,
+        step: |v| {
+            if v == GRANTED_WORD {
+                Step::Done(())
+            } else {
+                Step::Blocked
+            }
+        },
+        done: false,
+    };
+    WaitFuture::deadline(op, deadline.map(tokio::time::Instant::from_std))
+        .await
+        .is_some()
 }
 
 struct Waiting<'a, F> {
@@ -160,6 +223,8 @@ struct Waiting<'a, F> {
     watch: Arc<Watch>,
     key: Option<Key>,
     step: F,
+    /// Returned its answer: nothing left to undo.
+    done: bool,
 }
 
 impl<F> Waiting<'_, F> {
@@ -169,7 +234,21 @@ impl<F> Waiting<'_, F> {
     /// too), since what woke it is still in the shared word: a rare case
     /// (woken, then dropped before its next poll), and never a lost one.
     fn leave(&mut self) {
-        let (had, nobody) = self.unregister(true);
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if let Some(g) = self.watch.grant {
+            // A grant goes to the next waiter here, or back; a waiter that
+            // ends with none (its grant passed on, or never had one) owes
+            // what a leaving waiter owes.
+            match self.unregister(true) {
+                (true, false, _) => (g.give_back)(self.block),
+                _ => (g.leave)(self.block),
+            }
+            return;
+        }
+        let (had, _, nobody) = self.unregister(true);
         if had && nobody {
             futex::wake_bits(self.block.u32(self.watch.word), u32::MAX, self.watch.bits);
         }
@@ -178,19 +257,18 @@ impl<F> Waiting<'_, F> {
     /// Takes the entry out of the list (passing a notification on, or
     /// consuming it) and out of the shared sleeper count, and unparks a
     /// settling thread this was the last to keep waiting. Returns whether
-    /// it had been notified and whether no one is left in the list.
-    fn unregister(&mut self, pass_on: bool) -> (bool, bool) {
+    /// it had been notified, whether that notification went on to another
+    /// waiter, and whether no one is left in the list.
+    fn unregister(&mut self, pass_on: bool) -> (bool, bool, bool) {
         if self.key.is_none() {
-            return (false, false);
+            return (false, false, false);
         }
         let mut l = self.watch.list.lock();
-        let had = if pass_on {
-            l.cancel(&mut self.key, true).is_some()
-        } else {
-            matches!(
-                l.remove(&mut self.key),
-                Some(crate::wait::list::EntryState::Notified(_))
-            )
+        let (had, passed) = match l.remove(&mut self.key) {
+            Some(crate::wait::list::EntryState::Notified(tag)) => {
+                (true, pass_on && l.notify(1, tag) > 0)
+            }
+            _ => (false, false),
         };
         let (notified, waiting) = (l.notified(), l.waiting());
         let settled = l.state().settled(notified);
@@ -199,7 +277,7 @@ impl<F> Waiting<'_, F> {
         if let Some(t) = settled {
             t.unpark();
         }
-        (had, waiting == 0 && notified == 0)
+        (had, passed, waiting == 0 && notified == 0)
     }
 }
 
@@ -217,11 +295,33 @@ impl<R, F: FnMut(u32) -> Step<R> + Unpin> WaitOp for Waiting<'_, F> {
         let word = self.block.u32(self.watch.word);
         let mut registered = false;
         loop {
-            match (self.step)(word.load(SeqCst)) {
+            if self.watch.grant.is_some() && self.key.is_some() {
+                let granted = {
+                    let mut l = self.watch.list.lock();
+                    l.poll(&self.key, cx.waiter()) == Some(GRANTED)
+                };
+                if granted {
+                    // Its due was taken for it: used up, not passed on.
+                    self.unregister(false);
+                    self.done = true;
+                    if let Step::Done(r) = (self.step)(GRANTED_WORD) {
+                        return Poll::Ready(Some(r));
+                    }
+                    unreachable!("a granting wait's step answers a grant");
+                }
+            }
+            // A granting wait never takes for itself: its thread does.
+            let found = if self.watch.grant.is_some() {
+                Step::Blocked
+            } else {
+                (self.step)(word.load(SeqCst))
+            };
+            match found {
                 Step::Done(r) => {
                     // Took what it waited for: its notification (if any)
                     // is used up, not passed on.
                     self.unregister(false);
+                    self.done = true;
                     return Poll::Ready(Some(r));
                 }
                 Step::Again => continue,
@@ -347,18 +447,41 @@ fn run(block: &Block, w: &Watch) {
                 }
                 return;
             }
-            let surplus = match wake {
-                Wake::None => 0,
-                Wake::Some(k) => {
-                    l.notify((k as usize).saturating_sub(l.notified()), 0);
-                    (k as usize).saturating_sub(l.notified())
+            if let Some(g) = w.grant {
+                // Take each waiter's due for it, oldest first, while there
+                // is one to take; what is left over for want of waiters
+                // here is surplus, as below.
+                let k = match wake {
+                    Wake::None => 0,
+                    Wake::Some(k) => k as usize,
+                    Wake::All => usize::MAX,
+                };
+                let mut granted = 0;
+                while granted < k && l.waiting() > 0 && (g.take)(block) {
+                    l.notify(1, GRANTED);
+                    granted += 1;
                 }
-                Wake::All => {
-                    l.notify(usize::MAX, 0);
+                let surplus = if l.waiting() == 0 && k != usize::MAX {
+                    k - granted
+                } else {
                     0
-                }
-            };
-            (surplus, l.notified() > 0)
+                };
+                // Nothing to settle: the thread took what it handed out.
+                (surplus, false)
+            } else {
+                let surplus = match wake {
+                    Wake::None => 0,
+                    Wake::Some(k) => {
+                        l.notify((k as usize).saturating_sub(l.notified()), 0);
+                        (k as usize).saturating_sub(l.notified())
+                    }
+                    Wake::All => {
+                        l.notify(usize::MAX, 0);
+                        0
+                    }
+                };
+                (surplus, l.notified() > 0)
+            }
         };
         // More permits than waiters here: the futex wake this thread took
         // may have been the only one for a sleeper elsewhere (another
