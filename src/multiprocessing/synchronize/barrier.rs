@@ -366,9 +366,10 @@ struct BreakOnDrop<'a> {
 impl Drop for BreakOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
-            // On a thread of its own: this task's id may still own the lock
-            // (the dropped wait re-takes it on its behalf until it is
-            // handed back), and the break must not pass for a re-entry.
+            // On a thread of its own: a drop cannot await the lock, and a
+            // blocking take here could be on the thread that drives a
+            // current-thread runtime (the facade refuses that). The thread
+            // is a new owner, so the break never passes for a re-entry.
             let (b, slot) = (self.b, self.slot);
             std::thread::scope(|s| {
                 s.spawn(|| {
