@@ -18,6 +18,10 @@ use conex::multiprocessing::{Connection, Pool, StartMethod, dummy, get_context, 
 use crate::Test;
 
 pub(crate) const TESTS: &[Test] = &[
+    (
+        "pool::a_thousand_tasks_await_results_without_threads",
+        a_thousand_tasks_await_results_without_threads,
+    ),
     ("ppe::submit_and_map_in_order", submit_and_map_in_order),
     ("ppe::executor_conformance", executor_conformance),
     (
@@ -745,4 +749,68 @@ mod traced {
         assert_eq!(warns.len(), 1, "{events:?}");
         assert!(warns[0].contains("SIGKILL"), "{events:?}");
     }
+}
+
+/// A call that waits until `path` exists.
+fn when_exists(path: String) -> u32 {
+    while !std::path::Path::new(&path).exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    1
+}
+
+/// In a quiet child: 1,000 tasks on a 2-worker runtime await the results
+/// of 1,000 calls queued on a `Pool(2)` that cannot finish until `gate`
+/// exists. Returns the extra threads taken while they all await, and the
+/// sum of the results.
+fn await_pool_results(gate: String) -> (usize, u32) {
+    let pool = Pool::new(Some(2)).unwrap();
+    // The pool's own threads start with its first call.
+    assert_eq!(pool.apply(square, 3).unwrap(), 9);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let before = crate::sync::threads();
+        let started = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..1_000)
+            .map(|_| {
+                let r = pool.apply_async(when_exists, gate.clone()).unwrap();
+                let started = started.clone();
+                tokio::spawn(async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    r.future().result().await.unwrap()
+                })
+            })
+            .collect();
+        while started.load(Ordering::SeqCst) < 1_000 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let extra = crate::sync::threads().saturating_sub(before);
+        std::fs::write(&gate, b"go").unwrap();
+        let mut sum = 0;
+        for t in tasks {
+            sum += t.await.unwrap();
+        }
+        (extra, sum)
+    })
+}
+
+// Not in CPython (whose AsyncResult.get blocks a thread): 1,000 tasks
+// awaiting process-pool results take no thread each; the pool's drivers
+// complete the futures they await.
+fn a_thousand_tasks_await_results_without_threads() {
+    let gate = std::env::temp_dir().join(format!("conex-pool-gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    let p = conex::multiprocessing::Process::new(
+        await_pool_results,
+        gate.to_string_lossy().into_owned(),
+    );
+    p.start().unwrap();
+    let (extra, sum) = p.blocking().result().unwrap();
+    let _ = std::fs::remove_file(&gate);
+    assert_eq!(sum, 1_000);
+    assert!(extra <= 4, "{extra} extra threads for 1,000 awaiting tasks");
 }
