@@ -123,6 +123,93 @@ macro_rules! diag {
 #[allow(unused_imports)]
 pub(crate) use diag;
 
+/// A span of target `conex` at INFO (a Thread's, a Process's, a pool
+/// worker's, a manager connection's, a subprocess child's): a
+/// `tracing::Span` with the `tracing` feature, else [`NoSpan`], which
+/// ignores its fields. Enter it with `.enter()` around the work it names.
+#[cfg(feature = "tracing")]
+#[allow(unused_macros)]
+macro_rules! span {
+    ($name:literal $(, $($fields:tt)*)?) => {
+        tracing::info_span!(target: "conex", $name $(, $($fields)*)?)
+    };
+}
+#[cfg(not(feature = "tracing"))]
+#[allow(unused_macros)]
+macro_rules! span {
+    ($name:literal $(, $($fields:tt)*)?) => {
+        $crate::NoSpan
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use span;
+
+/// An event of target `conex` for `tracing` (a process started, a child's
+/// exit status): nothing without the `tracing` feature, and nothing on
+/// stderr (unlike [`diag!`], these are not problems).
+#[cfg(feature = "tracing")]
+#[allow(unused_macros)]
+macro_rules! event {
+    ($level:ident, $($arg:tt)+) => {
+        tracing::$level!(target: "conex", $($arg)+)
+    };
+}
+#[cfg(not(feature = "tracing"))]
+#[allow(unused_macros)]
+macro_rules! event {
+    ($level:ident, $($arg:tt)+) => {
+        ()
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use event;
+
+/// Runs `fut` inside `span` (each poll enters it).
+#[allow(dead_code)]
+pub(crate) fn in_span<F: std::future::Future>(
+    fut: F,
+    span: Span,
+) -> impl std::future::Future<Output = F::Output> {
+    #[cfg(feature = "tracing")]
+    return tracing::Instrument::instrument(fut, span);
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = span;
+        fut
+    }
+}
+
+/// The span type [`span!`] makes.
+#[cfg(feature = "tracing")]
+pub(crate) type Span = tracing::Span;
+/// The span type [`span!`] makes.
+#[cfg(not(feature = "tracing"))]
+pub(crate) type Span = NoSpan;
+
+/// What [`span!`] makes without the `tracing` feature: nothing.
+#[cfg(not(feature = "tracing"))]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NoSpan;
+
+/// What entering a [`NoSpan`] gives.
+#[cfg(not(feature = "tracing"))]
+pub(crate) struct NoGuard;
+
+#[cfg(not(feature = "tracing"))]
+#[allow(dead_code)]
+impl NoSpan {
+    pub(crate) fn enter(&self) -> NoGuard {
+        NoGuard
+    }
+    pub(crate) fn entered(self) -> NoGuard {
+        NoGuard
+    }
+    pub(crate) fn none() -> NoSpan {
+        NoSpan
+    }
+    pub(crate) fn record<V>(&self, _field: &str, _value: V) {}
+}
+
 /// The message of a panic payload (a `&str` or a `String`), or a
 /// placeholder.
 pub(crate) fn panic_str(payload: &(dyn std::any::Any + Send)) -> &str {

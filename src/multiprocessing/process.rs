@@ -395,7 +395,14 @@ impl ProcessHandle {
             args,
         };
         let core = self.core.clone();
-        crate::runtime::own_runtime().spawn(monitor(core, ours, waiter, start, fds, exe));
+        let span = crate::span!(
+            "process",
+            name = %start.name,
+            pid,
+            start_method = ?self.core.method
+        );
+        let monitor = monitor(core, ours, waiter, start, fds, exe);
+        crate::runtime::own_runtime().spawn(crate::in_span(monitor, span));
         Ok(())
     }
 
@@ -559,6 +566,7 @@ async fn monitor(
     fds: Vec<OwnedFd>,
     exe: std::path::PathBuf,
 ) {
+    crate::event!(debug, "process started");
     let outcome = talk(&conn, start, fds, &exe).await;
     let outcome = match outcome {
         Ok(o) => Some(o),
@@ -587,6 +595,7 @@ async fn monitor(
         }
         o => o,
     };
+    crate::event!(info, exitcode = code, "process exited");
     {
         let mut e = lock(&core.ending);
         e.exitcode = Some(code);

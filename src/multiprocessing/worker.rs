@@ -114,7 +114,18 @@ pub(crate) fn run(ctrl: OwnedFd) -> ! {
     watch_parent(conn.as_raw_fd());
     // The parent sent this call after checking that we are the same binary
     // (the Hello above).
-    let outcome = start.call.run(&start.args, frame.fds);
+    // For a fork child, whose parent's subscriber it keeps (a spawned one
+    // starts with none).
+    let span = crate::span!(
+        "process",
+        name = %start.name,
+        pid = std::process::id(),
+        start_method = ?start.start_method
+    );
+    let outcome = {
+        let _span = span.enter();
+        start.call.run(&start.args, frame.fds)
+    };
     // From here the parent may close its end as soon as it has the
     // result: the watcher must not turn that into exit code 1.
     FINISHING.store(true, std::sync::atomic::Ordering::SeqCst);

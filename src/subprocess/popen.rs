@@ -205,6 +205,8 @@ pub struct Popen<M: Mode = Bytes> {
     mode: M,
     leader: bool,
     kill_on_drop: bool,
+    /// The child's span (target `conex`, "subprocess": program and pid).
+    span: crate::Span,
 }
 
 pub(crate) use crate::io::child::returncode as returncode_of;
@@ -233,6 +235,15 @@ impl<M: Mode> Popen<M> {
         kill_on_drop: bool,
     ) -> Popen<M> {
         let pid = child.id();
+        let span = crate::span!(
+            "subprocess",
+            program = ?args.first().map(|a| a.to_string_lossy()),
+            pid
+        );
+        {
+            let _e = span.enter();
+            crate::event!(debug, "subprocess started");
+        }
         Popen {
             stdin: streams.stdin.map(|p| ChildStdin { pipe: Some(p) }),
             stdout: streams.stdout.map(|pipe| ChildStdout { pipe }),
@@ -248,7 +259,17 @@ impl<M: Mode> Popen<M> {
             mode,
             leader,
             kill_on_drop,
+            span,
         }
+    }
+
+    /// Records the exit status (once), with an event in the child's span.
+    fn reaped(&mut self, code: i32) {
+        if self.returncode.is_none() {
+            let _e = self.span.enter();
+            crate::event!(debug, returncode = code, "subprocess exited");
+        }
+        self.returncode = Some(code);
     }
 
     fn child_mut(&mut self) -> &mut Proc {
@@ -292,9 +313,9 @@ impl<M: Mode> Popen<M> {
     pub fn poll(&mut self) -> Option<i32> {
         if self.returncode.is_none() {
             match self.child_mut().try_wait() {
-                Ok(Some(status)) => self.returncode = Some(returncode_of(status)),
+                Ok(Some(status)) => self.reaped(returncode_of(status)),
                 Ok(None) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => self.returncode = Some(0),
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => self.reaped(0),
                 Err(_) => {}
             }
         }
@@ -321,7 +342,7 @@ impl<M: Mode> Popen<M> {
             Err(e) if e.raw_os_error() == Some(libc::ECHILD) => 0,
             Err(e) => return Err(e.into()),
         };
-        self.returncode = Some(code);
+        self.reaped(code);
         Ok(code)
     }
 

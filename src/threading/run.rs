@@ -61,6 +61,8 @@ pin_project! {
         finish: Finish,
         slot: Option<Slot<F::Output>>,
         started: bool,
+        // Entered around each poll (target `conex`, "thread").
+        span: crate::Span,
     }
 }
 
@@ -70,6 +72,7 @@ impl<F: Future> Future for ThreadTask<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
         let this = self.project();
+        let _span = this.span.enter();
         let target = this.target;
         let started = this.started;
         let lent = &mut this.finish.0;
@@ -105,6 +108,14 @@ impl<F: Future> Future for ThreadTask<F> {
     }
 }
 
+/// A Thread's span: its name and ident (a child of the span it was started
+/// in).
+fn thread_span(t: &Thread) -> crate::Span {
+    #[cfg(not(feature = "tracing"))]
+    let _ = t;
+    crate::span!("thread", name = %t.name(), ident = t.core.ident)
+}
+
 /// Spawns the task of a task-backed thread. With a `slot` the value goes
 /// there, otherwise it is the task's output.
 pub(crate) fn launch_task<F>(
@@ -116,12 +127,14 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    let span = thread_span(&thread);
     let task = ThreadTask {
         target,
         ctx: TaskContext::copy_current(),
         finish: Finish(Some(thread)),
         slot,
         started: false,
+        span,
     };
     current::runtime_handle().spawn(task)
 }
@@ -148,7 +161,9 @@ where
     let starter = std::thread::current();
     let t2 = thread.clone();
     let mut ctx = TaskContext::copy_current();
+    let span = thread_span(&thread);
     b.spawn(move || {
+        let _span = span.entered();
         let _rt = rt.as_ref().map(|h| h.enter());
         t2.core.set_native_id(current::get_native_id());
         starter.unpark();

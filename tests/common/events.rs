@@ -1,5 +1,6 @@
 //! A tracing subscriber for tests: keeps `LEVEL message` of every event of
-//! target `conex` (shared by the test binaries that check diagnostics).
+//! target `conex`, and `SPAN name field=value ...` of every span of that
+//! target (shared by the test binaries that check diagnostics).
 
 use std::sync::Mutex;
 
@@ -17,11 +18,25 @@ impl tracing::field::Visit for Message<'_> {
     }
 }
 
+/// `field=value` of every field.
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+}
+
 impl tracing::Subscriber for Events {
     fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
         true
     }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+    fn new_span(&self, a: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        if a.metadata().target() == "conex" {
+            let mut line = format!("SPAN {}", a.metadata().name());
+            a.record(&mut Fields(&mut line));
+            self.0.lock().unwrap().push(line);
+        }
         tracing::span::Id::from_u64(1)
     }
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}

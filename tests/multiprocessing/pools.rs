@@ -57,6 +57,11 @@ pub(crate) const TESTS: &[Test] = &[
         "pool::a_killed_worker_is_one_warn_event",
         traced::a_killed_worker_is_one_warn_event,
     ),
+    #[cfg(feature = "tracing")]
+    (
+        "tracing::work_is_spans_and_events",
+        traced::work_is_spans_and_events,
+    ),
     (
         "pool::async_results_and_callbacks",
         async_results_and_callbacks,
@@ -737,6 +742,89 @@ mod traced {
         assert_eq!(pool.submit(square, 3).unwrap().blocking().result(), Ok(9));
         pool.shutdown(true, false);
         EVENTS.get().unwrap().0.lock().unwrap().clone()
+    }
+
+    /// In a child with a process-wide subscriber: an OS-thread and a
+    /// task-backed Thread, a Process, a Pool worker and a subprocess child;
+    /// the conex spans and events seen.
+    fn traced_work(_: ()) -> Vec<String> {
+        let events = EVENTS.get_or_init(Default::default).clone();
+        tracing::subscriber::set_global_default(events).unwrap();
+        conex::threading::Thread::builder()
+            .name("traced-os")
+            .spawn_blocking(|| ())
+            .unwrap()
+            .blocking()
+            .join()
+            .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            conex::threading::Thread::builder()
+                .name("traced-task")
+                .spawn(async {})
+                .join()
+                .await
+                .unwrap();
+            assert_eq!(
+                conex::subprocess::call(["true"]).await.unwrap(),
+                0,
+                "true ran"
+            );
+        });
+        let p = conex::multiprocessing::Process::new(square, 4);
+        p.start().unwrap();
+        assert_eq!(p.blocking().result().unwrap(), 16);
+        let pool = Pool::new(Some(1)).unwrap();
+        assert_eq!(pool.apply(square, 3).unwrap(), 9);
+        pool.close();
+        pool.join().unwrap();
+        // A manager's server in this process: a client with a wrong key is
+        // refused, one with the right key is a connection span.
+        use conex::multiprocessing::managers::SyncManager;
+        let m = SyncManager::new(Some("127.0.0.1:0".parse().unwrap()), Some(b"right"));
+        let server = std::sync::Arc::new(m.get_server().unwrap());
+        let addr = server.address().clone();
+        let serving = std::thread::spawn({
+            let server = server.clone();
+            move || server.serve_forever()
+        });
+        let wrong = SyncManager::new(Some(addr.clone()), Some(b"wrong"));
+        assert!(wrong.connect().is_err() || wrong.dict::<u8, u8>().is_err());
+        let right = SyncManager::new(Some(addr), Some(b"right"));
+        right.connect().unwrap();
+        let d = right.dict::<u8, u8>().unwrap();
+        d.set(&1, &2).unwrap();
+        drop((d, right));
+        server.stop();
+        let _ = serving.join();
+        EVENTS.get().unwrap().0.lock().unwrap().clone()
+    }
+
+    // Not in CPython (whose multiprocessing logger is silent unless set
+    // up): threads, processes, pool workers and subprocess children are
+    // spans of target conex with their names and pids, and their ends are
+    // events in them.
+    pub(super) fn work_is_spans_and_events() {
+        let p = conex::multiprocessing::Process::new(traced_work, ());
+        p.start().unwrap();
+        let seen = p.blocking().result().unwrap();
+        let has = |what: &str| seen.iter().any(|e| e.contains(what));
+        for what in [
+            "SPAN thread name=traced-os ident=",
+            "SPAN thread name=traced-task ident=",
+            "SPAN process name=Process-",
+            "start_method=Spawn",
+            "INFO process exited",
+            "SPAN process name=SpawnPoolWorker-1",
+            "INFO process pool: worker started",
+            "SPAN subprocess program=Some(\"true\") pid=",
+            "DEBUG subprocess exited",
+            "WARN manager: a client was refused",
+            "SPAN manager connection conn=",
+            "DEBUG manager: client authenticated and connected",
+        ] {
+            assert!(has(what), "no {what:?} in {seen:#?}");
+        }
     }
 
     // Not in CPython (its pool logs a dead worker at debug level): the

@@ -193,6 +193,9 @@ impl State {
             conn: self.next_conn.fetch_add(1, Ordering::Relaxed),
             same_binary,
         };
+        let span = crate::span!("manager connection", conn = cx.conn, same_binary);
+        let _span = span.enter();
+        crate::event!(debug, "manager: client authenticated and connected");
         let _ = b.send(&Reply::Value(Vec::new()));
         // A malformed request ends this connection only.
         while let Ok(req) = b.recv::<Request>() {
@@ -218,6 +221,7 @@ impl State {
         }
         // Give back what this client held (a lock of a client that died
         // must not stay taken).
+        crate::event!(debug, "manager: client disconnected");
         let objects: Vec<_> = self.objects.lock().values().cloned().collect();
         for o in objects {
             o.disconnected(cx);
@@ -287,10 +291,11 @@ impl Server {
                 }
                 Err(ConnectionError::Closed) => return,
                 // A failed handshake or a client that left: next one.
-                Err(_) => {
+                Err(_e) => {
                     if self.state.listener.closed() {
                         return;
                     }
+                    crate::event!(warn, error = %_e, "manager: a client was refused");
                 }
             }
         }

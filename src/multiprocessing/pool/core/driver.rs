@@ -123,7 +123,15 @@ impl Core {
             worker.take().expect("a worker").reap();
         }
         if worker.is_none() {
-            *worker = Some(self.start_worker(slot)?);
+            let w = self.start_worker(slot)?;
+            crate::event!(
+                info,
+                worker = %w.process.name(),
+                pid = w.process.pid(),
+                replaced = slot.had_worker.swap(true, Ordering::Relaxed),
+                "process pool: worker started"
+            );
+            *worker = Some(w);
         }
         Ok(())
     }

@@ -29,6 +29,9 @@ pub(super) struct Slot {
     pub(super) current: Mutex<(Option<ProcessHandle>, u64)>,
     /// Set when a cancellation killed the worker on purpose.
     pub(super) killed_for_cancel: AtomicBool,
+    /// Whether a worker ran in this slot before (the next one replaces it).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(super) had_worker: AtomicBool,
 }
 
 impl Slot {
