@@ -65,6 +65,8 @@ mod listener;
 #[cfg(windows)]
 #[path = "listener_win.rs"]
 mod listener;
+#[cfg(all(unix, feature = "tracing"))]
+mod log;
 #[cfg(unix)]
 pub mod managers;
 #[cfg(unix)]
@@ -113,6 +115,8 @@ pub use listener::{
 };
 #[cfg(windows)]
 pub use listener::{Address, Client, Listener};
+#[cfg(all(unix, feature = "tracing"))]
+pub use log::{Level, Logger, get_logger, log_to_stderr};
 #[cfg(unix)]
 pub use managers::{SyncManager, manager};
 #[cfg(unix)]

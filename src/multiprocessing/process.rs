@@ -595,7 +595,13 @@ async fn monitor(
         }
         o => o,
     };
-    crate::event!(info, exitcode = code, "process exited");
+    crate::event!(
+        info,
+        name = %lock(&core.name),
+        pid = core.pid.load(Ordering::Acquire),
+        exitcode = code,
+        "process exited"
+    );
     {
         let mut e = lock(&core.ending);
         e.exitcode = Some(code);

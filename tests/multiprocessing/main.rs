@@ -110,6 +110,10 @@ fn main() {
     if let Some(path) = std::env::var_os(managers::POOL_CLIENT_ENV) {
         managers::pool_client_role(path);
     }
+    #[cfg(feature = "tracing")]
+    if std::env::var_os(pools::LOG_ROLE_ENV).is_some() {
+        pools::log_role();
+    }
     let args = Arguments::from_args();
     let trials = conn::TESTS
         .iter()

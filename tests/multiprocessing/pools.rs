@@ -62,6 +62,11 @@ pub(crate) const TESTS: &[Test] = &[
         "tracing::work_is_spans_and_events",
         traced::work_is_spans_and_events,
     ),
+    #[cfg(feature = "tracing")]
+    (
+        "tracing::log_to_stderr_prints_in_pythons_format",
+        traced::log_to_stderr_prints_in_pythons_format,
+    ),
     (
         "pool::async_results_and_callbacks",
         async_results_and_callbacks,
@@ -719,6 +724,9 @@ fn dummy_same_api_on_threads() {
 }
 
 #[cfg(feature = "tracing")]
+pub(crate) use traced::{LOG_ROLE_ENV, log_role};
+
+#[cfg(feature = "tracing")]
 mod traced {
     use super::*;
 
@@ -825,6 +833,39 @@ mod traced {
         ] {
             assert!(has(what), "no {what:?} in {seen:#?}");
         }
+    }
+
+    /// Set when this suite's binary runs as [`log_role`].
+    pub(crate) const LOG_ROLE_ENV: &str = "CONEX_TEST_LOG_ROLE";
+
+    /// A program that logs to stderr at INFO and runs one child.
+    pub(crate) fn log_role() -> ! {
+        let log = conex::multiprocessing::log_to_stderr(conex::multiprocessing::Level::INFO);
+        assert_eq!(log.level(), conex::multiprocessing::Level::INFO);
+        let p = conex::multiprocessing::Process::new(square, 5);
+        p.start().unwrap();
+        assert_eq!(p.blocking().result().unwrap(), 25);
+        std::process::exit(0)
+    }
+
+    // Python: multiprocessing.log_to_stderr(logging.INFO) prints
+    // "[INFO/MainProcess] ..." lines. A program of this suite's binary
+    // that calls it prints the child's exit in that form, and nothing
+    // below INFO.
+    pub(super) fn log_to_stderr_prints_in_pythons_format() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .env(LOG_ROLE_ENV, "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("[INFO/MainProcess] process exited")
+                    && l.contains("exitcode=0")),
+            "{err}"
+        );
+        assert!(!err.contains("[DEBUG/"), "below the level: {err}");
     }
 
     // Not in CPython (its pool logs a dead worker at debug level): the
