@@ -226,6 +226,107 @@ pub(crate) fn set_signal(sig: i32, what: Disposition) {
     }
 }
 
+/// The pipe a SIGINT handler writes to while a [`SigintCatch`] lives:
+/// made once and never closed, so a handler running late can never write
+/// into a descriptor number the process gave to something else.
+fn sigint_pipe() -> Option<(RawFd, RawFd)> {
+    static PIPE: std::sync::OnceLock<Option<(RawFd, RawFd)>> = std::sync::OnceLock::new();
+    *PIPE.get_or_init(|| {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills two descriptors into a valid array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return None;
+        }
+        Some((fds[0], fds[1]))
+    })
+}
+
+/// Where [`on_sigint`] writes (-1: nowhere).
+static SIGINT_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    let fd = SIGINT_TO.load(std::sync::atomic::Ordering::SeqCst);
+    if fd >= 0 {
+        let b = 1u8;
+        // SAFETY: write(2) is async-signal-safe; one byte from the stack
+        // to a pipe that is never closed.
+        unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+    }
+}
+
+/// SIGINT turned into a byte on a pipe, while it lives (asyncio's
+/// `Runner` turns Ctrl-C into cancelling its main task). Only made on the
+/// main thread, when SIGINT has its default disposition and no other
+/// catch is live; the default comes back on drop.
+pub(crate) struct SigintCatch {
+    read: RawFd,
+    write: RawFd,
+}
+
+impl SigintCatch {
+    pub(crate) fn new() -> Option<SigintCatch> {
+        if is_main_thread() != Some(true) {
+            return None;
+        }
+        // SAFETY: sigaction is plain data; a zeroed one is a valid buffer.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new action only reads the current disposition.
+        if unsafe { libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old) } != 0
+            || old.sa_sigaction != libc::SIG_DFL
+        {
+            return None;
+        }
+        let (read, write) = sigint_pipe()?;
+        let mut b = [0u8; 64];
+        // SAFETY: reads into a stack buffer from our own non-blocking pipe
+        // (left-over bytes of an earlier catch).
+        while unsafe { libc::read(read, b.as_mut_ptr().cast(), b.len()) } > 0 {}
+        SIGINT_TO
+            .compare_exchange(
+                -1,
+                write,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            )
+            .ok()?;
+        set_signal(libc::SIGINT, Disposition::Handler(on_sigint));
+        Some(SigintCatch { read, write })
+    }
+
+    /// Blocks until SIGINT comes (true) or [`stop`](SigintCatch::stop) is
+    /// called (false).
+    pub(crate) fn wait(&self) -> bool {
+        loop {
+            let mut p = libc::pollfd {
+                fd: self.read,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, no timeout.
+            unsafe { libc::poll(&mut p, 1, -1) };
+            let mut b = 0u8;
+            // SAFETY: one byte into a stack variable from our own pipe.
+            if unsafe { libc::read(self.read, (&mut b as *mut u8).cast(), 1) } == 1 {
+                return b == 1;
+            }
+        }
+    }
+
+    /// Ends a [`wait`](SigintCatch::wait) with false.
+    pub(crate) fn stop(&self) {
+        let b = 0u8;
+        // SAFETY: one byte from the stack to our own pipe.
+        unsafe { libc::write(self.write, (&b as *const u8).cast(), 1) };
+    }
+}
+
+impl Drop for SigintCatch {
+    fn drop(&mut self) {
+        set_signal(libc::SIGINT, Disposition::Default);
+        SIGINT_TO.store(-1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// How many threads this process has (Linux: `/proc/self/status`).
 pub(crate) fn thread_count() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

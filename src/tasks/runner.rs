@@ -16,6 +16,9 @@ pub enum RunError {
     InsideRuntime,
     /// The runner's context is entered elsewhere (a nested `run`).
     ContextEntered,
+    /// Ctrl-C (SIGINT) came while `run` ran on the main thread: the future
+    /// was dropped (cancelled). Python: `KeyboardInterrupt`.
+    Interrupted,
 }
 
 impl fmt::Display for RunError {
@@ -25,6 +28,7 @@ impl fmt::Display for RunError {
                 "Runner.run() cannot be called from inside a tokio runtime: await the future instead"
             }
             RunError::ContextEntered => "the runner's context is already entered",
+            RunError::Interrupted => "interrupted by Ctrl-C (SIGINT): the future was cancelled",
         })
     }
 }
@@ -95,16 +99,46 @@ impl Runner {
 
     /// Runs `fut` to completion in the runner's context.
     ///
-    /// Python: `Runner.run(coro)`.
+    /// Python: `Runner.run(coro)`. As Python's, on the main thread, with
+    /// SIGINT at its default disposition (Ctrl-C ends the program), a
+    /// Ctrl-C during the run cancels the future (drops it) and `run`
+    /// returns [`RunError::Interrupted`] (Python raises
+    /// `KeyboardInterrupt`); the default disposition is back when `run`
+    /// returns. Elsewhere SIGINT is left alone.
     ///
     /// # Errors
     /// [`RunError::InsideRuntime`] when called from inside a tokio runtime;
     /// [`RunError::ContextEntered`] when the runner's context is entered
-    /// elsewhere.
+    /// elsewhere; [`RunError::Interrupted`] after a Ctrl-C.
     #[track_caller]
     pub fn run<F: Future>(&self, fut: F) -> Result<F::Output, RunError> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(RunError::InsideRuntime);
+        }
+        #[cfg(unix)]
+        if let Some(catch) = crate::sys::SigintCatch::new() {
+            return std::thread::scope(|s| {
+                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+                let catch = &catch;
+                s.spawn(move || {
+                    if catch.wait() {
+                        let _ = tx.send(());
+                    }
+                });
+                let run = Box::pin(self.ctx.scope(fut));
+                let out = self.rt.block_on(futures::future::select(run, rx));
+                catch.stop();
+                match out {
+                    futures::future::Either::Left((r, _)) => Ok(r?),
+                    futures::future::Either::Right((Ok(()), run)) => {
+                        // Cancelled: dropped inside its runtime.
+                        let _rt = self.rt.enter();
+                        drop(run);
+                        Err(RunError::Interrupted)
+                    }
+                    futures::future::Either::Right((Err(_), run)) => Ok(self.rt.block_on(run)?),
+                }
+            });
         }
         Ok(self.rt.block_on(self.ctx.scope(fut))?)
     }

@@ -110,6 +110,9 @@ fn main() {
     if let Some(path) = std::env::var_os(managers::POOL_CLIENT_ENV) {
         managers::pool_client_role(path);
     }
+    if std::env::var_os(procs::RUNNER_ROLE_ENV).is_some() {
+        procs::runner_role();
+    }
     #[cfg(feature = "tracing")]
     if std::env::var_os(pools::LOG_ROLE_ENV).is_some() {
         pools::log_role();

@@ -11,6 +11,10 @@ use conex::multiprocessing::{
 use crate::{RT, Test};
 
 pub(crate) const TESTS: &[Test] = &[
+    (
+        "runner::ctrl_c_cancels_the_main_future",
+        ctrl_c_cancels_the_main_future,
+    ),
     ("process::result_spawn", result_spawn),
     ("process::result_forkserver", result_forkserver),
     (
@@ -468,4 +472,66 @@ fn executable_copy_runs_other_build_refused() {
         },
         9
     );
+}
+
+/// Set when this suite's binary runs as [`runner_role`].
+pub(crate) const RUNNER_ROLE_ENV: &str = "CONEX_TEST_RUNNER_ROLE";
+
+/// On the main thread: a Runner runs a future that never ends until a
+/// Ctrl-C; then, with SIGINT's default back, raises SIGINT at itself.
+pub(crate) fn runner_role() -> ! {
+    use std::io::Write;
+    struct Dropped;
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            println!("future dropped");
+        }
+    }
+    let runner = conex::tasks::Runner::new().unwrap();
+    let r = runner.run(async {
+        let _d = Dropped;
+        println!("ready");
+        std::io::stdout().flush().unwrap();
+        std::future::pending::<()>().await
+    });
+    assert_eq!(r, Err(conex::tasks::RunError::Interrupted));
+    // The runner still runs futures after an interrupt.
+    assert_eq!(runner.run(async { 7 }), Ok(7));
+    println!("interrupted");
+    std::io::stdout().flush().unwrap();
+    // SAFETY: raise(3) with a signal number.
+    unsafe { libc::raise(libc::SIGINT) };
+    std::thread::sleep(Duration::from_secs(5));
+    std::process::exit(0)
+}
+
+// asyncio.Runner (test_runners.py, test_signal_handler_...): Ctrl-C while
+// `run` runs cancels the main task and raises KeyboardInterrupt; the
+// SIGINT handler is the default again afterwards. Here: a run of this
+// suite's binary gets SIGINT while its Runner waits; the future is
+// dropped, `run` is `Interrupted`, and a later SIGINT ends the process.
+fn ctrl_c_cancels_the_main_future() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(RUNNER_ROLE_ENV, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    // SAFETY: kill(2) of our own child by its pid.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(sent, 0);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        rest.lines().collect::<Vec<_>>(),
+        ["future dropped", "interrupted"],
+        "{rest}"
+    );
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
 }
