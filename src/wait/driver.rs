@@ -156,9 +156,43 @@ pub(crate) fn std_deadline(timeout: Duration) -> Option<std::time::Instant> {
 /// waking a parked thread costs tens of microseconds, a short spin often
 /// sees the resource come free first. The one backoff of every blocking
 /// facade (the wait core's, the I/O driver's, a pool driver's queue).
+///
+/// Yielding pays only while the cores are free: on an idle core a yield
+/// returns at once and the other side (on another core) answers within
+/// microseconds. On a busy machine a yield hands the core to another
+/// process for the rest of its time slice (milliseconds), and a few of
+/// them per wait turned a round trip into tens of milliseconds. So a yield
+/// that takes longer than [`SLOW_YIELD`] ends the backoff at once (the
+/// caller sleeps in the kernel, as a plain socket read does) and makes
+/// every backoff of the process skip yields for [`BUSY_FOR`], after which
+/// one yield looks again.
 pub(crate) struct Backoff {
     step: u32,
     yields: u32,
+}
+
+/// A yield longer than this means another thread or process had the core.
+const SLOW_YIELD: Duration = Duration::from_micros(1000);
+
+/// How long backoffs skip yields once one was slow.
+const BUSY_FOR: Duration = Duration::from_millis(100);
+
+/// Until when (nanoseconds since [`clock_base`]) backoffs skip yields.
+static BUSY_UNTIL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn clock_base() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
+fn nanos_now() -> u64 {
+    clock_base().elapsed().as_nanos() as u64
+}
+
+/// Whether a recent yield found the cores busy.
+fn cores_busy() -> bool {
+    let until = BUSY_UNTIL.load(std::sync::atomic::Ordering::Relaxed);
+    until != 0 && nanos_now() < until
 }
 
 impl Backoff {
@@ -169,10 +203,15 @@ impl Backoff {
         Backoff::with_yields(4)
     }
 
-    /// A short spin, then `yields` yields of the CPU: for waits whose
-    /// answer comes from another process (a reply over a socket), which
-    /// takes longer than a thread's release.
+    /// A short spin, then `yields` yields of the CPU (none while the cores
+    /// are busy): for waits whose answer comes from another process (a
+    /// reply over a socket), which takes longer than a thread's release.
     pub(crate) fn with_yields(yields: u32) -> Backoff {
+        let yields = if cfg!(conex_loom) || !cores_busy() {
+            yields
+        } else {
+            0
+        };
         Backoff { step: 0, yields }
     }
 
@@ -182,7 +221,18 @@ impl Backoff {
                 std::hint::spin_loop();
             }
         } else {
+            let t0 = std::time::Instant::now();
             crate::shim::thread::yield_now();
+            if !cfg!(conex_loom) && t0.elapsed() > SLOW_YIELD {
+                // The core was someone else's: stop backing off, and tell
+                // the other backoffs.
+                BUSY_UNTIL.store(
+                    nanos_now() + BUSY_FOR.as_nanos() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                self.yields = 0;
+                self.step = Self::SPIN_LIMIT;
+            }
         }
         self.step += 1;
     }
