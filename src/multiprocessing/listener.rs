@@ -132,20 +132,22 @@ enum StdListener {
 }
 
 impl StdListener {
-    /// Accepts one connection as a non-blocking descriptor (`WouldBlock`
-    /// when none is waiting: the listener is non-blocking).
-    fn accept(&self) -> io::Result<OwnedFd> {
+    /// Accepts one connection as a non-blocking descriptor, with the
+    /// peer's address when it has one (`WouldBlock` when none is waiting:
+    /// the listener is non-blocking).
+    fn accept(&self) -> io::Result<(OwnedFd, Option<Address>)> {
         match self {
             StdListener::Unix(l) => {
-                let (s, _) = l.accept()?;
+                let (s, peer) = l.accept()?;
                 s.set_nonblocking(true)?;
-                Ok(s.into())
+                let peer = peer.as_pathname().map(|p| Address::Unix(p.to_path_buf()));
+                Ok((s.into(), peer))
             }
             StdListener::Tcp(l) => {
-                let (s, _) = l.accept()?;
+                let (s, peer) = l.accept()?;
                 s.set_nonblocking(true)?;
                 s.set_nodelay(true)?;
-                Ok(s.into())
+                Ok((s.into(), Some(Address::Tcp(peer))))
             }
         }
     }
@@ -164,8 +166,10 @@ struct ListenerInner {
     close_event: crate::threading::Event,
     handshake_timeout: Duration,
     /// Handshakes finished (passed or failed), in the order they finished,
-    /// for the next `accept`.
-    done: crate::queue::Queue<Result<Connection, ConnectionError>>,
+    /// for the next `accept`, with the peer's address.
+    done: crate::queue::Queue<(Result<Connection, ConnectionError>, Option<Address>)>,
+    /// The peer of the connection `accept` returned last.
+    last_accepted: std::sync::Mutex<Option<Address>>,
     /// Handshakes running now (at most [`MAX_HANDSHAKES`]).
     running: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -280,9 +284,35 @@ impl Listener {
                 close_event: crate::threading::Event::new(),
                 handshake_timeout: Duration::from_secs(20),
                 done: crate::queue::Queue::new(0),
+                last_accepted: std::sync::Mutex::new(None),
                 running: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         })
+    }
+
+    /// The peer of the connection [`accept`](Listener::accept) returned
+    /// last: a TCP client's address, a Unix client's socket path if it
+    /// bound one (`None` for an unnamed one, where Python gives `''`, and
+    /// before the first accept). Python: `Listener.last_accepted`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), conex::multiprocessing::ConnectionError> {
+    /// use conex::multiprocessing::{Address, Client, Listener};
+    ///
+    /// let l = Listener::bind("127.0.0.1:0", None)?;
+    /// assert_eq!(l.last_accepted(), None);
+    /// let c = Client::connect(l.address().clone(), None);
+    /// let (c, a) = futures::join!(c, l.accept());
+    /// let (_c, _a) = (c?, a?);
+    /// assert!(matches!(l.last_accepted(), Some(Address::Tcp(peer)) if peer.ip().is_loopback()));
+    /// # Ok(()) }
+    /// ```
+    pub fn last_accepted(&self) -> Option<Address> {
+        self.inner
+            .last_accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The address it listens on (for TCP port 0, the port picked).
@@ -315,7 +345,17 @@ impl Listener {
                 return Poll::Ready(Err(ConnectionError::Closed));
             }
             if let Poll::Ready(r) = finished.as_mut().poll(cx) {
-                return Poll::Ready(r.unwrap_or(Err(ConnectionError::Closed)));
+                return Poll::Ready(match r {
+                    Ok((Ok(conn), peer)) => {
+                        *inner
+                            .last_accepted
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) = peer;
+                        Ok(conn)
+                    }
+                    Ok((Err(e), _)) => Err(e),
+                    Err(_) => Err(ConnectionError::Closed),
+                });
             }
             // Start handshakes for every connection waiting, up to the
             // bound; each finishes on its own and lands in `done`.
@@ -324,7 +364,7 @@ impl Listener {
                     .sock
                     .poll_io(cx, Interest::READABLE, |_| inner.listener.accept())
                 {
-                    Poll::Ready(Ok(fd)) => self.start_handshake(fd),
+                    Poll::Ready(Ok((fd, peer))) => self.start_handshake(fd, peer),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                     Poll::Pending => break,
                 }
@@ -337,7 +377,7 @@ impl Listener {
     /// Runs the handshake of a newly accepted connection as a task of its
     /// own (on the caller's runtime, or conex's own under the blocking
     /// facade); its outcome goes to the next `accept`.
-    fn start_handshake(&self, fd: OwnedFd) {
+    fn start_handshake(&self, fd: OwnedFd, peer: Option<Address>) {
         let inner = &*self.inner;
         inner.running.fetch_add(1, Ordering::AcqRel);
         let unix = matches!(inner.address, Address::Unix(_));
@@ -358,7 +398,7 @@ impl Listener {
             };
             running.fetch_sub(1, Ordering::AcqRel);
             // An unbounded queue: the put cannot fail before shutdown.
-            let _ = done.put_nowait(outcome);
+            let _ = done.put_nowait((outcome, peer));
         });
     }
 

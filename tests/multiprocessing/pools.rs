@@ -829,6 +829,7 @@ mod traced {
             "DEBUG subprocess exited",
             "WARN manager: a client was refused",
             "SPAN manager connection conn=",
+            "peer=Some(Tcp(127.0.0.1:",
             "DEBUG manager: client authenticated and connected",
         ] {
             assert!(has(what), "no {what:?} in {seen:#?}");

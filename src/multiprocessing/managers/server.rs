@@ -178,7 +178,7 @@ impl State {
     }
 
     /// One client connection, on its own thread.
-    fn serve(&self, conn: Connection) {
+    fn serve(&self, conn: Connection, peer: Option<Address>) {
         let b = conn.blocking();
         let same_binary = match b.recv::<Request>() {
             Ok(Request::Hello(PROTOCOL, identity, exe)) => {
@@ -193,7 +193,14 @@ impl State {
             conn: self.next_conn.fetch_add(1, Ordering::Relaxed),
             same_binary,
         };
-        let span = crate::span!("manager connection", conn = cx.conn, same_binary);
+        #[cfg(not(feature = "tracing"))]
+        let _ = &peer;
+        let span = crate::span!(
+            "manager connection",
+            conn = cx.conn,
+            peer = ?peer,
+            same_binary
+        );
         let _span = span.enter();
         crate::event!(debug, "manager: client authenticated and connected");
         let _ = b.send(&Reply::Value(Vec::new()));
@@ -280,9 +287,12 @@ impl Server {
             match self.state.listener.blocking().accept() {
                 Ok(conn) => {
                     let state = self.state.clone();
+                    // This thread is the only one accepting: the last
+                    // accepted peer is this connection's.
+                    let peer = self.state.listener.last_accepted();
                     let spawned = std::thread::Builder::new()
                         .name("conex-manager-conn".into())
-                        .spawn(move || state.serve(conn));
+                        .spawn(move || state.serve(conn, peer));
                     if spawned.is_err() {
                         // Out of threads: this client is dropped (it sees
                         // end of file); the others go on.
