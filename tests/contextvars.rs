@@ -332,3 +332,54 @@ fn a_set_in_a_raw_task_outside_any_context_is_refused() {
         assert_eq!(id.get(), Ok(7));
     });
 }
+
+// Not in CPython (every variable flows into what copy_context starts; the
+// demand is tokio's: a blanket copy of every local into every child breaks
+// state that belongs to one task): a variable made with not_inherited
+// keeps its values where they were set. Threads of both kinds and tasks
+// started there see its default; an ordinary variable flows as before; an
+// explicit copy still holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_inherited_vars_stay_where_they_are_set() {
+    let mine = ContextVar::not_inherited_with_default("mine", 0u32);
+    let shared = ContextVar::new("shared");
+    assert!(!mine.is_inherited() && shared.is_inherited());
+    mine.set(1);
+    shared.set(2u32);
+    let look = {
+        let (m, s) = (mine.clone(), shared.clone());
+        move || (m.get().unwrap(), s.get().ok())
+    };
+    // A task-backed Thread, an OS thread, a task, an executor job and a
+    // raw tokio task in a copied context.
+    let l = look.clone();
+    let t = Thread::spawn(async move { l() });
+    assert_eq!(t.join().await.unwrap(), (0, Some(2)));
+    let l = look.clone();
+    let os = Thread::spawn_blocking(l);
+    assert_eq!(os.join().await.unwrap(), (0, Some(2)));
+    let l = look.clone();
+    assert_eq!(
+        conex::tasks::spawn(async move { l() }).await.unwrap(),
+        (0, Some(2))
+    );
+    let pool = conex::futures::ThreadPoolExecutor::new(1).unwrap();
+    let l = look.clone();
+    let job = pool.spawn(l).unwrap();
+    assert_eq!(job.result().await.unwrap(), (0, Some(2)));
+    pool.shutdown(true, false);
+    let l = look.clone();
+    let raw = tokio::spawn(async move { l() }.in_copied_context());
+    assert_eq!(raw.await.unwrap(), (0, Some(2)));
+    // Here it is still set, and an explicit copy keeps it.
+    assert_eq!(look(), (1, Some(2)));
+    assert_eq!(copy_context().get(&mine), Some(1));
+    // A child sets its own value, which stays in the child.
+    let m = mine.clone();
+    let child = conex::tasks::spawn(async move {
+        m.set(5);
+        m.get().unwrap()
+    });
+    assert_eq!(child.await.unwrap(), 5);
+    assert_eq!(mine.get().unwrap(), 1);
+}

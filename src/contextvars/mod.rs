@@ -95,6 +95,28 @@ pub(crate) fn capture() -> Map {
     with_active(|a| a.map.clone())
 }
 
+/// How many variables were made with [`ContextVar::not_inherited`] (a spawn
+/// filters its copy only when there are any).
+static NOT_INHERITED_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The ids of those variables.
+static NOT_INHERITED: std::sync::RwLock<Vec<u64>> = std::sync::RwLock::new(Vec::new());
+
+/// [`capture`] less the bindings of variables that are not inherited.
+fn capture_inherited() -> Map {
+    let mut map = capture();
+    if NOT_INHERITED_COUNT.load(Relaxed) == 0 {
+        return map;
+    }
+    let ids = NOT_INHERITED.read().unwrap_or_else(|e| e.into_inner());
+    for &id in ids.iter() {
+        if map.get(id).is_some() {
+            map = map.remove(id);
+        }
+    }
+    map
+}
+
 /// The private context of a task or thread spawned through conex: a copy of
 /// its spawner's, lent to the thread that runs it.
 pub(crate) struct TaskContext(Active);
@@ -109,9 +131,11 @@ impl TaskContext {
         })
     }
 
-    /// A copy of the caller's current context.
+    /// A copy of the caller's current context for a task, thread or job
+    /// it starts: every binding but those of variables made with
+    /// [`ContextVar::not_inherited`].
     pub(crate) fn copy_current() -> TaskContext {
-        TaskContext::new(capture())
+        TaskContext::new(capture_inherited())
     }
 
     /// Runs `f` with this context current.
@@ -307,6 +331,19 @@ struct VarInner<T> {
     id: u64,
     name: Arc<str>,
     default: Option<T>,
+    /// Made with [`ContextVar::not_inherited`]: listed in
+    /// `NOT_INHERITED` until its last handle drops.
+    not_inherited: bool,
+}
+
+impl<T> Drop for VarInner<T> {
+    fn drop(&mut self) {
+        if self.not_inherited {
+            let mut ids = NOT_INHERITED.write().unwrap_or_else(|e| e.into_inner());
+            ids.retain(|&id| id != self.id);
+            NOT_INHERITED_COUNT.fetch_sub(1, Relaxed);
+        }
+    }
 }
 
 impl<T> Clone for ContextVar<T> {
@@ -349,12 +386,70 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
         Self::build(name, Some(default))
     }
 
+    /// A variable whose values stay where they are set: the Threads,
+    /// tasks (`tasks::spawn`, `in_copied_context`), executor jobs and
+    /// scheduler events started from a context see its default (or
+    /// nothing) instead of the value set there. An explicit copy
+    /// ([`copy_context`], [`Context::copy`]) still holds it.
+    ///
+    /// Not in Python (where every variable flows into tasks and threads
+    /// started through `copy_context`): for state that belongs to one
+    /// task alone, a buffer, a connection, a span of its own, which a
+    /// blanket copy into every child would share or leak.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use conex::contextvars::{ContextVar, copy_context};
+    ///
+    /// let mine = ContextVar::not_inherited("mine");
+    /// let shared = ContextVar::new("shared");
+    /// mine.set(1u32);
+    /// shared.set(2u32);
+    /// let (m, s) = (mine.clone(), shared.clone());
+    /// let seen = conex::tasks::spawn(async move { (m.get().ok(), s.get().ok()) });
+    /// assert_eq!(seen.await.unwrap(), (None, Some(2)));
+    /// assert_eq!(copy_context().get(&mine), Some(1)); // an explicit copy keeps it
+    /// # }
+    /// ```
+    ///
+    /// Make such variables once (a `static` or a field created at start-up,
+    /// as Python's docs ask of every ContextVar): each spawn looks at every
+    /// live one.
+    pub fn not_inherited(name: &str) -> ContextVar<T> {
+        Self::make(name, None, true)
+    }
+
+    /// [`not_inherited`](ContextVar::not_inherited) with a default.
+    pub fn not_inherited_with_default(name: &str, default: T) -> ContextVar<T> {
+        Self::make(name, Some(default), true)
+    }
+
+    /// Whether values set for it flow into the tasks, threads and jobs
+    /// started from their context (true unless made with
+    /// [`not_inherited`](ContextVar::not_inherited)).
+    pub fn is_inherited(&self) -> bool {
+        !self.inner.not_inherited
+    }
+
     fn build(name: &str, default: Option<T>) -> ContextVar<T> {
+        Self::make(name, default, false)
+    }
+
+    fn make(name: &str, default: Option<T>, not_inherited: bool) -> ContextVar<T> {
+        let id = next_id();
+        if not_inherited {
+            NOT_INHERITED
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(id);
+            NOT_INHERITED_COUNT.fetch_add(1, Relaxed);
+        }
         ContextVar {
             inner: Arc::new(VarInner {
-                id: next_id(),
+                id,
                 name: name.into(),
                 default,
+                not_inherited,
             }),
         }
     }
