@@ -12,6 +12,18 @@ use super::errors::GetError;
 ///
 /// Python: `queue.SimpleQueue`.
 ///
+/// # Reentrancy
+/// Python promises that `SimpleQueue.put` is reentrant: it may be called
+/// from a `__del__` method or a weakref callback that runs in the middle
+/// of another operation on the same queue. The Rust promise is the same
+/// for destructors: no item is ever dropped while the queue's lock is
+/// held (items leave by `get` only, and are dropped by their taker), so a
+/// `Drop` that puts into the same queue, even that of one of its own
+/// items, never deadlocks. A signal handler is another matter: `put`
+/// allocates and takes a lock, so, as with every Rust collection, it must
+/// not be called from one (hand a signal to a queue through a
+/// self-pipe, or tokio's `signal`).
+///
 /// # Examples
 ///
 /// ```

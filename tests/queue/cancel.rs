@@ -188,3 +188,39 @@ async fn timeouts_under_paused_time() {
         Err(GetError::Empty)
     );
 }
+
+/// An item whose drop puts the next, smaller one into its own queue.
+struct Chain(u32, SimpleQueue<Chain>);
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            self.1.put(Chain(self.0 - 1, SimpleQueue::clone(&self.1)));
+        }
+    }
+}
+
+// After SimpleQueueTest.test_reentrancy (there the collector runs a
+// __del__ that puts in the middle of a put; a Rust destructor runs where
+// its value is dropped, so the case to cover is an item's own): a
+// destructor that puts into the same queue never deadlocks, on either
+// face, and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_queue_put_from_a_destructor() {
+    let q = SimpleQueue::new();
+    q.put(Chain(3, q.clone()));
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let item = q.get().await;
+        seen.push(item.0);
+        drop(item); // puts the next one
+    }
+    let item = q.blocking().get();
+    seen.push(item.0);
+    drop(item);
+    let last = q.get_nowait().unwrap();
+    seen.push(last.0);
+    drop(last); // 0: puts nothing
+    assert_eq!(seen, [3, 2, 1, 0]);
+    assert!(q.empty());
+}
