@@ -92,6 +92,7 @@ mod wire;
 #[cfg(unix)]
 mod worker;
 
+pub use auth::{answer_challenge, deliver_challenge};
 #[cfg(unix)]
 pub use callable::StarFn;
 #[cfg(windows)]
