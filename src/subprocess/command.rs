@@ -42,6 +42,12 @@ pub(crate) struct Spec {
     pub(crate) gid: Option<u32>,
     pub(crate) pass_fds: Vec<OwnedFd>,
     pub(crate) close_fds: bool,
+    /// `setgroups` in the child (Python's `extra_groups`).
+    pub(crate) extra_groups: Option<Vec<u32>>,
+    /// Python's `restore_signals` (default true).
+    pub(crate) restore_signals: bool,
+    /// The user's pre-exec hooks (Python's `preexec_fn`), in order.
+    pub(crate) hooks: Vec<crate::sys::PreExecHook>,
 }
 
 /// A command to run: the program and its arguments, and Python's keyword
@@ -123,6 +129,9 @@ impl Command<Bytes> {
                 gid: None,
                 pass_fds: Vec::new(),
                 close_fds: false,
+                extra_groups: None,
+                restore_signals: true,
+                hooks: Vec::new(),
             },
             mode: Bytes,
         }
@@ -329,6 +338,59 @@ impl<M: Mode> Command<M> {
     /// Runs the child with this group id. Python: `group=`.
     pub fn group(mut self, gid: u32) -> Self {
         self.spec.gid = Some(gid);
+        self
+    }
+
+    /// The child's supplementary groups (`setgroups`, before the group and
+    /// user ids are set). Python: `extra_groups=`.
+    pub fn extra_groups(mut self, gids: impl IntoIterator<Item = u32>) -> Self {
+        self.spec.extra_groups = Some(gids.into_iter().collect());
+        self
+    }
+
+    /// Whether the child gets `SIGPIPE` and `SIGXFSZ` back at their default
+    /// disposition (true, Python's default and std's for `SIGPIPE`), or
+    /// keeps this process's (false: an ignored `SIGPIPE` stays ignored in
+    /// the child). Python: `restore_signals=`.
+    pub fn restore_signals(mut self, restore: bool) -> Self {
+        self.spec.restore_signals = restore;
+        self
+    }
+
+    /// Runs `hook` in the child after the fork and before the exec (after
+    /// the session, group, user ids, umask and descriptors are set up).
+    /// An error from it fails the start with that error. Hooks run in the
+    /// order they were added. Python: `preexec_fn=`.
+    ///
+    /// # Safety
+    /// As `std::os::unix::process::CommandExt::pre_exec`: the hook runs in
+    /// a copy of this process with one thread, where any lock another
+    /// thread held is held for good. It may only make async-signal-safe
+    /// calls: no allocation, no locks, no `println!` (Python's docs warn
+    /// the same of `preexec_fn`: it is not safe in the presence of
+    /// threads).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), conex::subprocess::SubprocessError> {
+    /// use conex::subprocess::run;
+    ///
+    /// // SAFETY: nice(2) is async-signal-safe, and the hook allocates nothing.
+    /// let done = unsafe {
+    ///     run(["sh", "-c", "exit 3"]).pre_exec(|| {
+    ///         libc::nice(1);
+    ///         Ok(())
+    ///     })
+    /// }
+    /// .await?;
+    /// assert_eq!(done.returncode, 3);
+    /// # Ok(()) }
+    /// ```
+    #[allow(unsafe_code)] // a public unsafe hook; the work is in crate::sys
+    pub unsafe fn pre_exec<F>(mut self, hook: F) -> Self
+    where
+        F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    {
+        self.spec.hooks.push(Box::new(hook));
         self
     }
 

@@ -64,11 +64,17 @@ pub(crate) fn spawn<M: Mode>(mut s: Spec, mode: M) -> Result<(Popen<M>, u32), Su
     if let Some(pg) = s.process_group {
         cmd.process_group(pg);
     }
-    if let Some(uid) = s.uid {
-        cmd.uid(uid);
-    }
-    if let Some(gid) = s.gid {
-        cmd.gid(gid);
+    // With extra groups, the child sets groups, then the group id, then
+    // the user id itself (std sets the ids before any pre-exec step, and
+    // setgroups needs the privileges a changed user id gives up).
+    let ids_in_setup = s.extra_groups.is_some();
+    if !ids_in_setup {
+        if let Some(uid) = s.uid {
+            cmd.uid(uid);
+        }
+        if let Some(gid) = s.gid {
+            cmd.gid(gid);
+        }
     }
     crate::sys::pre_exec(
         &mut cmd,
@@ -77,6 +83,14 @@ pub(crate) fn spawn<M: Mode>(mut s: Spec, mode: M) -> Result<(Popen<M>, u32), Su
             umask: s.umask,
             close_fds: s.close_fds,
             inherit: s.pass_fds.iter().map(|f| f.as_raw_fd()).collect(),
+            groups: s.extra_groups.take(),
+            ids: if ids_in_setup {
+                (s.uid, s.gid)
+            } else {
+                (None, None)
+            },
+            keep_signals: !s.restore_signals,
+            hooks: std::mem::take(&mut s.hooks),
         },
     );
 

@@ -472,7 +472,7 @@ pub(crate) fn eventfd() -> io::Result<OwnedFd> {
 }
 
 /// What a child does between fork and exec, beyond std's own steps.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct ChildSetup {
     /// `setsid()`: a new session (and process group).
     pub(crate) new_session: bool,
@@ -483,6 +483,29 @@ pub(crate) struct ChildSetup {
     pub(crate) close_fds: bool,
     /// Descriptors to clear close-on-exec on, so the program inherits them.
     pub(crate) inherit: Vec<RawFd>,
+    /// `setgroups(groups)`.
+    pub(crate) groups: Option<Vec<u32>>,
+    /// `setgid`, `setuid` after the groups (when the groups are set here).
+    pub(crate) ids: (Option<u32>, Option<u32>),
+    /// Keep this process's dispositions of SIGPIPE and SIGXFSZ (std resets
+    /// SIGPIPE to its default before the pre-exec step).
+    pub(crate) keep_signals: bool,
+    /// The user's hooks, last (their safety is their caller's promise:
+    /// [`Command::pre_exec`](crate::subprocess::Command::pre_exec)).
+    pub(crate) hooks: Vec<PreExecHook>,
+}
+
+/// A user's pre-exec hook.
+pub(crate) type PreExecHook = Box<dyn FnMut() -> io::Result<()> + Send + Sync>;
+
+/// Whether `sig` is ignored in this process.
+fn ignored(sig: libc::c_int) -> bool {
+    // SAFETY: sigaction is plain data; a zeroed one is a valid buffer.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current disposition.
+    unsafe {
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 /// Installs `setup` as `cmd`'s pre-exec step (nothing if it asks for
@@ -490,7 +513,24 @@ pub(crate) struct ChildSetup {
 /// fcntl, close_range), allocates nothing and takes no lock.
 pub(crate) fn pre_exec(cmd: &mut std::process::Command, setup: ChildSetup) {
     use std::os::unix::process::CommandExt;
-    if !setup.new_session && setup.umask.is_none() && !setup.close_fds && setup.inherit.is_empty() {
+    // Python's restore_signals=True puts SIGPIPE and SIGXFSZ back to their
+    // defaults; std does SIGPIPE already, SIGXFSZ is done here if it is
+    // ignored. restore_signals=False keeps what this process has.
+    let (pipe_ignored, xfsz_ignored) = (ignored(libc::SIGPIPE), ignored(libc::SIGXFSZ));
+    let signals = if setup.keep_signals {
+        pipe_ignored.then_some((libc::SIGPIPE, libc::SIG_IGN))
+    } else {
+        xfsz_ignored.then_some((libc::SIGXFSZ, libc::SIG_DFL))
+    };
+    let keep_xfsz = setup.keep_signals && xfsz_ignored;
+    if !setup.new_session
+        && setup.umask.is_none()
+        && !setup.close_fds
+        && setup.inherit.is_empty()
+        && setup.groups.is_none()
+        && setup.hooks.is_empty()
+        && signals.is_none()
+    {
         return;
     }
     let ChildSetup {
@@ -498,14 +538,44 @@ pub(crate) fn pre_exec(cmd: &mut std::process::Command, setup: ChildSetup) {
         umask,
         close_fds,
         inherit,
+        groups,
+        ids: (uid, gid),
+        hooks,
+        ..
     } = setup;
+    let groups: Option<Vec<libc::gid_t>> =
+        groups.map(|g| g.into_iter().map(|g| g as libc::gid_t).collect());
+    let mut hooks = hooks;
     // SAFETY: the closure runs in the forked child before exec and only
-    // makes the async-signal-safe calls listed above (`inherit` was
-    // allocated before the fork and is only read).
+    // makes the async-signal-safe calls listed above and setgroups,
+    // setgid, setuid, signal (`inherit` and `groups` were allocated before
+    // the fork and are only read); the user's hooks run last, under the
+    // promise of the unsafe `Command::pre_exec` that added them.
     unsafe {
         cmd.pre_exec(move || {
+            if let Some((sig, how)) = signals {
+                libc::signal(sig, how);
+            }
+            if keep_xfsz {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            }
             if new_session && libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
+            }
+            if let Some(g) = &groups {
+                if libc::setgroups(g.len() as _, g.as_ptr()) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some(gid) = gid {
+                if libc::setgid(gid as libc::gid_t) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some(uid) = uid {
+                if libc::setuid(uid as libc::uid_t) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             if let Some(m) = umask {
                 libc::umask(m as libc::mode_t);
@@ -519,6 +589,9 @@ pub(crate) fn pre_exec(cmd: &mut std::process::Command, setup: ChildSetup) {
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                     return Err(io::Error::last_os_error());
                 }
+            }
+            for hook in &mut hooks {
+                hook()?;
             }
             Ok(())
         });

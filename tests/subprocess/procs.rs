@@ -635,3 +635,76 @@ async fn executable_replaces_the_shell() {
         .unwrap_err();
     assert_eq!(err.as_spawn().unwrap().program(), "/conex/no/shell");
 }
+
+/// The child's ignored-signals mask (`SigIgn` of /proc/self/status, read by
+/// `cat` itself).
+async fn child_sig_ign(cmd: Command<conex::subprocess::Bytes>) -> u64 {
+    let out = cmd.text().check_output().await.unwrap();
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .expect("a SigIgn line");
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+// CPython: POSIXProcessTestCase.test_restore_signals. This process ignores
+// SIGPIPE (Rust's runtime does, as Python's): by default the child gets it
+// back at its default, with restore_signals(false) it keeps it ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_signals_decides_the_childs_sigpipe() {
+    let sigpipe = 1u64 << (libc::SIGPIPE - 1);
+    let restored = child_sig_ign(Command::new(["cat", "/proc/self/status"])).await;
+    assert_eq!(restored & sigpipe, 0, "SIGPIPE back at its default");
+    let kept =
+        child_sig_ign(Command::new(["cat", "/proc/self/status"]).restore_signals(false)).await;
+    assert_ne!(kept & sigpipe, 0, "SIGPIPE still ignored");
+}
+
+// CPython: POSIXProcessTestCase.test_extra_groups (and its
+// test_extra_groups_invalid_gid_t_values: an OS refusal is an error).
+// Root may set any groups; anyone else is refused, as an error of the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_groups_set_the_childs_groups() {
+    let r = Command::new(["id", "-G"])
+        .extra_groups([54321, 54322])
+        .text()
+        .check_output()
+        .await;
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let out = r.unwrap();
+        let groups: Vec<&str> = out.split_whitespace().collect();
+        assert!(
+            groups.contains(&"54321") && groups.contains(&"54322"),
+            "{out}"
+        );
+    } else {
+        assert!(r.is_err(), "setgroups is refused to a user");
+    }
+}
+
+// CPython: POSIXProcessTestCase.test_preexec and test_preexec_exception:
+// the hook runs in the child before the exec, and its error fails the
+// start with that error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_exec_runs_in_the_child_and_its_error_fails_the_start() {
+    // SAFETY: umask(2) is async-signal-safe; the hook allocates nothing.
+    let cmd = unsafe {
+        Command::new(["sh", "-c", "umask"]).pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        })
+    };
+    assert_eq!(cmd.text().check_output().await.unwrap().trim(), "0077");
+    // SAFETY: the hook only builds an error from a number.
+    let failing = unsafe {
+        Command::new(["true"]).pre_exec(|| Err(std::io::Error::from_raw_os_error(libc::EACCES)))
+    };
+    match failing.call().await {
+        Err(conex::subprocess::SubprocessError::Spawn(e)) => {
+            assert_eq!(e.io_error().raw_os_error(), Some(libc::EACCES), "{e}");
+            assert_eq!(e.program(), "true");
+        }
+        other => panic!("expected the hook's error as a start error, got {other:?}"),
+    }
+}
