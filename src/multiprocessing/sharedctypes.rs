@@ -266,6 +266,47 @@ impl<T: Element> RawValue<T> {
     pub fn set(&self, v: T) {
         self.cells.store(0, v)
     }
+
+    /// A new shared number holding this one's value (its own memory).
+    /// Python: `multiprocessing.sharedctypes.copy(obj)`.
+    ///
+    /// # Errors
+    /// The OS refused the shared memory.
+    pub fn copy(&self) -> std::io::Result<RawValue<T>> {
+        RawValue::new(self.get())
+    }
+
+    /// This number with a lock: `lock`, or a new [`RLock`]. Python:
+    /// `multiprocessing.sharedctypes.synchronized(obj, lock=None)`.
+    ///
+    /// ```
+    /// use conex::multiprocessing::{RLock, RawValue};
+    ///
+    /// let raw = RawValue::new(1i32)?;
+    /// let lock = RLock::new()?;
+    /// let v = raw.clone().synchronized(Some(lock.clone()))?;
+    /// v.set(2);
+    /// assert_eq!(raw.get(), 2); // the same memory
+    /// let copy = raw.copy()?;
+    /// copy.set(3);
+    /// assert_eq!(v.get(), 2); // a copy is its own
+    /// lock.blocking().acquire(); // the lock given is the value's
+    /// assert!(v.get_lock().is_owned());
+    /// lock.release().unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The OS refused the new lock's shared memory.
+    pub fn synchronized(self, lock: Option<RLock>) -> std::io::Result<Value<T>> {
+        Ok(Value {
+            raw: self,
+            lock: match lock {
+                Some(l) => l,
+                None => RLock::new()?,
+            },
+        })
+    }
 }
 
 impl<T: Element> fmt::Debug for RawValue<T> {
@@ -409,6 +450,41 @@ impl<T: Element> RawArray<T> {
     /// All elements, copied out. Python: `a[:]`.
     pub fn to_vec(&self) -> Vec<T> {
         (0..self.cells.len).map(|i| self.cells.load(i)).collect()
+    }
+
+    /// A new shared array holding these elements (its own memory).
+    /// Python: `multiprocessing.sharedctypes.copy(obj)`.
+    ///
+    /// # Errors
+    /// The OS refused the shared memory.
+    pub fn copy(&self) -> std::io::Result<RawArray<T>> {
+        RawArray::from_slice(&self.to_vec())
+    }
+
+    /// This array with a lock: `lock`, or a new [`RLock`]. Python:
+    /// `multiprocessing.sharedctypes.synchronized(obj, lock=None)`.
+    ///
+    /// ```
+    /// use conex::multiprocessing::RawArray;
+    ///
+    /// let raw = RawArray::from_slice(&[1u8, 2, 3])?;
+    /// let a = raw.clone().synchronized(None)?;
+    /// a.set(0, 9).unwrap();
+    /// assert_eq!(raw.to_vec(), [9, 2, 3]);
+    /// assert_eq!(raw.copy()?.to_vec(), [9, 2, 3]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The OS refused the new lock's shared memory.
+    pub fn synchronized(self, lock: Option<RLock>) -> std::io::Result<Array<T>> {
+        Ok(Array {
+            raw: self,
+            lock: match lock {
+                Some(l) => l,
+                None => RLock::new()?,
+            },
+        })
     }
 
     /// Overwrites from `items` (the same length). Python: `a[:] = items`.
