@@ -6,9 +6,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -556,39 +557,107 @@ impl Client {
 }
 
 /// Something [`wait`] can wait on: a [`Connection`] (ready when there is
-/// something to receive, or end of file) or a process sentinel.
+/// something to receive, or end of file), a process [`Sentinel`](super::Sentinel),
+/// a descriptor ([`ReadableFd`]), or a type of yours.
+///
+/// Python: the objects `multiprocessing.connection.wait` takes (a
+/// connection, a sentinel, a socket, or anything with `fileno()`).
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use conex::multiprocessing::{Waitable, wait};
+///
+/// /// Ready once its event is set.
+/// struct Flag(conex::threading::Event);
+///
+/// impl Waitable for Flag {
+///     fn ready(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+///         Box::pin(self.0.wait())
+///     }
+/// }
+///
+/// let (a, b) = (Flag(conex::threading::Event::new()), Flag(conex::threading::Event::new()));
+/// b.0.set();
+/// assert_eq!(wait(&[&a, &b], None).await, [1]);
+/// # }
+/// ```
 pub trait Waitable: Send + Sync {
-    /// Ready when the object is; `slot` keeps this wait's state between
-    /// polls (it starts empty).
-    #[doc(hidden)]
-    fn poll_waitable<'a>(&'a self, cx: &mut Context<'_>, slot: &mut WaitSlot<'a>) -> Poll<bool>;
-}
-
-/// One object's state inside a [`wait`].
-#[doc(hidden)]
-pub type WaitSlot<'a> = Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>>;
-
-/// Polls the wait kept in `slot`, started by `start` on first use; the
-/// slot empties when it completes.
-pub(crate) fn poll_slot<'a, F>(
-    slot: &mut WaitSlot<'a>,
-    cx: &mut Context<'_>,
-    start: impl FnOnce() -> F,
-) -> Poll<bool>
-where
-    F: Future<Output = ()> + Send + 'a,
-{
-    let fut = slot.get_or_insert_with(|| Box::pin(start()));
-    let ready = fut.as_mut().poll(cx);
-    if ready.is_ready() {
-        *slot = None;
-    }
-    ready.map(|()| true)
+    /// A future that completes once the object is ready. [`wait`] makes
+    /// one per object and drops them all when it returns, so it must hold
+    /// nothing (a wait that receives or takes something would lose it).
+    fn ready(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 impl Waitable for Connection {
-    fn poll_waitable<'a>(&'a self, cx: &mut Context<'_>, slot: &mut WaitSlot<'a>) -> Poll<bool> {
-        poll_slot(slot, cx, || self.wait_readable())
+    fn ready(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.wait_readable())
+    }
+}
+
+/// A descriptor for [`wait`]: ready when it is readable (data, end of
+/// file, or an error: a socket, a pipe, an eventfd). Python: `wait` on a
+/// socket or a raw file descriptor. It watches a duplicate of the
+/// descriptor, so the original stays the caller's, registered wherever it
+/// is.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// use std::io::Write;
+/// use std::os::fd::AsFd;
+/// use std::time::Duration;
+/// use conex::multiprocessing::{ReadableFd, wait};
+///
+/// let (r, mut w) = std::io::pipe()?;
+/// let fd = ReadableFd::new(r.as_fd())?;
+/// assert!(wait(&[&fd], Some(Duration::from_millis(10))).await.is_empty());
+/// w.write_all(b"x")?;
+/// assert_eq!(wait(&[&fd], None).await, [0]);
+/// # Ok(()) }
+/// ```
+pub struct ReadableFd {
+    fd: SharedFd,
+}
+
+impl ReadableFd {
+    /// Watches (a duplicate of) `fd`.
+    ///
+    /// # Errors
+    /// The duplicate could not be made (out of descriptors).
+    pub fn new(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<ReadableFd> {
+        Ok(ReadableFd {
+            fd: SharedFd::new(fd.try_clone_to_owned()?),
+        })
+    }
+}
+
+impl std::fmt::Debug for ReadableFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ReadableFd").field(&self.fd.raw()).finish()
+    }
+}
+
+impl Waitable for ReadableFd {
+    fn ready(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let readable = |raw| {
+                let mut p = libc::pollfd {
+                    fd: raw,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                match crate::sys::poll(std::slice::from_mut(&mut p), Some(Duration::ZERO)) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(io::ErrorKind::WouldBlock.into()),
+                    Err(e) => Err(e),
+                }
+            };
+            // An error (a descriptor poll refuses) counts as ready, as
+            // Python's wait reports a broken object ready.
+            let _ =
+                std::future::poll_fn(|cx| self.fd.poll_io(cx, Interest::READABLE, readable)).await;
+        })
     }
 }
 
@@ -599,11 +668,11 @@ impl Waitable for Connection {
 /// # Cancel safety
 /// Nothing is lost: waiting receives nothing.
 pub async fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
-    let mut slots: Vec<WaitSlot<'_>> = objects.iter().map(|_| None).collect();
+    let mut waits: Vec<_> = objects.iter().map(|o| o.ready()).collect();
     let all = std::future::poll_fn(|cx| {
         let mut ready = Vec::new();
-        for (i, (o, slot)) in objects.iter().zip(&mut slots).enumerate() {
-            if o.poll_waitable(cx, slot).is_ready() {
+        for (i, w) in waits.iter_mut().enumerate() {
+            if w.as_mut().poll(cx).is_ready() {
                 ready.push(i);
             }
         }

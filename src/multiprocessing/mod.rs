@@ -111,8 +111,8 @@ pub use errors::{AuthenticationError, ConnectionError, ProcessError, RemoteError
 pub use handles::Handle;
 #[cfg(unix)]
 pub use listener::{
-    Address, BlockingListener, Client, DEFAULT_BACKLOG, Listener, MAX_HANDSHAKES, Waitable, wait,
-    wait_blocking,
+    Address, BlockingListener, Client, DEFAULT_BACKLOG, Listener, MAX_HANDSHAKES, ReadableFd,
+    Waitable, wait, wait_blocking,
 };
 #[cfg(windows)]
 pub use listener::{Address, Client, Listener};

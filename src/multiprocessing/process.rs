@@ -536,15 +536,8 @@ pub struct Sentinel {
 }
 
 impl Waitable for Sentinel {
-    fn poll_waitable<'a>(
-        &'a self,
-        cx: &mut std::task::Context<'_>,
-        slot: &mut super::listener::WaitSlot<'a>,
-    ) -> std::task::Poll<bool> {
-        if self.core.done.is_set() {
-            return std::task::Poll::Ready(true);
-        }
-        super::listener::poll_slot(slot, cx, || self.core.done.wait())
+    fn ready(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.core.done.wait())
     }
 }
 

@@ -87,6 +87,10 @@ pub(crate) const TESTS: &[Test] = &[
         wait_ready_indices_and_timeout,
     ),
     (
+        "connection::wait_over_sockets_fds_and_sentinels",
+        wait_over_sockets_fds_and_sentinels,
+    ),
+    (
         "conn::async_receive_after_a_drained_read",
         async_receive_after_a_drained_read,
     ),
@@ -585,6 +589,47 @@ fn wait_ready_indices_and_timeout() {
         assert_eq!(wait(&[&b], None).await, vec![0]);
         sender.await.unwrap();
     });
+}
+
+fn sleep_a_little(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+// _TestWait.test_wait_socket, test_wait_integer (a socket, a process
+// sentinel and a connection in one wait), on both faces: each object is
+// reported once it is ready, and waiting takes nothing from a socket.
+fn wait_over_sockets_fds_and_sentinels() {
+    use conex::multiprocessing::{Process, ReadableFd, Waitable};
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+
+    let (mut s1, mut s2) = std::os::unix::net::UnixStream::pair().unwrap();
+    let sock = ReadableFd::new(s2.as_fd()).unwrap();
+    let (c1, c2) = pipe(true).unwrap();
+    let p = Process::new(sleep_a_little, 100);
+    p.start().unwrap();
+    let sentinel = p.sentinel().unwrap();
+    let objects: [&dyn Waitable; 3] = [&sock, &c2, &sentinel];
+    assert!(wait_blocking(&objects, Some(Duration::from_millis(10))).is_empty());
+    s1.write_all(b"x").unwrap();
+    assert_eq!(wait_blocking(&objects, Some(Duration::from_secs(10))), [0]);
+    // Still there: wait read nothing.
+    let mut b = [0u8; 1];
+    s2.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"x");
+    RT.block_on(async {
+        assert!(
+            wait(&objects, Some(Duration::from_millis(10)))
+                .await
+                .is_empty()
+        );
+        c1.send(&5u8).await.unwrap();
+        assert_eq!(wait(&objects, None).await, [1]);
+        assert_eq!(c2.recv::<u8>().await.unwrap(), 5);
+        // The child ends within its 100 ms: its sentinel is ready.
+        assert_eq!(wait(&objects, Some(Duration::from_secs(30))).await, [2]);
+    });
+    p.blocking().join().unwrap();
 }
 
 // Ours (no CPython counterpart): an async receive that has caught up
