@@ -296,6 +296,41 @@ impl ShareableList {
         &self.name
     }
 
+    /// Its block, as a new handle (attached by name). Python: `l.shm`.
+    ///
+    /// # Errors
+    /// [`ShmError`] if the block was unlinked meanwhile.
+    pub fn shm(&self) -> Result<SharedMemory, ShmError> {
+        SharedMemory::attach(&self.name)
+    }
+
+    /// The struct format of the items it holds now, in Python's codes
+    /// (`q` an int, `d` a float, `xxxxxxx?` a bool, `Ns` a str or bytes
+    /// slot of `N` bytes, `xxxxxx?x` None). Python: `l.format`.
+    ///
+    /// ```
+    /// use conex::multiprocessing::{Item, ShareableList};
+    ///
+    /// let l = ShareableList::new([Item::from(1i64), "hello".into(), 2.5f64.into(), ().into()], None)?;
+    /// assert_eq!(l.format(), "q8sdxxxxxx?x");
+    /// assert_eq!(l.shm()?.name(), l.name());
+    /// l.unlink()?;
+    /// # Ok::<(), conex::multiprocessing::ListError>(())
+    /// ```
+    pub fn format(&self) -> String {
+        self.with(|shm| {
+            (0..self.len)
+                .map(|i| match shm.word(META + 3 * i).load(SeqCst) {
+                    1 => "xxxxxxx?".to_owned(),
+                    2 => "q".to_owned(),
+                    3 => "d".to_owned(),
+                    4 | 5 => format!("{}s", Self::slot(shm, self.len, i).1 * 8),
+                    _ => "xxxxxx?x".to_owned(),
+                })
+                .collect()
+        })
+    }
+
     /// Item `i`. Python: `l[i]`.
     ///
     /// # Errors
