@@ -289,6 +289,7 @@ fn park_loop<O: WaitOp>(mut op: O, deadline: Option<std::time::Instant>) -> O::O
 
 /// What a blocking facade says when it is called on the thread that drives
 /// a current-thread tokio runtime and would have to park.
+#[cfg_attr(conex_loom, allow(dead_code))] // loom builds have no runtime to refuse
 pub(crate) const BLOCKING_IN_RUNTIME: &str = "conex: a blocking facade had to wait on the thread \
      that drives a current_thread tokio runtime, which would deadlock it. Use the async method \
      with .await, run the blocking call in tokio::task::spawn_blocking or a conex OS-thread \
