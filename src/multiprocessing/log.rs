@@ -145,6 +145,8 @@ impl tracing::Subscriber for Printer {
         let mut line = Line::default();
         e.record(&mut line);
         let who = super::current_process().name;
+        // Python prints here: log_to_stderr's handler writes to
+        // sys.stderr; this subscriber exists to do just that.
         eprintln!(
             "[{}/{who}] {}{}",
             e.metadata().level(),

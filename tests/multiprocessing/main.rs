@@ -24,13 +24,17 @@ use std::time::Duration;
 
 use libtest_mimic::{Arguments, Trial};
 
-pub(crate) static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+pub(crate) static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(two_workers);
+
+/// A multi-thread runtime of two workers, with time and I/O (the suite's
+/// shared one, and a child's own where it counts its threads).
+pub(crate) fn two_workers() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
-});
+}
 
 /// Two other executables made from this suite's binary, in a temporary
 /// folder removed on drop: `copy`, the same bytes at another path, and

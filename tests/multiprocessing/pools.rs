@@ -897,11 +897,7 @@ fn await_pool_results(gate: String) -> (usize, u32) {
     let pool = Pool::new(Some(2)).unwrap();
     // The pool's own threads start with its first call.
     assert_eq!(pool.apply(square, 3).unwrap(), 9);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::two_workers();
     rt.block_on(async {
         let before = crate::sync::threads();
         let started = Arc::new(AtomicU64::new(0));

@@ -722,11 +722,7 @@ fn a_child_sinks_and_the_parent_streams() {
 /// In a quiet child: 1,000 tasks await a get on an empty queue; returns
 /// the extra threads while they wait and how many items they got.
 fn many_getters((q, ready): (Queue<u32>, conex::multiprocessing::Event)) -> (usize, usize) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::two_workers();
     rt.block_on(async {
         let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let before = crate::sync::threads();

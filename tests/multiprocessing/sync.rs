@@ -100,11 +100,7 @@ fn watch_threads() -> usize {
 /// sets `ready` once all wait, and `done` once all are through. Returns
 /// the extra threads the waits took.
 fn many_event_waiters((go, ready, done): (Event, Event, Event)) -> usize {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::two_workers();
     rt.block_on(async {
         let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let before = threads();
@@ -181,12 +177,7 @@ async fn take_turns(s: Semaphore, count: RawValue<u64>, n: usize) -> usize {
 }
 
 fn take_turns_in_child((s, count, n): (Semaphore, RawValue<u64>, usize)) -> usize {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(take_turns(s, count, n))
+    crate::two_workers().block_on(take_turns(s, count, n))
 }
 
 // Not in CPython: a Semaphore(1) handed round 10,000 waiting tasks in two
@@ -740,11 +731,7 @@ fn barrier_cancelled_wait_breaks_it() {
 /// counts itself in `woke` once notified and through. Returns the extra
 /// threads the waits took (counted while all wait, before `ready` is set).
 fn many_condition_waiters((c, woke, ready): (Condition, RawValue<u32>, Event)) -> usize {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::two_workers();
     rt.block_on(async {
         let before = threads();
         let tasks: Vec<_> = (0..1_000)
@@ -796,6 +783,26 @@ fn a_thousand_tasks_on_one_condition_take_no_thread_each() {
     assert_eq!(c.n_waiting(), 0);
 }
 
+/// A wait on `c` (for `long`) polled once, so it sleeps.
+async fn asleep(
+    c: &Condition,
+    long: Duration,
+) -> std::pin::Pin<
+    Box<
+        impl std::future::Future<
+            Output = Result<
+                (conex::multiprocessing::RLockGuard<'_>, bool),
+                conex::threading::NotOwned,
+            >,
+        > + '_,
+    >,
+> {
+    let g = c.lock().await;
+    let mut w = Box::pin(c.wait_timeout(g, long));
+    assert!(poll_once(w.as_mut()).is_pending());
+    w
+}
+
 /// Polls `f` once.
 fn poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
     f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
@@ -812,21 +819,15 @@ fn condition_async_waits_dropped_at_each_await() {
     let long = Duration::from_secs(60);
     RT.block_on(async {
         // 1. Dropped while asleep: nothing owed, no sleeper left counted.
-        let g = c.lock().await;
-        let mut a = Box::pin(c.wait_timeout(g, long));
-        assert!(poll_once(a.as_mut()).is_pending());
+        let a = asleep(&c, long).await;
         assert_eq!(c.n_waiting(), 1);
         drop(a);
         assert_eq!(c.n_waiting(), 0);
 
         // 2. Notified, then dropped before it saw it: the notification
         // goes to the next waiter.
-        let g = c.lock().await;
-        let mut a = Box::pin(c.wait_timeout(g, long));
-        assert!(poll_once(a.as_mut()).is_pending());
-        let g = c.lock().await;
-        let mut b = Box::pin(c.wait_timeout(g, long));
-        assert!(poll_once(b.as_mut()).is_pending());
+        let a = asleep(&c, long).await;
+        let mut b = asleep(&c, long).await;
         let g = c.lock().await;
         c.notify(1).unwrap(); // returns once A's notification is taken
         drop(g);
@@ -844,9 +845,7 @@ fn condition_async_waits_dropped_at_each_await() {
 
         // 3. Notified with no one to pass it to: it goes back, and the
         // next waiter takes it at once.
-        let g = c.lock().await;
-        let mut a = Box::pin(c.wait_timeout(g, long));
-        assert!(poll_once(a.as_mut()).is_pending());
+        let a = asleep(&c, long).await;
         let g = c.lock().await;
         c.notify(1).unwrap();
         drop(g);
@@ -858,9 +857,7 @@ fn condition_async_waits_dropped_at_each_await() {
 
         // 4. Dropped while it re-takes the lock (held here): holds
         // nothing after, and its notification goes on.
-        let g = c.lock().await;
-        let mut a = Box::pin(c.wait_timeout(g, long));
-        assert!(poll_once(a.as_mut()).is_pending());
+        let mut a = asleep(&c, long).await;
         let g = c.lock().await;
         c.notify(1).unwrap();
         assert!(poll_once(a.as_mut()).is_pending(), "the lock is held here");
