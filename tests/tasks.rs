@@ -569,3 +569,60 @@ async fn events_and_tokens_convert() {
     e2.set();
     assert!(e2.to_token().is_cancelled());
 }
+
+// asyncio: test_tasks.py test_cancel_with_message_then_future_result and
+// test_cancelling: a cancel with a message ends the task as cancelled, the
+// handle keeps the message and counts the requests; a finished task
+// refuses both and keeps no message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_with_a_message_and_cancelling() {
+    let t = conex::tasks::spawn(std::future::pending::<()>());
+    assert_eq!((t.cancelling(), t.cancel_message()), (0, None));
+    assert!(t.cancel_with("first"));
+    assert!(t.cancel_with("second") || t.done());
+    assert!(t.cancelling() >= 1);
+    assert!(matches!(
+        t.cancel_message().as_deref(),
+        Some("first" | "second")
+    ));
+    assert_eq!(t.await, Err(conex::tasks::TaskError::Cancelled));
+    let done = conex::tasks::spawn(async { 1 });
+    while !done.done() {
+        tokio::task::yield_now().await;
+    }
+    assert!(!done.cancel_with("too late"));
+    assert_eq!((done.cancelling(), done.cancel_message()), (0, None));
+    assert_eq!(done.await, Ok(1));
+}
+
+// asyncio: test_tasks.py test_create_task_with_context_arg and the
+// RuntimeError of a context entered elsewhere: spawn_in runs the task in
+// the context given (what it sets stays there, not in the caller's), and
+// refuses a context that another task has entered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_in_runs_in_the_context_given() {
+    use conex::contextvars::{AlreadyEntered, Context, ContextVar};
+    let var = ContextVar::new("var");
+    let ctx = Context::new();
+    let v = var.clone();
+    let t = conex::tasks::spawn_in(&ctx, async move {
+        v.set(7u8);
+        v.get().unwrap()
+    });
+    assert_eq!(t.await.unwrap(), Ok(7));
+    assert_eq!(ctx.get(&var), Some(7));
+    assert!(var.get().is_err());
+    // Entered by a task that waits inside it: a second one is refused.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (in_tx, in_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = conex::tasks::spawn_in(&ctx, async move {
+        let _ = in_tx.send(()); // the body runs once the context is entered
+        let _ = rx.await;
+    });
+    in_rx.await.unwrap();
+    assert!(ctx.run(|| ()).is_err(), "entered by the holder");
+    let refused = conex::tasks::spawn_in(&ctx, async {});
+    assert_eq!(refused.await.unwrap(), Err(AlreadyEntered));
+    tx.send(()).unwrap();
+    assert_eq!(holder.await.unwrap(), Ok(()));
+}

@@ -45,6 +45,6 @@ mod waiting;
 
 pub use group::{Failure, GroupClosed, TaskGroup, TaskGroupError, task_group};
 pub use runner::{RunError, Runner, run};
-pub use task::{Task, TaskError, shield, sleep, spawn, spawn_eager, to_thread};
+pub use task::{Task, TaskError, shield, sleep, spawn, spawn_eager, spawn_in, to_thread};
 pub use timeout::{Timeout, TimeoutScope, timeout, timeout_at};
 pub use waiting::{Outcome, ReturnWhen, as_completed, gather, gather_settled, wait};

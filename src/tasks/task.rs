@@ -72,6 +72,9 @@ enum State<T> {
 /// ```
 pub struct Task<T> {
     state: State<T>,
+    /// Cancel requests made through this handle, and the last message.
+    cancels: std::sync::atomic::AtomicU32,
+    message: std::sync::Mutex<Option<String>>,
 }
 
 impl<T> fmt::Debug for Task<T> {
@@ -84,14 +87,18 @@ impl<T> fmt::Debug for Task<T> {
 
 impl<T> Task<T> {
     pub(crate) fn from_handle(h: tokio::task::JoinHandle<Output<T>>) -> Task<T> {
-        Task {
-            state: State::Running(h),
-        }
+        Task::with_state(State::Running(h))
     }
 
     pub(crate) fn finished(out: Output<T>) -> Task<T> {
+        Task::with_state(State::Finished(Some(out)))
+    }
+
+    fn with_state(state: State<T>) -> Task<T> {
         Task {
-            state: State::Finished(Some(out)),
+            state,
+            cancels: std::sync::atomic::AtomicU32::new(0),
+            message: std::sync::Mutex::new(None),
         }
     }
 
@@ -113,10 +120,53 @@ impl<T> Task<T> {
         match &self.state {
             State::Running(h) if !h.is_finished() => {
                 h.abort();
+                self.cancels
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 true
             }
             _ => false,
         }
+    }
+
+    /// [`cancel`](Task::cancel), recording `msg` for whoever looks at why
+    /// ([`cancel_message`](Task::cancel_message)). Python:
+    /// `Task.cancel(msg)` (the `CancelledError` carries the message; here
+    /// the awaited result is [`TaskError::Cancelled`] and the handle keeps
+    /// the message, since the task itself cannot catch anything).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let t = conex::tasks::spawn(std::future::pending::<()>());
+    /// assert_eq!(t.cancelling(), 0);
+    /// assert!(t.cancel_with("shutting down"));
+    /// assert_eq!(t.cancelling(), 1);
+    /// assert_eq!(t.cancel_message().as_deref(), Some("shutting down"));
+    /// assert_eq!(t.await, Err(conex::tasks::TaskError::Cancelled));
+    /// # }
+    /// ```
+    pub fn cancel_with(&self, msg: impl Into<String>) -> bool {
+        let cancelled = self.cancel();
+        if cancelled {
+            *self.message.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg.into());
+        }
+        cancelled
+    }
+
+    /// The message of the last [`cancel_with`](Task::cancel_with) that
+    /// took effect.
+    pub fn cancel_message(&self) -> Option<String> {
+        self.message
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How many cancel requests were made through this handle while the
+    /// task ran. Python: `Task.cancelling()`. (There is no `uncancel`: a
+    /// Rust future cannot catch its cancellation and go on, which is what
+    /// `uncancel` exists for; a requested cancel always takes effect.)
+    pub fn cancelling(&self) -> u32 {
+        self.cancels.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The outcome, if the task finished and it was not taken yet (by
@@ -194,6 +244,42 @@ where
     F::Output: Send + 'static,
 {
     Task::from_handle(runtime_handle().spawn(InContext::copy_current(catching(fut))))
+}
+
+/// Starts `fut` as a task that runs in `context` itself (entered around
+/// each poll, as [`Context::scope`](crate::contextvars::Context::scope)),
+/// not in a copy of the caller's: what it sets stays in `context` for
+/// whoever runs there next.
+///
+/// Python: `asyncio.create_task(coro, context=ctx)`. As Python's (a
+/// `RuntimeError` at the task's first step), a context entered elsewhere
+/// at the time is an error: the task's value is
+/// `Err(AlreadyEntered)` then.
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use conex::contextvars::{Context, ContextVar};
+///
+/// let var = ContextVar::new("var");
+/// let ctx = Context::new();
+/// let v = var.clone();
+/// let t = conex::tasks::spawn_in(&ctx, async move {
+///     v.set(7);
+/// });
+/// assert!(t.await.unwrap().is_ok());
+/// assert_eq!(ctx.get(&var), Some(7)); // kept in the context given
+/// assert!(var.get().is_err()); // not the caller's
+/// # }
+/// ```
+pub fn spawn_in<F>(
+    context: &crate::contextvars::Context,
+    fut: F,
+) -> Task<Result<F::Output, crate::contextvars::AlreadyEntered>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Task::from_handle(runtime_handle().spawn(catching(context.scope(fut))))
 }
 
 /// Starts `fut` and runs it at once, in the caller, until its first await
