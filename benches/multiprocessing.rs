@@ -678,8 +678,8 @@ fn manager_roundtrip(c: &mut Criterion) {
     g.bench_function("conex_dictproxy_get", |b| {
         let m = conex::multiprocessing::manager().unwrap();
         let d = m.dict::<u64, u64>().unwrap();
-        d.set(&1, &2).unwrap();
-        b.iter(|| assert_eq!(d.get(&1).unwrap(), Some(2)));
+        d.blocking().set(&1, &2).unwrap();
+        b.iter(|| assert_eq!(d.blocking().get(&1).unwrap(), Some(2)));
     });
     g.bench_function("conex_pipe_roundtrip_child", |b| {
         let (a, z) = pipe(true).unwrap();

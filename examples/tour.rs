@@ -1011,8 +1011,8 @@ fn tally_words(
         if w.len() > 3 {
             // Not atomic across processes (get then set), so the manager's
             // lock guards it, as in Python.
-            let n = words.get(&w).expect("get").unwrap_or(0);
-            words.set(&w, &(n + 1)).expect("set");
+            let n = words.blocking().get(&w).expect("get").unwrap_or(0);
+            words.blocking().set(&w, &(n + 1)).expect("set");
         }
     }
 }
@@ -1025,10 +1025,10 @@ fn guarded_tally(
         String,
     ),
 ) {
-    lock.acquire().expect("acquire");
+    lock.blocking().acquire().expect("acquire");
     tally_words((words, text));
-    lock.release().expect("release");
-    done.append(&std::process::id()).expect("append");
+    lock.blocking().release().expect("release");
+    done.blocking().append(&std::process::id()).expect("append");
 }
 
 /// multiprocessing.managers: a server process owning shared objects.
@@ -1058,7 +1058,7 @@ fn managers_tour() {
     for p in &workers {
         p.blocking().join().expect("join");
     }
-    let mut counts = words.items().expect("items");
+    let mut counts = words.blocking().items().expect("items");
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let top: Vec<String> = counts
         .iter()
@@ -1068,9 +1068,42 @@ fn managers_tour() {
     println!(
         "  {} workers ({} reported in) counted {} words; top: {}",
         workers.len(),
-        done.len().expect("len"),
+        done.blocking().len().expect("len"),
         counts.len(),
         top.join(", ")
+    );
+    // The proxies are async first: a thousand tasks on two workers call
+    // the same dict at once over this process's one connection.
+    let t2 = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let hits = m.dict::<u32, u32>().expect("dict");
+    let threads_before = threads_now();
+    let peak = rt.block_on(async {
+        let tasks: Vec<_> = (0..1000u32)
+            .map(|i| {
+                let hits = hits.clone();
+                tokio::spawn(async move {
+                    hits.set(&i, &(i * 2)).await.expect("set");
+                    hits.get(&i).await.expect("get")
+                })
+            })
+            .collect();
+        let peak = threads_now();
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.expect("task"), Some(i as u32 * 2));
+        }
+        peak
+    });
+    println!(
+        "  1000 tasks made 2000 concurrent DictProxy calls in {:?} ({} entries; {} threads before, {} once all were spawned)",
+        t2.elapsed(),
+        hits.blocking().len().expect("len"),
+        threads_before,
+        peak
     );
     println!(
         "  server process pid {:?}, {:?} in all",
@@ -1078,4 +1111,9 @@ fn managers_tour() {
         t.elapsed()
     );
     println!();
+}
+
+/// The threads of this process now.
+fn threads_now() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }

@@ -235,6 +235,13 @@ pub mod multiprocessing;
 pub mod __private {
     pub use serde;
 
+    /// A proxy call run to its end on the calling thread (an `expose!`d
+    /// proxy's blocking facade).
+    #[track_caller]
+    pub fn block<F: Future>(f: F) -> F::Output {
+        crate::multiprocessing::managers::block(f)
+    }
+
     /// The error of a call to a method an `expose!`d type does not have.
     pub fn no_such_method(typeid: &str, method: &str) -> crate::multiprocessing::RemoteError {
         crate::multiprocessing::managers::no_such_method(typeid, method)

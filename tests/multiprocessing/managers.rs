@@ -39,6 +39,27 @@ pub(crate) const TESTS: &[Test] = &[
         malformed_requests,
     ),
     ("manager::shutdown_and_drop", shutdown_and_drop),
+    (
+        "manager::thousand_tasks_share_one_connection",
+        thousand_tasks_share_one_connection,
+    ),
+    ("manager::locks_belong_to_tasks", locks_belong_to_tasks),
+    (
+        "manager::condition_wait_releases_for_its_task",
+        condition_wait_releases_for_its_task,
+    ),
+    (
+        "manager::dropped_waits_take_nothing",
+        dropped_waits_take_nothing,
+    ),
+    (
+        "manager::dropped_winners_give_back",
+        dropped_winners_give_back,
+    ),
+    (
+        "manager::dead_server_fails_every_waiting_task",
+        dead_server_fails_every_waiting_task,
+    ),
     ("manager::managed_pool", managed_pool),
     (
         "manager::managed_pool_refuses_another_build",
@@ -54,62 +75,71 @@ fn remote(e: ManagerError, type_name: &str) {
 fn dict_list_namespace() {
     let m = manager().unwrap();
     let d = m.dict::<String, i64>().unwrap();
-    assert!(d.is_empty().unwrap());
+    assert!(d.blocking().is_empty().unwrap());
     for (i, k) in ["b", "a", "c"].iter().enumerate() {
-        d.set(&k.to_string(), &(i as i64)).unwrap();
+        d.blocking().set(&k.to_string(), &(i as i64)).unwrap();
     }
-    assert_eq!(d.len().unwrap(), 3);
-    assert_eq!(d.keys().unwrap(), ["b", "a", "c"], "insertion order");
-    assert_eq!(d.get(&"a".into()).unwrap(), Some(1));
-    assert_eq!(d.get(&"zz".into()).unwrap(), None);
-    remote(d.getitem(&"zz".into()).unwrap_err(), "KeyError");
-    assert!(d.contains(&"c".into()).unwrap());
-    d.del(&"b".into()).unwrap();
-    remote(d.del(&"b".into()).unwrap_err(), "KeyError");
-    assert_eq!(d.setdefault(&"a".into(), &9).unwrap(), 1);
-    assert_eq!(d.setdefault(&"n".into(), &9).unwrap(), 9);
-    assert_eq!(d.popitem().unwrap(), Some(("n".into(), 9)));
-    assert_eq!(d.pop(&"c".into()).unwrap(), Some(2));
-    let more = [("x".to_string(), 10i64), ("y".to_string(), 11)];
-    d.update(more.iter().map(|(k, v)| (k, v))).unwrap();
+    assert_eq!(d.blocking().len().unwrap(), 3);
     assert_eq!(
-        d.items().unwrap(),
+        d.blocking().keys().unwrap(),
+        ["b", "a", "c"],
+        "insertion order"
+    );
+    assert_eq!(d.blocking().get(&"a".into()).unwrap(), Some(1));
+    assert_eq!(d.blocking().get(&"zz".into()).unwrap(), None);
+    remote(d.blocking().getitem(&"zz".into()).unwrap_err(), "KeyError");
+    assert!(d.blocking().contains(&"c".into()).unwrap());
+    d.blocking().del(&"b".into()).unwrap();
+    remote(d.blocking().del(&"b".into()).unwrap_err(), "KeyError");
+    assert_eq!(d.blocking().setdefault(&"a".into(), &9).unwrap(), 1);
+    assert_eq!(d.blocking().setdefault(&"n".into(), &9).unwrap(), 9);
+    assert_eq!(d.blocking().popitem().unwrap(), Some(("n".into(), 9)));
+    assert_eq!(d.blocking().pop(&"c".into()).unwrap(), Some(2));
+    let more = [("x".to_string(), 10i64), ("y".to_string(), 11)];
+    d.blocking()
+        .update(more.iter().map(|(k, v)| (k, v)))
+        .unwrap();
+    assert_eq!(
+        d.blocking().items().unwrap(),
         vec![("a".into(), 1), ("x".into(), 10), ("y".into(), 11)]
     );
-    assert_eq!(d.values().unwrap(), [1, 10, 11]);
-    d.clear().unwrap();
-    assert_eq!(d.len().unwrap(), 0);
+    assert_eq!(d.blocking().values().unwrap(), [1, 10, 11]);
+    d.blocking().clear().unwrap();
+    assert_eq!(d.blocking().len().unwrap(), 0);
     let d2 = m.dict_from([(&1u8, &"one".to_string())]).unwrap();
-    assert_eq!(d2.items().unwrap(), vec![(1, "one".to_string())]);
+    assert_eq!(d2.blocking().items().unwrap(), vec![(1, "one".to_string())]);
 
     let l = m.list_from(&[1i32, 2, 3]).unwrap();
-    l.append(&4).unwrap();
-    l.extend(&[5, 6]).unwrap();
-    l.insert(0, &0).unwrap();
-    assert_eq!(l.to_vec().unwrap(), [0, 1, 2, 3, 4, 5, 6]);
-    assert_eq!(l.get(-1).unwrap(), 6);
-    remote(l.get(7).unwrap_err(), "IndexError");
-    l.set(1, &10).unwrap();
-    assert_eq!(l.pop(None).unwrap(), 6);
-    assert_eq!(l.pop(Some(0)).unwrap(), 0);
-    assert_eq!(l.index(&10).unwrap(), 0);
-    remote(l.index(&99).unwrap_err(), "ValueError");
-    l.remove(&10).unwrap();
-    l.reverse().unwrap();
-    assert_eq!(l.to_vec().unwrap(), [5, 4, 3, 2]);
-    assert_eq!(l.count(&4).unwrap(), 1);
-    l.del(0).unwrap();
-    assert!(l.contains(&2).unwrap());
-    l.clear().unwrap();
-    remote(l.pop(None).unwrap_err(), "IndexError");
+    l.blocking().append(&4).unwrap();
+    l.blocking().extend(&[5, 6]).unwrap();
+    l.blocking().insert(0, &0).unwrap();
+    assert_eq!(l.blocking().to_vec().unwrap(), [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(l.blocking().get(-1).unwrap(), 6);
+    remote(l.blocking().get(7).unwrap_err(), "IndexError");
+    l.blocking().set(1, &10).unwrap();
+    assert_eq!(l.blocking().pop(None).unwrap(), 6);
+    assert_eq!(l.blocking().pop(Some(0)).unwrap(), 0);
+    assert_eq!(l.blocking().index(&10).unwrap(), 0);
+    remote(l.blocking().index(&99).unwrap_err(), "ValueError");
+    l.blocking().remove(&10).unwrap();
+    l.blocking().reverse().unwrap();
+    assert_eq!(l.blocking().to_vec().unwrap(), [5, 4, 3, 2]);
+    assert_eq!(l.blocking().count(&4).unwrap(), 1);
+    l.blocking().del(0).unwrap();
+    assert!(l.blocking().contains(&2).unwrap());
+    l.blocking().clear().unwrap();
+    remote(l.blocking().pop(None).unwrap_err(), "IndexError");
 
     let ns = m.namespace().unwrap();
-    ns.set("name", &"Bob".to_string()).unwrap();
-    ns.set("job", &42u32).unwrap();
-    assert_eq!(ns.get::<String>("name").unwrap(), "Bob");
-    assert_eq!(ns.names().unwrap(), ["job", "name"]);
-    ns.del("job").unwrap();
-    remote(ns.get::<u32>("job").unwrap_err(), "AttributeError");
+    ns.blocking().set("name", &"Bob".to_string()).unwrap();
+    ns.blocking().set("job", &42u32).unwrap();
+    assert_eq!(ns.blocking().get::<String>("name").unwrap(), "Bob");
+    assert_eq!(ns.blocking().names().unwrap(), ["job", "name"]);
+    ns.blocking().del("job").unwrap();
+    remote(
+        ns.blocking().get::<u32>("job").unwrap_err(),
+        "AttributeError",
+    );
 }
 
 // _TestContainers.test_dict_proxy_nested, test_list_proxy_in_list: a
@@ -118,29 +148,39 @@ fn nested_proxies() {
     let m = manager().unwrap();
     let inner = m.list_from(&[1u32, 2]).unwrap();
     let outer = m.dict::<String, ListProxy<u32>>().unwrap();
-    outer.set(&"xs".into(), &inner).unwrap();
-    let again = outer.getitem(&"xs".into()).unwrap();
-    again.append(&3).unwrap();
-    assert_eq!(inner.to_vec().unwrap(), [1, 2, 3], "the same list");
+    outer.blocking().set(&"xs".into(), &inner).unwrap();
+    let again = outer.blocking().getitem(&"xs".into()).unwrap();
+    again.blocking().append(&3).unwrap();
+    assert_eq!(
+        inner.blocking().to_vec().unwrap(),
+        [1, 2, 3],
+        "the same list"
+    );
     let lists = m.list::<ListProxy<u32>>().unwrap();
-    lists.append(&inner).unwrap();
-    lists.get(0).unwrap().append(&4).unwrap();
-    assert_eq!(inner.len().unwrap(), 4);
+    lists.blocking().append(&inner).unwrap();
+    lists
+        .blocking()
+        .get(0)
+        .unwrap()
+        .blocking()
+        .append(&4)
+        .unwrap();
+    assert_eq!(inner.blocking().len().unwrap(), 4);
 }
 
 fn bump((d, l, n): (DictProxy<u32, u32>, ListProxy<u32>, u32)) {
-    d.set(&n, &(n * 10)).unwrap();
-    l.append(&n).unwrap();
+    d.blocking().set(&n, &(n * 10)).unwrap();
+    l.blocking().append(&n).unwrap();
 }
 
 fn from_pipe(c: Connection) {
     let (d, n): (DictProxy<u32, u32>, u32) = c.blocking().recv().unwrap();
-    d.set(&n, &(n * 10)).unwrap();
+    d.blocking().set(&n, &(n * 10)).unwrap();
 }
 
 fn from_queue(q: Queue<(DictProxy<u32, u32>, u32)>) {
     let (d, n) = q.blocking().get().unwrap();
-    d.set(&n, &(n * 10)).unwrap();
+    d.blocking().set(&n, &(n * 10)).unwrap();
 }
 
 // _TestContainers with processes (test_dict_proxy from children): a proxy
@@ -165,11 +205,11 @@ fn proxies_cross_processes() {
     let p = Process::new(from_queue, q);
     p.start().unwrap();
     p.blocking().join().unwrap();
-    let mut keys = d.keys().unwrap();
+    let mut keys = d.blocking().keys().unwrap();
     keys.sort();
     assert_eq!(keys, [0, 1, 2, 7, 8]);
-    assert_eq!(d.get(&8).unwrap(), Some(80));
-    let mut xs = l.to_vec().unwrap();
+    assert_eq!(d.blocking().get(&8).unwrap(), Some(80));
+    let mut xs = l.blocking().to_vec().unwrap();
     xs.sort();
     assert_eq!(xs, [0, 1, 2]);
 }
@@ -178,21 +218,21 @@ fn proxies_cross_processes() {
 fn value_and_array() {
     let m = manager().unwrap();
     let v = m.value(&1.5f64).unwrap();
-    v.set(&2.5).unwrap();
-    assert_eq!(v.get().unwrap(), 2.5);
+    v.blocking().set(&2.5).unwrap();
+    assert_eq!(v.blocking().get().unwrap(), 2.5);
     let a = m.array(&[1u8, 2, 3]).unwrap();
-    assert_eq!(a.len().unwrap(), 3);
-    a.set(-1, &9).unwrap();
-    assert_eq!(a.get(2).unwrap(), 9);
-    remote(a.set(3, &1).unwrap_err(), "IndexError");
-    assert_eq!(a.to_vec().unwrap(), [1, 2, 9]);
+    assert_eq!(a.blocking().len().unwrap(), 3);
+    a.blocking().set(-1, &9).unwrap();
+    assert_eq!(a.blocking().get(2).unwrap(), 9);
+    remote(a.blocking().set(3, &1).unwrap_err(), "IndexError");
+    assert_eq!(a.blocking().to_vec().unwrap(), [1, 2, 9]);
 }
 
 fn consume(q: QueueProxy<u32>) -> u32 {
     let mut sum = 0;
     loop {
-        let x = q.get().unwrap();
-        q.task_done().unwrap();
+        let x = q.blocking().get().unwrap();
+        q.blocking().task_done().unwrap();
         if x == 0 {
             return sum;
         }
@@ -205,67 +245,76 @@ fn consume(q: QueueProxy<u32>) -> u32 {
 fn queues() {
     let m = manager().unwrap();
     let q = m.queue::<u32>(2).unwrap();
-    remote(q.get_nowait().unwrap_err(), "Empty");
+    remote(q.blocking().get_nowait().unwrap_err(), "Empty");
     let t = Instant::now();
     remote(
-        q.get_timeout(Duration::from_millis(100)).unwrap_err(),
+        q.blocking()
+            .get_timeout(Duration::from_millis(100))
+            .unwrap_err(),
         "Empty",
     );
     assert!(t.elapsed() >= Duration::from_millis(60));
-    q.put(&1).unwrap();
-    q.put(&2).unwrap();
-    assert!(q.full().unwrap());
-    remote(q.put_nowait(&3).unwrap_err(), "Full");
+    q.blocking().put(&1).unwrap();
+    q.blocking().put(&2).unwrap();
+    assert!(q.blocking().full().unwrap());
+    remote(q.blocking().put_nowait(&3).unwrap_err(), "Full");
     remote(
-        q.put_timeout(&3, Duration::from_millis(50)).unwrap_err(),
+        q.blocking()
+            .put_timeout(&3, Duration::from_millis(50))
+            .unwrap_err(),
         "Full",
     );
-    assert_eq!(q.qsize().unwrap(), 2);
-    assert_eq!(q.get().unwrap(), 1);
-    assert_eq!(q.get().unwrap(), 2);
-    assert!(q.empty().unwrap());
+    assert_eq!(q.blocking().qsize().unwrap(), 2);
+    assert_eq!(q.blocking().get().unwrap(), 1);
+    assert_eq!(q.blocking().get().unwrap(), 2);
+    assert!(q.blocking().empty().unwrap());
 
     let jq = m.joinable_queue::<u32>(0).unwrap();
     let p = Process::new(consume, jq.clone());
     p.start().unwrap();
     for x in [5, 6, 7, 0] {
-        jq.put(&x).unwrap();
+        jq.blocking().put(&x).unwrap();
     }
-    jq.join().unwrap();
+    jq.blocking().join().unwrap();
     assert_eq!(p.blocking().result().unwrap(), 18);
-    remote(jq.task_done().unwrap_err(), "ValueError");
+    remote(jq.blocking().task_done().unwrap_err(), "ValueError");
 }
 
 // _TestLock (test_lock, test_rlock), _TestSemaphore with a manager
 fn locks_and_semaphores() {
     let m = manager().unwrap();
     let lock = m.lock().unwrap();
-    assert!(lock.try_acquire().unwrap());
-    assert!(lock.locked().unwrap());
-    assert!(!lock.try_acquire().unwrap());
-    assert!(!lock.acquire_timeout(Duration::from_millis(50)).unwrap());
-    lock.release().unwrap();
-    remote(lock.release().unwrap_err(), "RuntimeError");
+    assert!(lock.blocking().try_acquire().unwrap());
+    assert!(lock.blocking().locked().unwrap());
+    assert!(!lock.blocking().try_acquire().unwrap());
+    assert!(
+        !lock
+            .blocking()
+            .acquire_timeout(Duration::from_millis(50))
+            .unwrap()
+    );
+    lock.blocking().release().unwrap();
+    remote(lock.blocking().release().unwrap_err(), "RuntimeError");
 
     let r = m.rlock().unwrap();
-    r.acquire().unwrap();
-    r.acquire().unwrap();
+    r.blocking().acquire().unwrap();
+    r.blocking().acquire().unwrap();
     // Another thread (its own connection) cannot take it.
     let r2 = r.clone();
-    let other = std::thread::spawn(move || r2.try_acquire().unwrap());
+    let other = std::thread::spawn(move || r2.blocking().try_acquire().unwrap());
     assert!(!other.join().unwrap());
-    r.release().unwrap();
-    r.release().unwrap();
-    remote(r.release().unwrap_err(), "RuntimeError");
+    r.blocking().release().unwrap();
+    r.blocking().release().unwrap();
+    remote(r.blocking().release().unwrap_err(), "RuntimeError");
 
     let s = m.semaphore(2).unwrap();
-    assert!(s.try_acquire().unwrap());
-    assert!(s.try_acquire().unwrap());
-    assert!(!s.try_acquire().unwrap());
-    s.release_n(2).unwrap();
-    assert_eq!(s.value().unwrap(), 2);
+    assert!(s.blocking().try_acquire().unwrap());
+    assert!(s.blocking().try_acquire().unwrap());
+    assert!(!s.blocking().try_acquire().unwrap());
+    s.blocking().release_n(2).unwrap();
+    assert_eq!(s.blocking().value().unwrap(), 2);
     let b = m.bounded_semaphore(1).unwrap();
-    remote(b.release().unwrap_err(), "ValueError");
+    remote(b.blocking().release().unwrap_err(), "ValueError");
 }
 
 fn wait_for_go(
@@ -275,15 +324,15 @@ fn wait_for_go(
         DictProxy<u8, bool>,
     ),
 ) {
-    c.acquire().unwrap();
-    ready.set().unwrap();
-    let notified = c.wait(Some(Duration::from_secs(20))).unwrap();
-    c.release().unwrap();
-    out.set(&1, &notified).unwrap();
+    c.blocking().acquire().unwrap();
+    ready.blocking().set().unwrap();
+    let notified = c.blocking().wait(Some(Duration::from_secs(20))).unwrap();
+    c.blocking().release().unwrap();
+    out.blocking().set(&1, &notified).unwrap();
 }
 
 fn at_barrier(b: conex::multiprocessing::managers::BarrierProxy) -> usize {
-    b.wait(Some(Duration::from_secs(20))).unwrap()
+    b.blocking().wait(Some(Duration::from_secs(20))).unwrap()
 }
 
 // _TestCondition.test_notify, _TestEvent.test_event, _TestBarrier with a
@@ -295,24 +344,29 @@ fn condition_event_barrier() {
     let out = m.dict::<u8, bool>().unwrap();
     let p = Process::new(wait_for_go, (c.clone(), ready.clone(), out.clone()));
     p.start().unwrap();
-    assert!(ready.wait(Some(Duration::from_secs(20))).unwrap());
-    c.acquire().unwrap(); // the waiter released it inside wait
-    c.notify(1).unwrap();
-    c.release().unwrap();
+    assert!(
+        ready
+            .blocking()
+            .wait(Some(Duration::from_secs(20)))
+            .unwrap()
+    );
+    c.blocking().acquire().unwrap(); // the waiter released it inside wait
+    c.blocking().notify(1).unwrap();
+    c.blocking().release().unwrap();
     p.blocking().join().unwrap();
-    assert_eq!(out.get(&1).unwrap(), Some(true));
-    remote(c.wait(None).unwrap_err(), "RuntimeError");
+    assert_eq!(out.blocking().get(&1).unwrap(), Some(true));
+    remote(c.blocking().wait(None).unwrap_err(), "RuntimeError");
 
     let e = m.event().unwrap();
-    assert!(!e.is_set().unwrap());
-    assert!(!e.wait(Some(Duration::from_millis(30))).unwrap());
-    e.set().unwrap();
-    assert!(e.wait(None).unwrap());
-    e.clear().unwrap();
-    assert!(!e.is_set().unwrap());
+    assert!(!e.blocking().is_set().unwrap());
+    assert!(!e.blocking().wait(Some(Duration::from_millis(30))).unwrap());
+    e.blocking().set().unwrap();
+    assert!(e.blocking().wait(None).unwrap());
+    e.blocking().clear().unwrap();
+    assert!(!e.blocking().is_set().unwrap());
 
     let b = m.barrier(3, None).unwrap();
-    assert_eq!(b.parties().unwrap(), 3);
+    assert_eq!(b.blocking().parties().unwrap(), 3);
     let ps: Vec<_> = (0..2)
         .map(|_| Process::new(at_barrier, b.clone()))
         .collect();
@@ -324,12 +378,15 @@ fn condition_event_barrier() {
     assert_eq!(idx, [0, 1, 2]);
     let lonely = m.barrier(2, None).unwrap();
     remote(
-        lonely.wait(Some(Duration::from_millis(50))).unwrap_err(),
+        lonely
+            .blocking()
+            .wait(Some(Duration::from_millis(50)))
+            .unwrap_err(),
         "BrokenBarrierError",
     );
-    assert!(lonely.broken().unwrap());
-    lonely.reset().unwrap();
-    assert!(!lonely.broken().unwrap());
+    assert!(lonely.blocking().broken().unwrap());
+    lonely.blocking().reset().unwrap();
+    assert!(!lonely.blocking().broken().unwrap());
 }
 
 /// A user type for the manager tests.
@@ -371,7 +428,7 @@ impl Tally {
 
 conex::expose! {
     /// A proxy to a `Tally`.
-    pub proxy TallyProxy for Tally {
+    pub proxy TallyProxy, blocking BlockingTally for Tally {
         fn add(&mut self, by: i64, who: String) -> i64;
         fn total(&self) -> i64;
         fn log(&self) -> Vec<String>;
@@ -381,7 +438,7 @@ conex::expose! {
 }
 
 fn add_from_child((t, n): (TallyProxy, i64)) {
-    t.add(&n, &format!("child-{n}")).unwrap();
+    t.blocking().add(&n, &format!("child-{n}")).unwrap();
 }
 
 fn tally_manager() -> BaseManager {
@@ -396,26 +453,30 @@ fn registered_type() {
     let m = tally_manager();
     m.start().unwrap();
     let t: TallyProxy = m.create("Tally", &10i64).unwrap();
-    assert_eq!(t.add(&5, &"main".into()).unwrap(), 15);
+    assert_eq!(t.blocking().add(&5, &"main".into()).unwrap(), 15);
     let ps: Vec<_> = (1..=2)
         .map(|n| Process::new(add_from_child, (t.clone(), n)))
         .collect();
     ps.iter().for_each(|p| p.start().unwrap());
     ps.iter().for_each(|p| p.blocking().join().unwrap());
-    assert_eq!(t.total().unwrap(), 18);
-    assert_eq!(t.log().unwrap().len(), 3);
-    let e = t.explode().unwrap_err();
+    assert_eq!(t.blocking().total().unwrap(), 18);
+    assert_eq!(t.blocking().log().unwrap().len(), 3);
+    let e = t.blocking().explode().unwrap_err();
     remote(e, "panic");
-    assert_eq!(t.total().unwrap(), 18, "the server survived the panic");
+    assert_eq!(
+        t.blocking().total().unwrap(),
+        18,
+        "the server survived the panic"
+    );
     let e = m.create::<TallyProxy, _>("Nope", &()).unwrap_err();
     remote(e, "KeyError");
-    let bad: Result<(), _> = t.base().call("no_such", vec![]);
+    let bad: Result<(), _> = t.base().blocking().call("no_such", vec![]);
     remote(bad.unwrap_err(), "AttributeError");
     // Arguments that do not decode as the constructor's: an error, and
     // the server goes on.
     let wrong: Result<TallyProxy, _> = m.create("Tally", &());
     remote(wrong.unwrap_err(), "DecodeError");
-    assert_eq!(t.total().unwrap(), 18);
+    assert_eq!(t.blocking().total().unwrap(), 18);
 }
 
 static SEED: AtomicU64 = AtomicU64::new(0);
@@ -429,7 +490,11 @@ fn start_with_initializer() {
     let m = tally_manager();
     m.start_with(seed_server, 77).unwrap();
     let t: TallyProxy = m.create("Tally", &0i64).unwrap();
-    assert_eq!(t.seed().unwrap(), 77, "the initializer ran in the server");
+    assert_eq!(
+        t.blocking().seed().unwrap(),
+        77,
+        "the initializer ran in the server"
+    );
     assert_eq!(SEED.load(Ordering::SeqCst), 0, "and not here");
     assert!(m.start().is_err(), "started twice");
 }
@@ -448,9 +513,10 @@ fn use_remote((addr, key): (Address, Vec<u8>)) -> Result<Vec<(String, u32)>, Str
     let m = SyncManager::new(Some(addr), Some(&key));
     m.connect().map_err(|e| e.to_string())?;
     let d = m.dict::<String, u32>().map_err(|e| e.to_string())?;
-    d.set(&"from".into(), &std::process::id())
+    d.blocking()
+        .set(&"from".into(), &std::process::id())
         .map_err(|e| e.to_string())?;
-    d.items().map_err(|e| e.to_string())
+    d.blocking().items().map_err(|e| e.to_string())
 }
 
 fn start_remote(addr: Address, key: &[u8]) -> (Process<()>, Address) {
@@ -589,7 +655,7 @@ fn remote_manager_between_netns() {
 }
 
 fn hold_lock((lock, report): (LockProxy, Connection)) {
-    lock.acquire().unwrap();
+    lock.blocking().acquire().unwrap();
     report.blocking().send(&true).unwrap();
     std::thread::sleep(Duration::from_secs(120));
 }
@@ -603,11 +669,16 @@ fn dead_client_releases_lock() {
     let p = Process::new(hold_lock, (lock.clone(), b));
     p.start().unwrap();
     assert!(a.blocking().recv::<bool>().unwrap());
-    assert!(!lock.try_acquire().unwrap(), "the child holds it");
+    assert!(
+        !lock.blocking().try_acquire().unwrap(),
+        "the child holds it"
+    );
     p.kill().unwrap();
     p.blocking().join().unwrap();
     assert!(
-        lock.acquire_timeout(Duration::from_secs(20)).unwrap(),
+        lock.blocking()
+            .acquire_timeout(Duration::from_secs(20))
+            .unwrap(),
         "released when its holder died"
     );
 }
@@ -618,9 +689,9 @@ fn dead_server_is_an_error() {
     let m = manager().unwrap();
     let d = m.dict::<u8, u8>().unwrap();
     let e = m.event().unwrap();
-    d.set(&1, &1).unwrap();
+    d.blocking().set(&1, &1).unwrap();
     let e2 = e.clone();
-    let blocked = std::thread::spawn(move || e2.wait(None));
+    let blocked = std::thread::spawn(move || e2.blocking().wait(None));
     std::thread::sleep(Duration::from_millis(100));
     let server = m.process().unwrap();
     server.kill().unwrap();
@@ -630,9 +701,12 @@ fn dead_server_is_an_error() {
         Err(ManagerError::Connection(_))
     ));
     let t = Instant::now();
-    assert!(matches!(d.get(&1), Err(ManagerError::Connection(_))));
+    assert!(matches!(
+        d.blocking().get(&1),
+        Err(ManagerError::Connection(_))
+    ));
     assert!(
-        matches!(d.get(&1), Err(ManagerError::Connection(_))),
+        matches!(d.blocking().get(&1), Err(ManagerError::Connection(_))),
         "again"
     );
     assert!(t.elapsed() < Duration::from_secs(10));
@@ -650,8 +724,12 @@ fn malformed_requests() {
     let c = Client::connect_blocking(&addr, Some(m.authkey())).unwrap();
     c.blocking().send(&(0u8, 99u16)).unwrap(); // a hello of another protocol version
     assert!(c.blocking().recv_bytes().unwrap_err().is_eof());
-    d.set(&1, &2).unwrap();
-    assert_eq!(d.get(&1).unwrap(), Some(2), "the server serves the others");
+    d.blocking().set(&1, &2).unwrap();
+    assert_eq!(
+        d.blocking().get(&1).unwrap(),
+        Some(2),
+        "the server serves the others"
+    );
 }
 
 // BaseManager.shutdown / the `with` block: the server process ends; the
@@ -662,7 +740,10 @@ fn shutdown_and_drop() {
     let p = m.process().unwrap();
     m.shutdown().unwrap();
     assert_eq!(p.exitcode(), Some(0));
-    assert!(matches!(d.len(), Err(ManagerError::Connection(_))));
+    assert!(matches!(
+        d.blocking().len(),
+        Err(ManagerError::Connection(_))
+    ));
     assert!(m.shutdown().is_err(), "only once");
     let m2 = manager().unwrap();
     let p2 = m2.process().unwrap();
@@ -678,7 +759,7 @@ fn cube(x: u64) -> u64 {
 }
 
 fn pool_from_child((pool, n): (conex::multiprocessing::managers::PoolProxy, u64)) -> u64 {
-    pool.apply(cube, n).unwrap()
+    pool.blocking().apply(cube, n).unwrap()
 }
 
 // _TestManagerRestart / the pool of a SyncManager (manager.Pool): calls run
@@ -686,13 +767,13 @@ fn pool_from_child((pool, n): (conex::multiprocessing::managers::PoolProxy, u64)
 fn managed_pool() {
     let m = manager().unwrap();
     let pool = m.pool(Some(2)).unwrap();
-    assert_eq!(pool.processes().unwrap(), 2);
-    assert_eq!(pool.apply(cube, 3).unwrap(), 27);
+    assert_eq!(pool.blocking().processes().unwrap(), 2);
+    assert_eq!(pool.blocking().apply(cube, 3).unwrap(), 27);
     let want: Vec<u64> = (20..70u64).map(|x| x * x * x).collect();
     for chunk in [0, 1, 7] {
-        assert_eq!(pool.map(cube, 20..70u64, chunk).unwrap(), want);
+        assert_eq!(pool.blocking().map(cube, 20..70u64, chunk).unwrap(), want);
     }
-    let e = pool.apply(cube, 13).unwrap_err();
+    let e = pool.blocking().apply(cube, 13).unwrap_err();
     match &e {
         ManagerError::Remote(r) => {
             assert_eq!(
@@ -706,9 +787,9 @@ fn managed_pool() {
     let p = Process::new(pool_from_child, (pool.clone(), 4));
     p.start().unwrap();
     assert_eq!(p.blocking().result().unwrap(), 64);
-    pool.close().unwrap();
-    pool.join().unwrap();
-    assert!(pool.apply(cube, 1).is_err(), "closed");
+    pool.blocking().close().unwrap();
+    pool.blocking().join().unwrap();
+    assert!(pool.blocking().apply(cube, 1).is_err(), "closed");
 }
 
 /// Set (to a Unix socket path) in a copy of this suite run as a manager
@@ -721,7 +802,7 @@ pub(crate) fn pool_client_role(path: std::ffi::OsString) -> ! {
     let addr = Address::Unix(path.into());
     let c = Client::connect_blocking(&addr, None).unwrap();
     let pool: conex::multiprocessing::managers::PoolProxy = c.blocking().recv().unwrap();
-    let r = pool.apply(cube, 3).map_err(|e| match e {
+    let r = pool.blocking().apply(cube, 3).map_err(|e| match e {
         ManagerError::Remote(r) => (r.type_name, r.message),
         other => ("not remote".to_string(), other.to_string()),
     });
@@ -763,5 +844,287 @@ fn managed_pool_refuses_another_build() {
         }
         Ok(v) => panic!("another build was served: {v}"),
     }
-    assert_eq!(pool.apply(cube, 2).unwrap(), 8, "the server goes on");
+    assert_eq!(
+        pool.blocking().apply(cube, 2).unwrap(),
+        8,
+        "the server goes on"
+    );
+}
+
+// ------------------------------------------------ async proxies
+
+fn threads_now() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// Polls `f` until it gives `true`, for at most `limit` (a cancel reaches
+/// the server in the background: its effect is awaited, not slept for).
+async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+// The figure: 1,000 tasks on a 2-worker runtime making concurrent
+// DictProxy calls all complete, with no thread per task (the calls of all
+// the tasks share the process's one connection).
+fn thousand_tasks_share_one_connection() {
+    let m = manager().unwrap();
+    let d = m.dict::<u32, u32>().unwrap();
+    let ev = m.event().unwrap();
+    let rt = crate::two_workers();
+    let before = threads_now();
+    let peak = rt.block_on(async {
+        let waiting = std::sync::Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..1000u32)
+            .map(|i| {
+                let (d, ev, waiting) = (d.clone(), ev.clone(), waiting.clone());
+                tokio::spawn(async move {
+                    d.set(&i, &(i + 1)).await.unwrap();
+                    // Every task then waits in the server at once.
+                    waiting.fetch_add(1, Ordering::SeqCst);
+                    assert!(ev.wait(Some(Duration::from_secs(60))).await.unwrap());
+                    d.get(&i).await.unwrap()
+                })
+            })
+            .collect();
+        let t = Instant::now();
+        while waiting.load(Ordering::SeqCst) < 1000 {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "the sets did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let peak = threads_now();
+        ev.set().await.unwrap();
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap(), Some(i as u32 + 1));
+        }
+        peak
+    });
+    assert_eq!(d.blocking().len().unwrap(), 1000);
+    assert!(
+        peak <= before + 4,
+        "{before} threads before, {peak} with 1,000 tasks waiting in the server"
+    );
+}
+
+// Lock ownership as Python's, with tasks for threads (lock_tests.py
+// RLockTests.test_release_unacquired / test_different_thread): an RLock
+// taken by one task is not another's to take or release.
+fn locks_belong_to_tasks() {
+    let m = manager().unwrap();
+    let r = m.rlock().unwrap();
+    crate::RT.block_on(async {
+        r.acquire().await.unwrap();
+        r.acquire().await.unwrap(); // reentrant for its owner
+        let r2 = r.clone();
+        let other = tokio::spawn(async move {
+            let took = r2.try_acquire().await.unwrap();
+            let released = r2.release().await;
+            (took, released)
+        })
+        .await
+        .unwrap();
+        assert!(!other.0, "another task cannot take it");
+        remote(other.1.unwrap_err(), "RuntimeError");
+        r.release().await.unwrap();
+        r.release().await.unwrap();
+        remote(r.release().await.unwrap_err(), "RuntimeError");
+    });
+    // A thread through the blocking facade is an owner of its own, and so
+    // is a thread polling a future outside any task (`block_on`).
+    let r2 = r.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = crate::RT.spawn(async move {
+        r2.acquire().await.unwrap();
+        held_tx.send(()).unwrap();
+        go_rx.await.unwrap();
+        r2.release().await.unwrap();
+    });
+    held_rx.recv().unwrap();
+    assert!(!r.blocking().try_acquire().unwrap(), "held by the task");
+    remote(r.blocking().release().unwrap_err(), "RuntimeError");
+    go_tx.send(()).unwrap();
+    crate::RT.block_on(holder).unwrap();
+    crate::RT.block_on(r.acquire()).unwrap();
+    assert!(
+        r.blocking().try_acquire().unwrap(),
+        "the same thread: reentrant"
+    );
+    r.blocking().release().unwrap();
+    crate::RT.block_on(r.release()).unwrap();
+    assert!(!crate::RT.block_on(r.locked()).unwrap());
+}
+
+// _TestCondition.test_notify with tasks: a wait releases the lock for its
+// task and takes it back for the same task.
+fn condition_wait_releases_for_its_task() {
+    let m = manager().unwrap();
+    let c = m.condition().unwrap();
+    crate::RT.block_on(async {
+        let c2 = c.clone();
+        let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+        let waiter = tokio::spawn(async move {
+            c2.acquire().await.unwrap();
+            held_tx.send(()).unwrap();
+            let notified = c2.wait(Some(Duration::from_secs(30))).await.unwrap();
+            // Held again by this task: it releases it.
+            c2.release().await.unwrap();
+            notified
+        });
+        // Once the waiter is inside wait (it held the lock until then), the
+        // lock is free to take.
+        held_rx.await.unwrap();
+        let c3 = c.clone();
+        assert!(
+            eventually(Duration::from_secs(20), async || {
+                let took = c3.try_acquire().await.unwrap();
+                if took {
+                    c3.notify(1).await.unwrap();
+                    c3.release().await.unwrap();
+                }
+                took
+            })
+            .await
+        );
+        assert!(waiter.await.unwrap(), "notified");
+        // A dropped wait leaves its task holding the lock, as before it
+        // waited (asyncio's Condition.wait does the same).
+        c.acquire().await.unwrap();
+        let dropped = tokio::time::timeout(Duration::from_millis(50), c.wait(None)).await;
+        assert!(dropped.is_err());
+        // Its release succeeds (once the cancel has reached the server
+        // and the wait took the lock back for it), and only once.
+        assert!(
+            eventually(Duration::from_secs(20), async || c.release().await.is_ok()).await,
+            "the dropped wait gave the lock back to its owner"
+        );
+        let c4 = c.clone();
+        tokio::spawn(async move {
+            assert!(c4.try_acquire().await.unwrap(), "free again");
+            c4.release().await.unwrap();
+        })
+        .await
+        .unwrap();
+        remote(c.release().await.unwrap_err(), "RuntimeError");
+    });
+}
+
+// Cancellation as in-process: a dropped waiter that had won nothing takes
+// nothing (a lock, a semaphore permit, a queue item, a barrier slot).
+fn dropped_waits_take_nothing() {
+    let m = manager().unwrap();
+    let lock = m.lock().unwrap();
+    let sem = m.semaphore(0).unwrap();
+    let q = m.queue::<u32>(0).unwrap();
+    let b = m.barrier(2, None).unwrap();
+    crate::RT.block_on(async {
+        lock.acquire().await.unwrap();
+        let short = Duration::from_millis(30);
+        assert!(tokio::time::timeout(short, lock.acquire()).await.is_err());
+        assert!(tokio::time::timeout(short, sem.acquire()).await.is_err());
+        assert!(tokio::time::timeout(short, q.get()).await.is_err());
+        assert!(tokio::time::timeout(short, b.wait(None)).await.is_err());
+        lock.release().await.unwrap();
+        // The cancels went out: nothing the dropped waits asked for is taken.
+        assert!(
+            eventually(Duration::from_secs(20), async || {
+                b.n_waiting().await.unwrap() == 0
+            })
+            .await,
+            "the dropped barrier wait withdrew"
+        );
+        assert!(lock.try_acquire().await.unwrap(), "the lock is free");
+        lock.release().await.unwrap();
+        sem.release().await.unwrap();
+        assert!(sem.try_acquire().await.unwrap(), "the permit was left");
+        q.put(&7).await.unwrap();
+        assert_eq!(q.get_nowait().await.unwrap(), 7, "the item was left");
+        assert!(!b.broken().await.unwrap());
+    });
+}
+
+// A dropped waiter that had won gives it back: the server granted the
+// lock (or took the item) and the reply was on its way when the caller's
+// future was dropped.
+fn dropped_winners_give_back() {
+    let m = manager().unwrap();
+    let lock = m.lock().unwrap();
+    let q = m.queue::<u32>(0).unwrap();
+    crate::RT.block_on(async {
+        lock.acquire().await.unwrap();
+        // Polled once: the request is in the server, waiting.
+        let mut waiter = Box::pin(lock.acquire());
+        assert!(futures::poll!(waiter.as_mut()).is_pending());
+        let q2 = q.clone();
+        let mut getter = Box::pin(async move { q2.get().await });
+        assert!(futures::poll!(getter.as_mut()).is_pending());
+        // Wait until the server has queued both waits.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lock.release().await.unwrap();
+        q.put(&42).await.unwrap();
+        // The server hands the lock to the waiter and the item to the
+        // getter; neither future is polled again: both are dropped.
+        assert!(
+            eventually(Duration::from_secs(20), async || {
+                lock.locked().await.unwrap() && q.qsize().await.unwrap() == 0
+            })
+            .await
+        );
+        drop(waiter);
+        drop(getter);
+        // Given back: the lock is released, the item is in the queue again.
+        assert!(
+            eventually(Duration::from_secs(20), async || {
+                !lock.locked().await.unwrap()
+            })
+            .await,
+            "the lock was given back"
+        );
+        assert_eq!(
+            q.get_timeout(Duration::from_secs(20)).await.unwrap(),
+            42,
+            "the item was put back"
+        );
+    });
+}
+
+// A dead server is an error for every waiting task, never a hang.
+fn dead_server_fails_every_waiting_task() {
+    let m = manager().unwrap();
+    let e = m.event().unwrap();
+    let _w = crate::watchdog(
+        "dead_server_fails_every_waiting_task".into(),
+        Duration::from_secs(60),
+    );
+    crate::RT.block_on(async {
+        let waiting = std::sync::Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let (e, waiting) = (e.clone(), waiting.clone());
+                tokio::spawn(async move {
+                    waiting.fetch_add(1, Ordering::SeqCst);
+                    e.wait(None).await
+                })
+            })
+            .collect();
+        while waiting.load(Ordering::SeqCst) < 100 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let server = m.process().unwrap();
+        server.kill().unwrap();
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Err(ManagerError::Connection(_))));
+        }
+        assert!(matches!(e.is_set().await, Err(ManagerError::Connection(_))));
+    });
 }

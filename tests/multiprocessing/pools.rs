@@ -801,7 +801,7 @@ mod traced {
         let right = SyncManager::new(Some(addr), Some(b"right"));
         right.connect().unwrap();
         let d = right.dict::<u8, u8>().unwrap();
-        d.set(&1, &2).unwrap();
+        d.blocking().set(&1, &2).unwrap();
         drop((d, right));
         server.stop();
         let _ = serving.join();

@@ -16,7 +16,7 @@ use super::builtins::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy,
     NamespaceProxy, PoolProxy, QueueProxy, SemaphoreProxy, ValueProxy,
 };
-use super::client::{BaseProxy, Proxy, Token, arg, request};
+use super::client::{BaseProxy, Proxy, Token, arg, block, request};
 use super::protocol::{ManagerError, Reply, Request, enc};
 use super::server::{Registry, Server, Shared};
 
@@ -230,7 +230,7 @@ impl BaseManager {
         let Some(address) = self.address.clone() else {
             return Err(ManagerError::State("connect needs the server's address"));
         };
-        request(&address, &self.authkey, &super::protocol::hello())?;
+        block(request(&address, &self.authkey, super::protocol::hello()))?;
         *self.state.lock() = State::Connected { address };
         Ok(())
     }
@@ -300,7 +300,7 @@ impl BaseManager {
             typeid: typeid.to_owned(),
             args: enc(args)?,
         };
-        match request(&address, &self.authkey, &req)? {
+        match block(request(&address, &self.authkey, req))? {
             Reply::Created(id) => Ok(P::from_base(BaseProxy::new(Token {
                 address,
                 authkey: self.authkey.clone(),
@@ -323,7 +323,7 @@ impl BaseManager {
         let st = std::mem::replace(&mut *self.state.lock(), State::Shut);
         match st {
             State::Started { process, address } => {
-                let _ = request(&address, &self.authkey, &Request::Shutdown);
+                let _ = block(request(&address, &self.authkey, Request::Shutdown));
                 if process.blocking().join_timeout(Duration::from_secs(5)).ok() != Some(true) {
                     let _ = process.terminate();
                     let _ = process.blocking().join();
@@ -365,7 +365,8 @@ impl Drop for BaseManager {
 /// use conex::multiprocessing::managers::DictProxy;
 ///
 /// fn worker((d, n): (DictProxy<String, u64>, u64)) {
-///     d.set(&format!("worker-{n}"), &(n * n)).unwrap();
+///     // A plain process function: the blocking facade.
+///     d.blocking().set(&format!("worker-{n}"), &(n * n)).unwrap();
 /// }
 ///
 /// fn main() {
@@ -375,8 +376,12 @@ impl Drop for BaseManager {
 ///     let ps: Vec<_> = (0..3).map(|n| Process::new(worker, (d.clone(), n))).collect();
 ///     ps.iter().for_each(|p| p.start().unwrap());
 ///     ps.iter().for_each(|p| p.blocking().join().unwrap());
-///     assert_eq!(d.len().unwrap(), 3);
-///     assert_eq!(d.get(&"worker-2".to_owned()).unwrap(), Some(4));
+///     // From async code, the proxy's own methods.
+///     let rt = tokio::runtime::Runtime::new().unwrap();
+///     rt.block_on(async {
+///         assert_eq!(d.len().await.unwrap(), 3);
+///         assert_eq!(d.get(&"worker-2".to_owned()).await.unwrap(), Some(4));
+///     });
 /// }
 /// ```
 #[derive(Debug)]

@@ -17,26 +17,44 @@
 //!
 //! The server is a [`Listener`](super::Listener) with the manager's auth
 //! key (Python's handshake: the wrong key is refused on both sides, and the
-//! server goes on serving the others), one thread per client connection.
+//! server goes on serving the others), one thread per client process.
 //! A proxy is a token (address, key, object id, type) and serde data, so
-//! it can be sent to any process and still reach its object; each thread
-//! of each process opens its own connection on first use. Requests are
-//! postcard frames; a malformed one ends that connection only.
+//! it can be sent to any process and still reach its object; each process
+//! opens its connection on first use. Requests are postcard frames; a
+//! malformed one ends that connection only.
 //!
 //! Containers keep what they hold as encoded bytes: the server needs none
 //! of the user's types, keys compare by their encoding, and a proxy stored
 //! in a container (a list inside a dict) is stored as its token, so taking
 //! it out gives a proxy to the same nested object, as in Python.
 //!
-//! Calls block the calling thread (run them with
-//! [`tasks::to_thread`](crate::tasks::to_thread) from async code).
+//! Every proxy call is async, and every proxy has a `blocking()` facade
+//! with the same calls for plain threads. All the tasks and threads of a
+//! process share one connection to a server: requests carry a number and
+//! the task or thread that asks, replies come back in any order, and one
+//! reader thread per process and server hands each to its caller. So a
+//! thousand tasks calling at once cost no thread each, and a call that waits in the server (a lock, a
+//! queue `get`, an `Event` wait) holds up none of the others: the server
+//! answers calls that cannot wait on the connection's thread and runs
+//! waits as tasks of its runtime.
+//!
+//! A lock (`Lock`, `RLock`, a `Condition`'s lock) taken through a proxy is
+//! owned by the tokio task that took it, or the thread for the blocking
+//! facade, as Python's by a thread. A call dropped before its reply is
+//! cancelled in the server, and what it had taken is given back ([`BaseProxy`]'s
+//! `# Cancel safety`).
+//!
+//! The manager itself (`start`, `connect`, `create`, `dict()`, ...,
+//! `shutdown`) is blocking, as starting a process is: call it from a
+//! thread, or from a task of a multi-thread runtime (it is moved off the
+//! worker with `block_in_place`).
 //!
 //! ## Faults
 //!
 //! A lock (`Lock`, `RLock`, a `Condition`'s lock) held by a client whose
 //! connection closes (its process died) is released by the server. If the
-//! server dies, the next call of every proxy fails with
-//! [`ManagerError::Connection`], never a hang.
+//! server dies, every call waiting for a reply and every later call fails
+//! with [`ManagerError::Connection`], never a hang.
 
 mod builtins;
 mod client;
@@ -48,7 +66,8 @@ pub use builtins::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy,
     NamespaceProxy, PoolProxy, QueueProxy, SemaphoreProxy, ValueProxy,
 };
-pub use client::{BaseProxy, Proxy, arg};
+pub(crate) use client::block;
+pub use client::{BaseProxy, Blocking, Proxy, arg};
 pub use manager::{BaseManager, SyncManager, manager};
 pub use protocol::ManagerError;
 pub use server::{Server, Shared, decode_arg, encode_result};
@@ -64,12 +83,18 @@ pub(crate) fn no_such_method(typeid: &str, method: &str) -> super::RemoteError {
 
 /// Exposes chosen methods of a type to a manager's proxies: implements
 /// [`Shared`] for the type (the server side) and writes a typed proxy
-/// whose methods take the same arguments (by reference) and return
-/// `Result<R, ManagerError>`.
+/// whose async methods take the same arguments (by reference) and return
+/// `Result<R, ManagerError>`, and its blocking facade (the type named after
+/// `blocking`, what the proxy's `blocking()` gives) with the same methods
+/// for plain threads.
 ///
 /// Python: `BaseManager.register(typeid, callable, exposed=(...))` and the
 /// proxy type it makes. Arguments and results are serde types; methods
-/// take `&self` or `&mut self` (calls on one object run one at a time).
+/// take `&self` or `&mut self` (calls on one object run one at a time, in
+/// the server, on a thread of its blocking pool when they must wait for
+/// the object: a user method may block). A call dropped before its reply
+/// still runs in the server if it had started (a method cannot be stopped
+/// half-way).
 ///
 /// ```no_run
 /// use conex::multiprocessing::managers::BaseManager;
@@ -84,7 +109,7 @@ pub(crate) fn no_such_method(typeid: &str, method: &str) -> super::RemoteError {
 ///
 /// conex::expose! {
 ///     /// A proxy to a `Counter` in a manager.
-///     pub proxy CounterProxy for Counter {
+///     pub proxy CounterProxy, blocking BlockingCounter for Counter {
 ///         fn add(&mut self, by: u64) -> u64;
 ///         fn get(&self) -> u64;
 ///     }
@@ -96,15 +121,18 @@ pub(crate) fn no_such_method(typeid: &str, method: &str) -> super::RemoteError {
 ///     m.register("Counter", Counter::new);
 ///     m.start().unwrap();
 ///     let c: CounterProxy = m.create("Counter", &40u64).unwrap();
-///     assert_eq!(c.add(&2).unwrap(), 42);
-///     assert_eq!(c.get().unwrap(), 42);
+///     // From a thread:
+///     assert_eq!(c.blocking().add(&2).unwrap(), 42);
+///     // From a task:
+///     let rt = tokio::runtime::Runtime::new().unwrap();
+///     assert_eq!(rt.block_on(c.get()).unwrap(), 42);
 /// }
 /// ```
 #[macro_export]
 macro_rules! expose {
     (
         $(#[$meta:meta])*
-        $vis:vis proxy $proxy:ident for $ty:ty {
+        $vis:vis proxy $proxy:ident, blocking $blocking:ident for $ty:ty {
             $(
                 $(#[$mmeta:meta])*
                 fn $method:ident(&$(mut)? self $(, $arg:ident : $argty:ty)* $(,)?) $(-> $ret:ty)?;
@@ -173,17 +201,40 @@ macro_rules! expose {
         }
 
         impl $proxy {
+            /// The same calls, each waiting on the calling thread.
+            $vis fn blocking(&self) -> $blocking<'_> {
+                $blocking(self)
+            }
+
             $(
                 $(#[$mmeta])*
                 #[allow(clippy::ptr_arg)]
-                pub fn $method(
+                pub async fn $method(
                     &self
                     $(, $arg: &$argty)*
                 ) -> ::std::result::Result<$crate::__unit_or!($($ret)?), $crate::multiprocessing::managers::ManagerError> {
                     self.0.call(
                         ::std::stringify!($method),
                         ::std::vec![$($crate::multiprocessing::managers::arg($arg)),*],
-                    )
+                    ).await
+                }
+            )*
+        }
+
+        #[doc = ::std::concat!("The blocking facade of [`", ::std::stringify!($proxy), "`]: the same calls, each waiting on the calling thread.")]
+        #[derive(Clone, Copy, Debug)]
+        $vis struct $blocking<'a>(&'a $proxy);
+
+        impl $blocking<'_> {
+            $(
+                $(#[$mmeta])*
+                #[allow(clippy::ptr_arg)]
+                #[track_caller]
+                pub fn $method(
+                    &self
+                    $(, $arg: &$argty)*
+                ) -> ::std::result::Result<$crate::__unit_or!($($ret)?), $crate::multiprocessing::managers::ManagerError> {
+                    $crate::__private::block(self.0.$method($($arg),*))
                 }
             )*
         }

@@ -8,7 +8,7 @@ use super::super::callable::Identity;
 use super::super::errors::{ConnectionError, ProcessError, RemoteError};
 
 /// Bumped whenever these messages change.
-pub(crate) const PROTOCOL: u16 = 3;
+pub(crate) const PROTOCOL: u16 = 4;
 
 /// A client's request. Arguments are encoded one by one, so that the
 /// built-in containers can keep values as the bytes they came as (their
@@ -31,7 +31,26 @@ pub(crate) enum Request {
     },
     /// Stop the server.
     Shutdown,
+    /// The caller of request `seq` is gone: stop waiting for it (a lock
+    /// wait, a queue get...). The server answers `seq` once in any case:
+    /// with the request's result if it had finished, else `Cancelled`.
+    Cancel(u64),
 }
+
+/// A request on a connection shared by every task and thread of a client
+/// process: the replies come back tagged with `seq`, in any order.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Frame {
+    /// The request's number on this connection (0 is the greeting).
+    pub(crate) seq: u64,
+    /// Who asks, inside the client process: a tokio task or an OS thread
+    /// (what owns an `RLock` taken through a proxy).
+    pub(crate) owner: u64,
+    pub(crate) req: Request,
+}
+
+/// The type name of the error a cancelled request ends with.
+pub(crate) const CANCELLED: &str = "CancelledError";
 
 /// The server's answer.
 #[derive(Debug, Serialize, Deserialize)]

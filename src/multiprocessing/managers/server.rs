@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
@@ -14,25 +16,64 @@ use super::super::connection::Connection;
 use super::super::errors::{ConnectionError, RemoteError};
 use super::super::listener::{Address, Listener};
 use super::builtins;
-use super::protocol::{PROTOCOL, Reply, Request, dec};
+use super::protocol::{CANCELLED, Frame, PROTOCOL, Reply, Request, dec};
+use crate::threading;
 
-/// Who is calling: the connection, for objects that must give back what
-/// a client held when it disconnects (locks).
-#[derive(Debug, Clone, Copy)]
+/// Who is calling: the connection (a client process), the task or thread
+/// in it, and the request's cancel signal, for objects that must give back
+/// what a client held when it disconnects (locks) or stop a wait when the
+/// caller is gone.
+#[derive(Debug, Clone)]
 pub struct Caller {
     pub(crate) conn: u64,
+    /// The task or thread of the client that asks (what owns an `RLock`).
+    pub(crate) owner: u64,
     /// Whether the client runs this very binary (it may send code).
     pub(crate) same_binary: bool,
+    /// Set when the caller gave up on this request (or disconnected).
+    pub(crate) cancel: Arc<threading::Event>,
+    /// Set when the caller's connection is gone (its process died, or
+    /// dropped it): a wait must not take a lock back then.
+    pub(crate) gone: Arc<threading::Event>,
+}
+
+/// What a call does: answers now, or goes on as a task of the server.
+pub(crate) enum Outcome {
+    /// The encoded result (or error), at once.
+    Now(Result<Vec<u8>, RemoteError>),
+    /// A wait (a lock, a queue get, an event): run as a task, dropped if
+    /// the caller cancels.
+    Later(BoxFuture<'static, Result<Vec<u8>, RemoteError>>),
+    /// As `Later`, but run to its end even when cancelled: the future
+    /// watches [`Caller::cancel`] itself (a `Condition` wait, which must
+    /// take its lock back), or cannot stop (a user method on a thread).
+    Finish(BoxFuture<'static, Result<Vec<u8>, RemoteError>>),
 }
 
 /// An object living in a manager's server.
 pub(crate) trait Served: Send + Sync + 'static {
-    /// Runs `method` on its encoded arguments; the encoded result.
-    fn call(&self, cx: Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError>;
+    /// Runs a method that answers at once on its encoded arguments; the
+    /// encoded result.
+    fn call(&self, cx: &Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError>;
 
-    /// The connection went away (called on its own server thread): give
-    /// back what it held.
-    fn disconnected(&self, _cx: Caller) {}
+    /// Runs any method: one that may wait returns it as a future. The
+    /// default is [`call`](Served::call), now.
+    fn start(self: Arc<Self>, cx: &Caller, method: &str, args: &[Vec<u8>]) -> Outcome {
+        Outcome::Now(self.call(cx, method, args))
+    }
+
+    /// Connection `conn` went away (its waits over): give back what any
+    /// of its owners held.
+    fn disconnected(&self, _conn: u64) {}
+}
+
+/// The error a request ends with when its caller cancelled it.
+pub(crate) fn cancelled() -> RemoteError {
+    RemoteError {
+        type_name: CANCELLED.into(),
+        message: "the caller cancelled this call".into(),
+        backtrace: None,
+    }
 }
 
 /// A user type a manager can hold: the methods its proxy may call.
@@ -77,12 +118,36 @@ pub fn encode_result<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, RemoteError>
     })
 }
 
-/// A user object: its methods run one at a time.
+/// A user object: its methods run one at a time, each on a thread of the
+/// server's blocking pool (a user method may block; the connection's
+/// other calls go on meanwhile).
 struct Exclusive<T>(Mutex<T>);
 
 impl<T: Shared> Served for Exclusive<T> {
-    fn call(&self, _cx: Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
+    fn call(&self, _: &Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
         self.0.lock().dispatch(method, args)
+    }
+
+    fn start(self: Arc<Self>, cx: &Caller, method: &str, args: &[Vec<u8>]) -> Outcome {
+        // Free right now: run it here (a short method costs no hop).
+        // Taken: wait for it on a blocking thread, not this connection's.
+        if let Some(mut obj) = self.0.try_lock() {
+            return Outcome::Now(catch(|| obj.dispatch(method, args)).and_then(|r| r));
+        }
+        let (cx, method, args) = (cx.clone(), method.to_owned(), args.to_vec());
+        Outcome::Finish(
+            async move {
+                let run = tokio::task::spawn_blocking(move || {
+                    let _ = cx;
+                    catch(|| self.call(&cx, &method, &args)).and_then(|r| r)
+                });
+                match run.await {
+                    Ok(r) => r,
+                    Err(_) => Err(cancelled()),
+                }
+            }
+            .boxed(),
+        )
     }
 }
 
@@ -159,29 +224,30 @@ impl State {
         Ok(id)
     }
 
-    fn call(
-        &self,
-        cx: Caller,
-        id: u64,
-        method: &str,
-        args: &[Vec<u8>],
-    ) -> Result<Vec<u8>, RemoteError> {
+    fn start(&self, cx: &Caller, id: u64, method: &str, args: &[Vec<u8>]) -> Outcome {
         let obj = self.objects.lock().get(&id).cloned();
         let Some(obj) = obj else {
-            return Err(RemoteError {
+            return Outcome::Now(Err(RemoteError {
                 type_name: "KeyError".into(),
                 message: format!("no object {id} in this manager"),
                 backtrace: None,
-            });
+            }));
         };
-        catch(|| obj.call(cx, method, args)).and_then(|r| r)
+        catch(|| obj.start(cx, method, args)).unwrap_or_else(|e| Outcome::Now(Err(e)))
     }
 
-    /// One client connection, on its own thread.
+    /// One client connection (a client process: all its tasks and threads
+    /// share it), on its own thread. Calls that answer at once are
+    /// answered here, in order; calls that wait run as tasks of the
+    /// server's runtime and answer when they are done.
     fn serve(&self, conn: Connection, peer: Option<Address>) {
         let b = conn.blocking();
-        let same_binary = match b.recv::<Request>() {
-            Ok(Request::Hello(PROTOCOL, identity, exe)) => {
+        let same_binary = match b.recv::<Frame>() {
+            Ok(Frame {
+                seq: 0,
+                req: Request::Hello(PROTOCOL, identity, exe),
+                ..
+            }) => {
                 use std::os::unix::ffi::OsStringExt;
                 let exe = std::path::PathBuf::from(std::ffi::OsString::from_vec(exe));
                 Identity::current().accepts(&identity, &exe)
@@ -189,50 +255,142 @@ impl State {
             // Not a conex manager client of this version: drop it.
             _ => return,
         };
-        let cx = Caller {
-            conn: self.next_conn.fetch_add(1, Ordering::Relaxed),
-            same_binary,
-        };
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         #[cfg(not(feature = "tracing"))]
         let _ = &peer;
         let span = crate::span!(
             "manager connection",
-            conn = cx.conn,
+            conn = conn_id,
             peer = ?peer,
             same_binary
         );
         let _span = span.enter();
         crate::event!(debug, "manager: client authenticated and connected");
-        let _ = b.send(&Reply::Value(Vec::new()));
+        let _ = b.send(&(0u64, Reply::Value(Vec::new())));
+        // The calls of this connection that wait, by request number.
+        let waiting: Waiting = Arc::default();
+        let gone = Arc::new(threading::Event::new());
+        let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+        let rt = crate::runtime::handle();
         // A malformed request ends this connection only.
-        while let Ok(req) = b.recv::<Request>() {
-            let reply = match req {
-                Request::Hello(..) => Reply::Value(Vec::new()),
+        while let Ok(Frame { seq, owner, req }) = b.recv::<Frame>() {
+            let (seq, reply) = match req {
+                Request::Hello(..) => (seq, Reply::Value(Vec::new())),
                 Request::Create { typeid, args } => match self.create(&typeid, &args) {
-                    Ok(id) => Reply::Created(id),
-                    Err(e) => Reply::Error(e),
+                    Ok(id) => (seq, Reply::Created(id)),
+                    Err(e) => (seq, Reply::Error(e)),
                 },
-                Request::Call { id, method, args } => match self.call(cx, id, &method, &args) {
-                    Ok(v) => Reply::Value(v),
-                    Err(e) => Reply::Error(e),
-                },
+                Request::Call { id, method, args } => {
+                    let cancel = Arc::new(threading::Event::new());
+                    let cx = Caller {
+                        conn: conn_id,
+                        owner,
+                        same_binary,
+                        cancel,
+                        gone: gone.clone(),
+                    };
+                    match self.start(&cx, id, &method, &args) {
+                        Outcome::Now(r) => (seq, reply_of(r)),
+                        Outcome::Later(f) => {
+                            spawn_wait(&rt, &mut tasks, &waiting, &conn, seq, f, true, cx);
+                            continue;
+                        }
+                        Outcome::Finish(f) => {
+                            spawn_wait(&rt, &mut tasks, &waiting, &conn, seq, f, false, cx);
+                            continue;
+                        }
+                    }
+                }
+                Request::Cancel(of) => {
+                    // Still waiting: stop it (its task answers). Else it was
+                    // answered already, or never came: answer `Cancelled`
+                    // (a second answer is dropped by the client).
+                    match waiting.lock().get(&of) {
+                        Some(c) => {
+                            c.set();
+                            continue;
+                        }
+                        None => (of, Reply::Error(cancelled())),
+                    }
+                }
                 Request::Shutdown => {
-                    let _ = b.send(&Reply::Value(Vec::new()));
+                    let _ = b.send(&(seq, Reply::Value(Vec::new())));
                     self.listener.close();
                     break;
                 }
             };
-            if b.send(&reply).is_err() {
+            if b.send(&(seq, reply)).is_err() {
                 break;
             }
         }
-        // Give back what this client held (a lock of a client that died
-        // must not stay taken).
+        // Stop this client's waits, let them end, then give back what its
+        // tasks and threads held (a lock of a client that died must not
+        // stay taken).
         crate::event!(debug, "manager: client disconnected");
+        gone.set();
+        for c in waiting.lock().values() {
+            c.set();
+        }
+        let _ = futures::executor::block_on(futures::future::join_all(tasks));
         let objects: Vec<_> = self.objects.lock().values().cloned().collect();
         for o in objects {
-            o.disconnected(cx);
+            o.disconnected(conn_id);
         }
+    }
+}
+
+/// The calls of one connection that wait, by request number: their cancel
+/// signals.
+type Waiting = Arc<Mutex<HashMap<u64, Arc<threading::Event>>>>;
+
+/// Runs a waiting call as a task that answers `seq` when it is done (or
+/// `Cancelled` when stopped first, if `stoppable`).
+#[allow(clippy::too_many_arguments)]
+fn spawn_wait(
+    rt: &tokio::runtime::Handle,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    waiting: &Waiting,
+    conn: &Connection,
+    seq: u64,
+    fut: BoxFuture<'static, Result<Vec<u8>, RemoteError>>,
+    stoppable: bool,
+    cx: Caller,
+) {
+    let cancel = cx.cancel;
+    waiting.lock().insert(seq, cancel.clone());
+    let (conn, waiting) = (conn.clone(), waiting.clone());
+    if tasks.len() >= 64 {
+        tasks.retain(|t| !t.is_finished());
+    }
+    tasks.push(rt.spawn(async move {
+        let fut = std::panic::AssertUnwindSafe(fut).catch_unwind();
+        let r = if stoppable {
+            let stop = std::pin::pin!(cancel.wait());
+            match futures::future::select(fut, stop).await {
+                futures::future::Either::Left((r, _)) => r,
+                futures::future::Either::Right(_) => Ok(Err(cancelled())),
+            }
+        } else {
+            fut.await
+        };
+        let r = r.unwrap_or_else(|p| {
+            Err(RemoteError {
+                type_name: "panic".into(),
+                message: crate::panic_str(&*p).to_owned(),
+                backtrace: None,
+            })
+        });
+        // Answered first, forgotten after: a cancel that no longer finds
+        // it knows its answer is on the wire.
+        let _ = conn.send(&(seq, reply_of(r))).await;
+        waiting.lock().remove(&seq);
+    }));
+}
+
+fn reply_of(r: Result<Vec<u8>, RemoteError>) -> Reply {
+    match r {
+        Ok(v) => Reply::Value(v),
+        Err(e) => Reply::Error(e),
     }
 }
 

@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::super::client::{BaseProxy, Proxy, arg};
+use super::super::client::{BaseProxy, Blocking, Proxy, arg, block};
 use super::super::protocol::{ManagerError, option, seq};
 use super::super::server::{Caller, Served, encode_result as ok};
 use super::{err, no_method};
@@ -72,7 +72,7 @@ impl OrderedMap {
 pub(super) struct DictObj(pub(super) Mutex<OrderedMap>);
 
 impl Served for DictObj {
-    fn call(&self, _: Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
+    fn call(&self, _: &Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
         let mut m = self.0.lock();
         let key = || args.first().map(Vec::as_slice).unwrap_or_default();
         match method {
@@ -157,92 +157,128 @@ pub struct DictProxy<K, V> {
 
 proxy_type!(DictProxy<K, V>);
 
+dual! {
+    impl[K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned] DictProxy<K, V> {
+        /// `len(d)`.
+        ///
+        /// # Errors
+        /// [`ManagerError::Connection`] if the server is gone (as every call).
+        pub async fn len(&self) -> Result<usize, ManagerError> {
+            self.base.call("len", vec![]).await
+        }
+
+        /// `len(d) == 0`.
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn is_empty(&self) -> Result<bool, ManagerError> {
+            self.len().await.map(|n| n == 0)
+        }
+
+        /// `k in d`.
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn contains(&self, k: &K) -> Result<bool, ManagerError> {
+            self.base.call("contains", vec![arg(k)]).await
+        }
+
+        /// `d.get(k)`.
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn get(&self, k: &K) -> Result<Option<V>, ManagerError> {
+            self.base.call("get", vec![arg(k)]).await
+        }
+
+        /// `d[k]`.
+        ///
+        /// # Errors
+        /// A remote `KeyError` if `k` is absent.
+        pub async fn getitem(&self, k: &K) -> Result<V, ManagerError> {
+            self.base.call("getitem", vec![arg(k)]).await
+        }
+
+        /// `d[k] = v`.
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn set(&self, k: &K, v: &V) -> Result<(), ManagerError> {
+            self.base.call("setitem", vec![arg(k), arg(v)]).await
+        }
+
+        /// `del d[k]`.
+        ///
+        /// # Errors
+        /// A remote `KeyError` if `k` is absent.
+        pub async fn del(&self, k: &K) -> Result<(), ManagerError> {
+            self.base.call("delitem", vec![arg(k)]).await
+        }
+
+        /// `d.pop(k, None)`.
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn pop(&self, k: &K) -> Result<Option<V>, ManagerError> {
+            self.base.call("pop", vec![arg(k)]).await
+        }
+
+        /// `d.popitem()` (the last inserted), `None` when empty.
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn popitem(&self) -> Result<Option<(K, V)>, ManagerError> {
+            self.base.call("popitem", vec![]).await
+        }
+
+        /// `d.setdefault(k, v)`: the value now at `k`.
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn setdefault(&self, k: &K, v: &V) -> Result<V, ManagerError> {
+            self.base.call("setdefault", vec![arg(k), arg(v)]).await
+        }
+
+        /// `d.clear()`.
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn clear(&self) -> Result<(), ManagerError> {
+            self.base.call("clear", vec![]).await
+        }
+
+        /// `list(d.keys())`, in insertion order.
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn keys(&self) -> Result<Vec<K>, ManagerError> {
+            self.base.call("keys", vec![]).await
+        }
+
+        /// `list(d.values())`.
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn values(&self) -> Result<Vec<V>, ManagerError> {
+            self.base.call("values", vec![]).await
+        }
+
+        /// `list(d.items())` (Python's `copy()` as pairs).
+        ///
+        /// # Errors
+        /// As [`len`](DictProxy::len).
+        pub async fn items(&self) -> Result<Vec<(K, V)>, ManagerError> {
+            self.base.call("items", vec![]).await
+        }
+    }
+}
+
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
-    /// `len(d)`.
-    ///
-    /// # Errors
-    /// [`ManagerError::Connection`] if the server is gone (as every call).
-    pub fn len(&self) -> Result<usize, ManagerError> {
-        self.base.call("len", vec![])
-    }
-
-    /// `len(d) == 0`.
-    ///
-    /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn is_empty(&self) -> Result<bool, ManagerError> {
-        self.len().map(|n| n == 0)
-    }
-
-    /// `k in d`.
-    ///
-    /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn contains(&self, k: &K) -> Result<bool, ManagerError> {
-        self.base.call("contains", vec![arg(k)])
-    }
-
-    /// `d.get(k)`.
-    ///
-    /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn get(&self, k: &K) -> Result<Option<V>, ManagerError> {
-        self.base.call("get", vec![arg(k)])
-    }
-
-    /// `d[k]`.
-    ///
-    /// # Errors
-    /// A remote `KeyError` if `k` is absent.
-    pub fn getitem(&self, k: &K) -> Result<V, ManagerError> {
-        self.base.call("getitem", vec![arg(k)])
-    }
-
-    /// `d[k] = v`.
-    ///
-    /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn set(&self, k: &K, v: &V) -> Result<(), ManagerError> {
-        self.base.call("setitem", vec![arg(k), arg(v)])
-    }
-
-    /// `del d[k]`.
-    ///
-    /// # Errors
-    /// A remote `KeyError` if `k` is absent.
-    pub fn del(&self, k: &K) -> Result<(), ManagerError> {
-        self.base.call("delitem", vec![arg(k)])
-    }
-
-    /// `d.pop(k, None)`.
-    ///
-    /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn pop(&self, k: &K) -> Result<Option<V>, ManagerError> {
-        self.base.call("pop", vec![arg(k)])
-    }
-
-    /// `d.popitem()` (the last inserted), `None` when empty.
-    ///
-    /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn popitem(&self) -> Result<Option<(K, V)>, ManagerError> {
-        self.base.call("popitem", vec![])
-    }
-
-    /// `d.setdefault(k, v)`: the value now at `k`.
-    ///
-    /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn setdefault(&self, k: &K, v: &V) -> Result<V, ManagerError> {
-        self.base.call("setdefault", vec![arg(k), arg(v)])
-    }
-
     /// `d.update(pairs)`, in one call.
     ///
     /// # Errors
     /// As [`len`](DictProxy::len).
-    pub fn update<'a>(
+    pub async fn update<'a>(
         &self,
         pairs: impl IntoIterator<Item = (&'a K, &'a V)>,
     ) -> Result<(), ManagerError>
@@ -254,38 +290,26 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
             .into_iter()
             .flat_map(|(k, v)| [arg(k), arg(v)])
             .collect();
-        self.base.call("update", args)
+        self.base.call("update", args).await
     }
+}
 
-    /// `d.clear()`.
+impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>
+    Blocking<'_, DictProxy<K, V>>
+{
+    /// [`DictProxy::update`], blocking.
     ///
     /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn clear(&self) -> Result<(), ManagerError> {
-        self.base.call("clear", vec![])
-    }
-
-    /// `list(d.keys())`, in insertion order.
-    ///
-    /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn keys(&self) -> Result<Vec<K>, ManagerError> {
-        self.base.call("keys", vec![])
-    }
-
-    /// `list(d.values())`.
-    ///
-    /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn values(&self) -> Result<Vec<V>, ManagerError> {
-        self.base.call("values", vec![])
-    }
-
-    /// `list(d.items())` (Python's `copy()` as pairs).
-    ///
-    /// # Errors
-    /// As [`len`](DictProxy::len).
-    pub fn items(&self) -> Result<Vec<(K, V)>, ManagerError> {
-        self.base.call("items", vec![])
+    /// As [`DictProxy::len`].
+    #[track_caller]
+    pub fn update<'a>(
+        &self,
+        pairs: impl IntoIterator<Item = (&'a K, &'a V)>,
+    ) -> Result<(), ManagerError>
+    where
+        K: 'a,
+        V: 'a,
+    {
+        block(self.0.update(pairs))
     }
 }

@@ -6,7 +6,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::super::client::{BaseProxy, Proxy, arg};
+use super::super::client::{BaseProxy, Blocking, Proxy, arg, block};
 use super::super::protocol::{ManagerError, seq};
 use super::super::server::{Caller, Served, decode_arg as a, encode_result as ok};
 use super::{err, index, no_method};
@@ -17,7 +17,7 @@ use crate::multiprocessing::errors::RemoteError;
 pub(super) struct ListObj(pub(super) Mutex<Vec<Vec<u8>>>);
 
 impl Served for ListObj {
-    fn call(&self, _: Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
+    fn call(&self, _: &Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
         let mut l = self.0.lock();
         let out_of_range = || err("IndexError", "list index out of range");
         let at = |l: &Vec<Vec<u8>>| -> Result<usize, RemoteError> {
@@ -101,135 +101,155 @@ pub struct ListProxy<T> {
 
 proxy_type!(ListProxy<T>);
 
+dual! {
+    impl[T: Serialize + DeserializeOwned] ListProxy<T> {
+        /// `len(l)`.
+        ///
+        /// # Errors
+        /// [`ManagerError::Connection`] if the server is gone (as every call).
+        pub async fn len(&self) -> Result<usize, ManagerError> {
+            self.base.call("len", vec![]).await
+        }
+
+        /// `len(l) == 0`.
+        ///
+        /// # Errors
+        /// As [`len`](ListProxy::len).
+        pub async fn is_empty(&self) -> Result<bool, ManagerError> {
+            self.len().await.map(|n| n == 0)
+        }
+
+        /// `l.append(v)`.
+        ///
+        /// # Errors
+        /// As [`len`](ListProxy::len).
+        pub async fn append(&self, v: &T) -> Result<(), ManagerError> {
+            self.base.call("append", vec![arg(v)]).await
+        }
+
+        /// `l.insert(i, v)`.
+        ///
+        /// # Errors
+        /// As [`len`](ListProxy::len).
+        pub async fn insert(&self, i: i64, v: &T) -> Result<(), ManagerError> {
+            self.base.call("insert", vec![arg(&i), arg(v)]).await
+        }
+
+        /// `l[i]`.
+        ///
+        /// # Errors
+        /// A remote `IndexError` out of range.
+        pub async fn get(&self, i: i64) -> Result<T, ManagerError> {
+            self.base.call("getitem", vec![arg(&i)]).await
+        }
+
+        /// `l[i] = v`.
+        ///
+        /// # Errors
+        /// A remote `IndexError` out of range.
+        pub async fn set(&self, i: i64, v: &T) -> Result<(), ManagerError> {
+            self.base.call("setitem", vec![arg(&i), arg(v)]).await
+        }
+
+        /// `del l[i]`.
+        ///
+        /// # Errors
+        /// A remote `IndexError` out of range.
+        pub async fn del(&self, i: i64) -> Result<(), ManagerError> {
+            self.base.call("delitem", vec![arg(&i)]).await
+        }
+
+        /// `l.pop()` (the last) or `l.pop(i)`.
+        ///
+        /// # Errors
+        /// A remote `IndexError` when empty or out of range.
+        pub async fn pop(&self, i: Option<i64>) -> Result<T, ManagerError> {
+            self.base.call("pop", i.iter().map(arg).collect()).await
+        }
+
+        /// `v in l`.
+        ///
+        /// # Errors
+        /// As [`len`](ListProxy::len).
+        pub async fn contains(&self, v: &T) -> Result<bool, ManagerError> {
+            self.base.call("contains", vec![arg(v)]).await
+        }
+
+        /// `l.count(v)`.
+        ///
+        /// # Errors
+        /// As [`len`](ListProxy::len).
+        pub async fn count(&self, v: &T) -> Result<usize, ManagerError> {
+            self.base.call("count", vec![arg(v)]).await
+        }
+
+        /// `l.index(v)`.
+        ///
+        /// # Errors
+        /// A remote `ValueError` if absent.
+        pub async fn index(&self, v: &T) -> Result<usize, ManagerError> {
+            self.base.call("index", vec![arg(v)]).await
+        }
+
+        /// `l.remove(v)` (the first equal one).
+        ///
+        /// # Errors
+        /// A remote `ValueError` if absent.
+        pub async fn remove(&self, v: &T) -> Result<(), ManagerError> {
+            self.base.call("remove", vec![arg(v)]).await
+        }
+
+        /// `l.reverse()`.
+        ///
+        /// # Errors
+        /// As [`len`](ListProxy::len).
+        pub async fn reverse(&self) -> Result<(), ManagerError> {
+            self.base.call("reverse", vec![]).await
+        }
+
+        /// `l.clear()`.
+        ///
+        /// # Errors
+        /// As [`len`](ListProxy::len).
+        pub async fn clear(&self) -> Result<(), ManagerError> {
+            self.base.call("clear", vec![]).await
+        }
+
+        /// `list(l)`: a copy of the whole list.
+        ///
+        /// # Errors
+        /// As [`len`](ListProxy::len).
+        pub async fn to_vec(&self) -> Result<Vec<T>, ManagerError> {
+            self.base.call("tolist", vec![]).await
+        }
+    }
+}
+
 impl<T: Serialize + DeserializeOwned> ListProxy<T> {
-    /// `len(l)`.
-    ///
-    /// # Errors
-    /// [`ManagerError::Connection`] if the server is gone (as every call).
-    pub fn len(&self) -> Result<usize, ManagerError> {
-        self.base.call("len", vec![])
-    }
-
-    /// `len(l) == 0`.
-    ///
-    /// # Errors
-    /// As [`len`](ListProxy::len).
-    pub fn is_empty(&self) -> Result<bool, ManagerError> {
-        self.len().map(|n| n == 0)
-    }
-
-    /// `l.append(v)`.
-    ///
-    /// # Errors
-    /// As [`len`](ListProxy::len).
-    pub fn append(&self, v: &T) -> Result<(), ManagerError> {
-        self.base.call("append", vec![arg(v)])
-    }
-
     /// `l.extend(vs)`, in one call.
     ///
     /// # Errors
     /// As [`len`](ListProxy::len).
+    pub async fn extend<'a>(&self, vs: impl IntoIterator<Item = &'a T>) -> Result<(), ManagerError>
+    where
+        T: 'a,
+    {
+        self.base
+            .call("extend", vs.into_iter().map(arg).collect())
+            .await
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Blocking<'_, ListProxy<T>> {
+    /// [`ListProxy::extend`], blocking.
+    ///
+    /// # Errors
+    /// As [`ListProxy::len`].
+    #[track_caller]
     pub fn extend<'a>(&self, vs: impl IntoIterator<Item = &'a T>) -> Result<(), ManagerError>
     where
         T: 'a,
     {
-        self.base.call("extend", vs.into_iter().map(arg).collect())
-    }
-
-    /// `l.insert(i, v)`.
-    ///
-    /// # Errors
-    /// As [`len`](ListProxy::len).
-    pub fn insert(&self, i: i64, v: &T) -> Result<(), ManagerError> {
-        self.base.call("insert", vec![arg(&i), arg(v)])
-    }
-
-    /// `l[i]`.
-    ///
-    /// # Errors
-    /// A remote `IndexError` out of range.
-    pub fn get(&self, i: i64) -> Result<T, ManagerError> {
-        self.base.call("getitem", vec![arg(&i)])
-    }
-
-    /// `l[i] = v`.
-    ///
-    /// # Errors
-    /// A remote `IndexError` out of range.
-    pub fn set(&self, i: i64, v: &T) -> Result<(), ManagerError> {
-        self.base.call("setitem", vec![arg(&i), arg(v)])
-    }
-
-    /// `del l[i]`.
-    ///
-    /// # Errors
-    /// A remote `IndexError` out of range.
-    pub fn del(&self, i: i64) -> Result<(), ManagerError> {
-        self.base.call("delitem", vec![arg(&i)])
-    }
-
-    /// `l.pop()` (the last) or `l.pop(i)`.
-    ///
-    /// # Errors
-    /// A remote `IndexError` when empty or out of range.
-    pub fn pop(&self, i: Option<i64>) -> Result<T, ManagerError> {
-        self.base.call("pop", i.iter().map(arg).collect())
-    }
-
-    /// `v in l`.
-    ///
-    /// # Errors
-    /// As [`len`](ListProxy::len).
-    pub fn contains(&self, v: &T) -> Result<bool, ManagerError> {
-        self.base.call("contains", vec![arg(v)])
-    }
-
-    /// `l.count(v)`.
-    ///
-    /// # Errors
-    /// As [`len`](ListProxy::len).
-    pub fn count(&self, v: &T) -> Result<usize, ManagerError> {
-        self.base.call("count", vec![arg(v)])
-    }
-
-    /// `l.index(v)`.
-    ///
-    /// # Errors
-    /// A remote `ValueError` if absent.
-    pub fn index(&self, v: &T) -> Result<usize, ManagerError> {
-        self.base.call("index", vec![arg(v)])
-    }
-
-    /// `l.remove(v)` (the first equal one).
-    ///
-    /// # Errors
-    /// A remote `ValueError` if absent.
-    pub fn remove(&self, v: &T) -> Result<(), ManagerError> {
-        self.base.call("remove", vec![arg(v)])
-    }
-
-    /// `l.reverse()`.
-    ///
-    /// # Errors
-    /// As [`len`](ListProxy::len).
-    pub fn reverse(&self) -> Result<(), ManagerError> {
-        self.base.call("reverse", vec![])
-    }
-
-    /// `l.clear()`.
-    ///
-    /// # Errors
-    /// As [`len`](ListProxy::len).
-    pub fn clear(&self) -> Result<(), ManagerError> {
-        self.base.call("clear", vec![])
-    }
-
-    /// `list(l)`: a copy of the whole list.
-    ///
-    /// # Errors
-    /// As [`len`](ListProxy::len).
-    pub fn to_vec(&self) -> Result<Vec<T>, ManagerError> {
-        self.base.call("tolist", vec![])
+        block(self.0.extend(vs))
     }
 }

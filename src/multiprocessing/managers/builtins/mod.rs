@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 
 use super::super::errors::RemoteError;
 use super::protocol::{ManagerError, dec};
-use super::server::{Served, decode_arg as a};
+use super::server::Served;
 use crate::threading::{self, ReleaseError};
 
 // The typed-proxy boilerplate is a macro, so it is defined before the
@@ -46,6 +46,14 @@ macro_rules! proxy_type {
             }
         }
 
+        impl$(<$($t),+>)? $name$(<$($t),+>)? {
+            /// The same calls, each waiting on the calling thread (which
+            /// owns what they take): for plain threads, not for tasks.
+            pub fn blocking(&self) -> super::super::client::Blocking<'_, Self> {
+                super::super::client::Blocking(self)
+            }
+        }
+
         impl$(<$($t),+>)? Proxy for $name$(<$($t),+>)? {
             fn from_base(base: BaseProxy) -> Self {
                 $name {
@@ -56,6 +64,34 @@ macro_rules! proxy_type {
             fn base(&self) -> &BaseProxy {
                 &self.base
             }
+        }
+    };
+}
+
+/// Writes a proxy's async methods and, from the same list, its blocking
+/// facade's: each the async one run to its end on the calling thread.
+macro_rules! dual {
+    (impl[$($g:tt)*] $ty:ty {
+        $(
+            $(#[$m:meta])*
+            pub async fn $name:ident(&$s:ident $(, $a:ident : $t:ty)* $(,)?) -> $ret:ty $body:block
+        )*
+    }) => {
+        impl<$($g)*> $ty {
+            $(
+                $(#[$m])*
+                pub async fn $name(&$s $(, $a: $t)*) -> $ret $body
+            )*
+        }
+
+        impl<$($g)*> super::super::client::Blocking<'_, $ty> {
+            $(
+                $(#[$m])*
+                #[track_caller]
+                pub fn $name(&$s $(, $a: $t)*) -> $ret {
+                    super::super::client::block($s.0.$name($($a),*))
+                }
+            )*
         }
     };
 }
@@ -78,7 +114,7 @@ use dict::{DictObj, OrderedMap};
 use list::ListObj;
 use pool::PoolObj;
 use queue::QueueObj;
-use sync::{BarrierObj, BoundedObj, ConditionObj, EventObj, LockObj, RLockObj, SemaphoreObj};
+use sync::{BarrierObj, BoundedObj, ConditionObj, EventObj, LockObj, Owned, SemaphoreObj};
 use value::{ArrayObj, NamespaceObj, ValueObj};
 
 fn err(type_name: &str, message: impl Into<String>) -> RemoteError {
@@ -106,25 +142,6 @@ fn index(i: i64, len: usize) -> Option<usize> {
     (0..len as i64).contains(&i).then_some(i as usize)
 }
 
-/// A blocking acquire with Python's `(blocking, timeout)`.
-fn acquire_with(
-    args: &[Vec<u8>],
-    try_: impl FnOnce() -> bool,
-    block: impl FnOnce(),
-    timed: impl FnOnce(Duration) -> bool,
-) -> Result<bool, RemoteError> {
-    let blocking: bool = a(args, 0)?;
-    let timeout: Option<Duration> = a(args, 1)?;
-    Ok(match (blocking, timeout) {
-        (false, _) => try_(),
-        (true, None) => {
-            block();
-            true
-        }
-        (true, Some(t)) => timed(t),
-    })
-}
-
 /// Makes a built-in object, or `None` if `typeid` is not one.
 pub(crate) fn make(typeid: &str, args: &[u8]) -> Option<Result<Arc<dyn Served>, RemoteError>> {
     let made: Result<Arc<dyn Served>, RemoteError> = (|| {
@@ -142,16 +159,16 @@ pub(crate) fn make(typeid: &str, args: &[u8]) -> Option<Result<Arc<dyn Served>, 
             "Value" => Arc::new(ValueObj(Mutex::new(dec(args)?))),
             "Array" => Arc::new(ArrayObj(Mutex::new(dec(args)?))),
             "Queue" | "JoinableQueue" => Arc::new(QueueObj(crate::queue::Queue::new(dec(args)?))),
-            "Lock" => Arc::new(LockObj {
-                lock: threading::Lock::new(),
-                holder: Mutex::new(None),
-            }),
-            "RLock" => Arc::new(RLockObj(threading::RLock::new())),
+            "Lock" => Arc::new(LockObj(Arc::new(Owned::new(false)))),
+            "RLock" => Arc::new(LockObj(Arc::new(Owned::new(true)))),
             "Semaphore" => Arc::new(SemaphoreObj(threading::Semaphore::new(dec(args)?))),
             "BoundedSemaphore" => {
                 Arc::new(BoundedObj(threading::BoundedSemaphore::new(dec(args)?)))
             }
-            "Condition" => Arc::new(ConditionObj(threading::Condition::new())),
+            "Condition" => Arc::new(ConditionObj {
+                lock: Arc::new(Owned::new(true)),
+                waiters: Mutex::default(),
+            }),
             "Event" => Arc::new(EventObj(threading::Event::new())),
             "Barrier" => {
                 let (parties, timeout): (usize, Option<Duration>) = dec(args)?;

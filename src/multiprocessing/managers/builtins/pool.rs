@@ -1,11 +1,14 @@
 //! `Pool`: a process pool in the server, and [`PoolProxy`].
 
+use std::sync::Arc;
+
+use futures::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::super::client::{BaseProxy, Proxy, arg};
+use super::super::client::{BaseProxy, Blocking, Proxy, arg, block};
 use super::super::protocol::ManagerError;
-use super::super::server::{Caller, Served, decode_arg as a, encode_result as ok};
+use super::super::server::{Caller, Outcome, Served, decode_arg as a, encode_result as ok};
 use super::{err, no_method};
 use crate::multiprocessing::callable::{Call, Plain};
 use crate::multiprocessing::errors::RemoteError;
@@ -15,7 +18,7 @@ use crate::multiprocessing::errors::RemoteError;
 pub(super) struct PoolObj(pub(super) crate::multiprocessing::Pool);
 
 impl Served for PoolObj {
-    fn call(&self, cx: Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
+    fn call(&self, cx: &Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
         match method {
             "run" => {
                 if !cx.same_binary {
@@ -61,6 +64,23 @@ impl Served for PoolObj {
             _ => Err(no_method("Pool", method)),
         }
     }
+
+    fn start(self: Arc<Self>, cx: &Caller, method: &str, args: &[Vec<u8>]) -> Outcome {
+        if method != "run" && method != "join" {
+            return Outcome::Now(self.call(cx, method, args));
+        }
+        // The pool's own waits are blocking: on a thread of the server's
+        // blocking pool, not on this connection's.
+        let (cx, method, args) = (cx.clone(), method.to_owned(), args.to_vec());
+        Outcome::Finish(
+            async move {
+                tokio::task::spawn_blocking(move || self.call(&cx, &method, &args))
+                    .await
+                    .unwrap_or_else(|_| Err(err("RuntimeError", "the pool call panicked")))
+            }
+            .boxed(),
+        )
+    }
 }
 
 /// A proxy to a process pool living in a manager's server.
@@ -78,6 +98,43 @@ pub struct PoolProxy {
 
 proxy_type!(PoolProxy);
 
+dual! {
+    impl[] PoolProxy {
+
+        /// The number of workers.
+        ///
+        /// # Errors
+        /// [`ManagerError::Connection`] if the server is gone.
+        pub async fn processes(&self) -> Result<usize, ManagerError> {
+            self.base.call("processes", vec![]).await
+        }
+
+        /// `close()`.
+        ///
+        /// # Errors
+        /// As [`processes`](PoolProxy::processes).
+        pub async fn close(&self) -> Result<(), ManagerError> {
+            self.base.call("close", vec![]).await
+        }
+
+        /// `terminate()`.
+        ///
+        /// # Errors
+        /// As [`processes`](PoolProxy::processes).
+        pub async fn terminate(&self) -> Result<(), ManagerError> {
+            self.base.call("terminate", vec![]).await
+        }
+
+        /// `join()` (after `close` or `terminate`).
+        ///
+        /// # Errors
+        /// A remote `ValueError` if the pool is still running.
+        pub async fn join(&self) -> Result<(), ManagerError> {
+            self.base.call("join", vec![]).await
+        }
+    }
+}
+
 impl PoolProxy {
     /// `f` over `args` on the pool's workers, results in order;
     /// `chunksize` calls per message (0: about four chunks per worker).
@@ -88,7 +145,7 @@ impl PoolProxy {
     /// The first failed call's error as [`ManagerError::Remote`] (a panic
     /// with its remote backtrace, or `BrokenProcessPool` for a worker that
     /// died), [`ManagerError::Codec`] for arguments holding OS handles.
-    pub fn map<A, R>(
+    pub async fn map<A, R>(
         &self,
         f: fn(A) -> R,
         args: impl IntoIterator<Item = A>,
@@ -101,7 +158,7 @@ impl PoolProxy {
         let args: Vec<A> = args.into_iter().collect();
         let chunksize = match chunksize {
             0 => {
-                let workers: usize = self.base.call("processes", vec![])?;
+                let workers: usize = self.base.call("processes", vec![]).await?;
                 args.len().div_ceil(workers.max(1) * 4).max(1)
             }
             n => n,
@@ -121,7 +178,7 @@ impl PoolProxy {
             }
             request.push(bytes.map_err(|e| ManagerError::Codec(e.to_string()))?);
         }
-        let replies: Vec<Vec<u8>> = self.base.call("run", request)?;
+        let replies: Vec<Vec<u8>> = self.base.call("run", request).await?;
         let mut out = Vec::with_capacity(n);
         for r in replies {
             let outs: Vec<Result<R, RemoteError>> =
@@ -139,44 +196,45 @@ impl PoolProxy {
     ///
     /// # Errors
     /// As [`map`](PoolProxy::map).
+    pub async fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, ManagerError>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let mut v = self.map(f, [arg], 1).await?;
+        Ok(v.remove(0))
+    }
+}
+
+impl Blocking<'_, PoolProxy> {
+    /// [`PoolProxy::map`], blocking.
+    ///
+    /// # Errors
+    /// As [`PoolProxy::map`].
+    #[track_caller]
+    pub fn map<A, R>(
+        &self,
+        f: fn(A) -> R,
+        args: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<Vec<R>, ManagerError>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        block(self.0.map(f, args, chunksize))
+    }
+
+    /// [`PoolProxy::apply`], blocking.
+    ///
+    /// # Errors
+    /// As [`PoolProxy::map`].
+    #[track_caller]
     pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, ManagerError>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let mut v = self.map(f, [arg], 1)?;
-        Ok(v.remove(0))
-    }
-
-    /// The number of workers.
-    ///
-    /// # Errors
-    /// [`ManagerError::Connection`] if the server is gone.
-    pub fn processes(&self) -> Result<usize, ManagerError> {
-        self.base.call("processes", vec![])
-    }
-
-    /// `close()`.
-    ///
-    /// # Errors
-    /// As [`processes`](PoolProxy::processes).
-    pub fn close(&self) -> Result<(), ManagerError> {
-        self.base.call("close", vec![])
-    }
-
-    /// `terminate()`.
-    ///
-    /// # Errors
-    /// As [`processes`](PoolProxy::processes).
-    pub fn terminate(&self) -> Result<(), ManagerError> {
-        self.base.call("terminate", vec![])
-    }
-
-    /// `join()` (after `close` or `terminate`).
-    ///
-    /// # Errors
-    /// A remote `ValueError` if the pool is still running.
-    pub fn join(&self) -> Result<(), ManagerError> {
-        self.base.call("join", vec![])
+        block(self.0.apply(f, arg))
     }
 }

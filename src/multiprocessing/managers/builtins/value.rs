@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::super::client::{BaseProxy, Proxy, arg};
+use super::super::client::{BaseProxy, Blocking, Proxy, arg, block};
 use super::super::protocol::{ManagerError, seq};
 use super::super::server::{Caller, Served, decode_arg as a, encode_result as ok};
 use super::{err, index, no_method};
@@ -19,7 +19,7 @@ use crate::multiprocessing::errors::RemoteError;
 pub(super) struct NamespaceObj(pub(super) Mutex<BTreeMap<String, Vec<u8>>>);
 
 impl Served for NamespaceObj {
-    fn call(&self, _: Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
+    fn call(&self, _: &Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
         let mut ns = self.0.lock();
         let missing = |name: &str| {
             err(
@@ -60,37 +60,61 @@ pub struct NamespaceProxy {
 
 proxy_type!(NamespaceProxy);
 
+dual! {
+    impl[] NamespaceProxy {
+        /// `del ns.name`.
+        ///
+        /// # Errors
+        /// A remote `AttributeError` if it was never set.
+        pub async fn del(&self, name: &str) -> Result<(), ManagerError> {
+            self.base.call("delattr", vec![arg(name)]).await
+        }
+
+        /// The names set, sorted (Python's `vars(ns)` keys).
+        ///
+        /// # Errors
+        /// As [`set`](NamespaceProxy::set).
+        pub async fn names(&self) -> Result<Vec<String>, ManagerError> {
+            self.base.call("names", vec![]).await
+        }
+    }
+}
+
 impl NamespaceProxy {
     /// `ns.name`.
     ///
     /// # Errors
     /// A remote `AttributeError` if it was never set.
-    pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T, ManagerError> {
-        self.base.call("getattr", vec![arg(name)])
+    pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T, ManagerError> {
+        self.base.call("getattr", vec![arg(name)]).await
     }
 
     /// `ns.name = v`.
     ///
     /// # Errors
     /// [`ManagerError::Connection`] if the server is gone.
-    pub fn set<T: Serialize>(&self, name: &str, v: &T) -> Result<(), ManagerError> {
-        self.base.call("setattr", vec![arg(name), arg(v)])
+    pub async fn set<T: Serialize>(&self, name: &str, v: &T) -> Result<(), ManagerError> {
+        self.base.call("setattr", vec![arg(name), arg(v)]).await
     }
+}
 
-    /// `del ns.name`.
+impl Blocking<'_, NamespaceProxy> {
+    /// [`NamespaceProxy::get`], blocking.
     ///
     /// # Errors
     /// A remote `AttributeError` if it was never set.
-    pub fn del(&self, name: &str) -> Result<(), ManagerError> {
-        self.base.call("delattr", vec![arg(name)])
+    #[track_caller]
+    pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T, ManagerError> {
+        block(self.0.get(name))
     }
 
-    /// The names set, sorted (Python's `vars(ns)` keys).
+    /// [`NamespaceProxy::set`], blocking.
     ///
     /// # Errors
-    /// As [`set`](NamespaceProxy::set).
-    pub fn names(&self) -> Result<Vec<String>, ManagerError> {
-        self.base.call("names", vec![])
+    /// [`ManagerError::Connection`] if the server is gone.
+    #[track_caller]
+    pub fn set<T: Serialize>(&self, name: &str, v: &T) -> Result<(), ManagerError> {
+        block(self.0.set(name, v))
     }
 }
 
@@ -99,7 +123,7 @@ impl NamespaceProxy {
 pub(super) struct ValueObj(pub(super) Mutex<Vec<u8>>);
 
 impl Served for ValueObj {
-    fn call(&self, _: Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
+    fn call(&self, _: &Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
         let mut v = self.0.lock();
         match method {
             "get" => Ok(v.clone()),
@@ -123,28 +147,30 @@ pub struct ValueProxy<T> {
 
 proxy_type!(ValueProxy<T>);
 
-impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
-    /// `v.value`.
-    ///
-    /// # Errors
-    /// [`ManagerError::Connection`] if the server is gone.
-    pub fn get(&self) -> Result<T, ManagerError> {
-        self.base.call("get", vec![])
-    }
+dual! {
+    impl[T: Serialize + DeserializeOwned] ValueProxy<T> {
+        /// `v.value`.
+        ///
+        /// # Errors
+        /// [`ManagerError::Connection`] if the server is gone.
+        pub async fn get(&self) -> Result<T, ManagerError> {
+            self.base.call("get", vec![]).await
+        }
 
-    /// `v.value = x`.
-    ///
-    /// # Errors
-    /// As [`get`](ValueProxy::get).
-    pub fn set(&self, x: &T) -> Result<(), ManagerError> {
-        self.base.call("set", vec![arg(x)])
+        /// `v.value = x`.
+        ///
+        /// # Errors
+        /// As [`get`](ValueProxy::get).
+        pub async fn set(&self, x: &T) -> Result<(), ManagerError> {
+            self.base.call("set", vec![arg(x)]).await
+        }
     }
 }
 
 pub(super) struct ArrayObj(pub(super) Mutex<Vec<Vec<u8>>>);
 
 impl Served for ArrayObj {
-    fn call(&self, _: Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
+    fn call(&self, _: &Caller, method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, RemoteError> {
         let mut v = self.0.lock();
         let i = || -> Result<usize, RemoteError> {
             index(a(args, 0)?, v.len()).ok_or_else(|| err("IndexError", "array index out of range"))
@@ -173,44 +199,46 @@ pub struct ArrayProxy<T> {
 
 proxy_type!(ArrayProxy<T>);
 
-impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
-    /// `len(a)`.
-    ///
-    /// # Errors
-    /// [`ManagerError::Connection`] if the server is gone.
-    pub fn len(&self) -> Result<usize, ManagerError> {
-        self.base.call("len", vec![])
-    }
+dual! {
+    impl[T: Serialize + DeserializeOwned] ArrayProxy<T> {
+        /// `len(a)`.
+        ///
+        /// # Errors
+        /// [`ManagerError::Connection`] if the server is gone.
+        pub async fn len(&self) -> Result<usize, ManagerError> {
+            self.base.call("len", vec![]).await
+        }
 
-    /// `len(a) == 0`.
-    ///
-    /// # Errors
-    /// As [`len`](ArrayProxy::len).
-    pub fn is_empty(&self) -> Result<bool, ManagerError> {
-        self.len().map(|n| n == 0)
-    }
+        /// `len(a) == 0`.
+        ///
+        /// # Errors
+        /// As [`len`](ArrayProxy::len).
+        pub async fn is_empty(&self) -> Result<bool, ManagerError> {
+            self.len().await.map(|n| n == 0)
+        }
 
-    /// `a[i]`.
-    ///
-    /// # Errors
-    /// A remote `IndexError` out of range.
-    pub fn get(&self, i: i64) -> Result<T, ManagerError> {
-        self.base.call("getitem", vec![arg(&i)])
-    }
+        /// `a[i]`.
+        ///
+        /// # Errors
+        /// A remote `IndexError` out of range.
+        pub async fn get(&self, i: i64) -> Result<T, ManagerError> {
+            self.base.call("getitem", vec![arg(&i)]).await
+        }
 
-    /// `a[i] = x`.
-    ///
-    /// # Errors
-    /// A remote `IndexError` out of range.
-    pub fn set(&self, i: i64, x: &T) -> Result<(), ManagerError> {
-        self.base.call("setitem", vec![arg(&i), arg(x)])
-    }
+        /// `a[i] = x`.
+        ///
+        /// # Errors
+        /// A remote `IndexError` out of range.
+        pub async fn set(&self, i: i64, x: &T) -> Result<(), ManagerError> {
+            self.base.call("setitem", vec![arg(&i), arg(x)]).await
+        }
 
-    /// `a[:]`.
-    ///
-    /// # Errors
-    /// As [`len`](ArrayProxy::len).
-    pub fn to_vec(&self) -> Result<Vec<T>, ManagerError> {
-        self.base.call("tolist", vec![])
+        /// `a[:]`.
+        ///
+        /// # Errors
+        /// As [`len`](ArrayProxy::len).
+        pub async fn to_vec(&self) -> Result<Vec<T>, ManagerError> {
+            self.base.call("tolist", vec![]).await
+        }
     }
 }
