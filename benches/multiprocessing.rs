@@ -681,6 +681,33 @@ fn manager_roundtrip(c: &mut Criterion) {
         d.blocking().set(&1, &2).unwrap();
         b.iter(|| assert_eq!(d.blocking().get(&1).unwrap(), Some(2)));
     });
+    // Async proxies: 64 tasks on a 2-worker runtime each make one get,
+    // all in flight on the process's one connection (per-call figure).
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("conex_dictproxy_get_async_64_tasks", |b| {
+        let m = conex::multiprocessing::manager().unwrap();
+        let d = m.dict::<u64, u64>().unwrap();
+        d.blocking().set(&1, &2).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        b.iter(|| {
+            rt.block_on(async {
+                let calls: Vec<_> = (0..64)
+                    .map(|_| {
+                        let d = d.clone();
+                        tokio::spawn(async move { d.get(&1).await.unwrap() })
+                    })
+                    .collect();
+                for c in calls {
+                    assert_eq!(c.await.unwrap(), Some(2));
+                }
+            })
+        });
+    });
+    g.throughput(Throughput::Elements(1));
     g.bench_function("conex_pipe_roundtrip_child", |b| {
         let (a, z) = pipe(true).unwrap();
         let p = Process::new(echo, z);

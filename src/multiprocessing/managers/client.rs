@@ -2,20 +2,22 @@
 //! the process's tasks and threads (requests tagged, replies matched), and
 //! the proxy every typed proxy wraps.
 //!
-//! One thread per link reads the replies and wakes their callers. (A
-//! caller that read for everyone while it waited, with no thread, was
-//! tried first: a future polled once and then kept unpolled, as a `select!`
-//! branch may be, held the reader's turn and stalled every other call of
-//! the process.) The same code runs under a runtime and on a plain thread
-//! (the blocking facade polls it with the I/O driver's `block_on_io`).
+//! Who reads the replies: a blocking caller reads for everyone while it is
+//! its turn (it is polled to its end: one wake-up per round trip, as a
+//! plain pipe); async callers only wait, and a reader task (on the
+//! caller's runtime) reads while any call waits. An async caller never
+//! reads itself: a future polled once and then kept unpolled (a `select!`
+//! branch) would hold the turn and stall every other call of the process
+//! (tried, and seen to hang). No thread per link, none per call.
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Poll, Waker};
 
+use futures::future::{Either, select};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -109,6 +111,10 @@ struct Link {
     conn: Connection,
     next: AtomicU64,
     slots: Mutex<Slots>,
+    /// The reader's turn: a blocking caller or the reader task.
+    turn: crate::wait::mutex::Mutex<()>,
+    /// Whether a reader task runs.
+    reading: AtomicBool,
 }
 
 fn broken_error(why: &str) -> ManagerError {
@@ -180,31 +186,89 @@ impl Link {
         None
     }
 
-    /// Waits for the reply of `seq` (the link's reader delivers it).
+    /// Whether a call still waits for its reply.
+    fn pending(&self) -> bool {
+        self.slots.lock().map.values().any(|s| s.reply.is_none())
+    }
+
+    /// Reads one reply and hands it to its caller (or breaks the link).
+    async fn read_one(&self) {
+        match self.conn.recv::<(u64, Reply)>().await {
+            Ok((s, reply)) => self.deliver(s, reply),
+            Err(e) => self.break_all(e.to_string()),
+        }
+    }
+
+    /// Waits for the reply of `seq`.
+    ///
+    /// A blocking caller reads the connection itself when it is its turn
+    /// (it is polled to its end, so it cannot keep the turn unpolled); an
+    /// async caller only waits, and makes sure a reader task runs: a future
+    /// polled once and then kept unpolled (a `select!` branch) must not
+    /// hold the turn and stall the process's other calls.
     ///
     /// Cancel safety: the slot stays open, its reply kept for whoever
     /// waits for it next (the cleanup of a dropped call).
-    async fn wait(&self, seq: u64) -> Result<Reply, ManagerError> {
+    async fn wait(self: &Arc<Self>, seq: u64) -> Result<Reply, ManagerError> {
         if let Some(r) = self.take(seq, None) {
             return r;
         }
-        std::future::poll_fn(|cx| match self.take(seq, Some(cx.waker())) {
-            Some(r) => Poll::Ready(r),
-            None => Poll::Pending,
-        })
-        .await
+        let filled = || {
+            std::future::poll_fn(move |cx| match self.take(seq, Some(cx.waker())) {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            })
+        };
+        if !AS_THREAD.with(Cell::get) {
+            self.ensure_reader();
+            return filled().await;
+        }
+        let turn = self.turn.lock();
+        match select(std::pin::pin!(filled()), std::pin::pin!(turn)).await {
+            Either::Left((r, _)) => r,
+            Either::Right((_turn, _)) => loop {
+                if let Some(r) = self.take(seq, None) {
+                    return r;
+                }
+                self.read_one().await;
+            },
+        }
     }
 
-    /// Reads replies and hands each to its caller, until the connection
-    /// breaks: the link's reader thread.
-    async fn read(&self) {
-        loop {
-            match self.conn.recv::<(u64, Reply)>().await {
-                Ok((s, reply)) => self.deliver(s, reply),
-                Err(e) => {
-                    self.break_all(e.to_string());
-                    return;
+    /// Starts the reader task unless one runs.
+    fn ensure_reader(self: &Arc<Self>) {
+        if !self.reading.swap(true, Ordering::SeqCst) {
+            let link = self.clone();
+            crate::runtime::handle().spawn(link.read_for_tasks());
+        }
+    }
+
+    /// The reader task: reads replies while any call waits for one, then
+    /// ends (the next async call starts another).
+    async fn read_for_tasks(self: Arc<Self>) {
+        /// A reader dropped with its runtime lets the next call start one.
+        struct Stop<'a>(&'a Link, bool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.reading.store(false, Ordering::SeqCst);
                 }
+            }
+        }
+        let mut stop = Stop(&self, false);
+        loop {
+            {
+                let _turn = self.turn.lock().await;
+                while self.pending() {
+                    self.read_one().await;
+                }
+            }
+            self.reading.store(false, Ordering::SeqCst);
+            // A call that came while this reader was leaving saw it still
+            // running: read on for it, unless another reader took over.
+            if !self.pending() || self.reading.swap(true, Ordering::SeqCst) {
+                stop.1 = true;
+                return;
             }
         }
     }
@@ -268,12 +332,10 @@ async fn link(address: &Address, authkey: &[u8]) -> Result<Arc<Link>, ManagerErr
         conn,
         next: AtomicU64::new(1),
         slots: Mutex::new(Slots::default()),
+        turn: crate::wait::mutex::Mutex::new(()),
+        reading: AtomicBool::new(false),
     });
-    let reader = link.clone();
-    std::thread::Builder::new()
-        .name("conex-manager-reader".into())
-        .spawn(move || crate::io::driver::block_on_io(reader.read()))
-        .map_err(|e| ManagerError::Connection(ConnectionError::Io(e)))?;
+
     LINKS
         .lock()
         .1

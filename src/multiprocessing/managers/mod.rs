@@ -31,8 +31,9 @@
 //! Every proxy call is async, and every proxy has a `blocking()` facade
 //! with the same calls for plain threads. All the tasks and threads of a
 //! process share one connection to a server: requests carry a number and
-//! the task or thread that asks, replies come back in any order, and one
-//! reader thread per process and server hands each to its caller. So a
+//! the task or thread that asks, replies come back in any order, and a
+//! reader (a blocking caller in its turn, or a task while async calls
+//! wait) hands each to its caller. So a
 //! thousand tasks calling at once cost no thread each, and a call that waits in the server (a lock, a
 //! queue `get`, an `Event` wait) holds up none of the others: the server
 //! answers calls that cannot wait on the connection's thread and runs
