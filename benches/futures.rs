@@ -141,5 +141,47 @@ fn map(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, burst, one_at_a_time, map);
+/// asyncio's create_task: conex's `tasks::spawn` (a copy of the context,
+/// a registry entry for `all_tasks`, a name) against a bare `tokio::spawn`,
+/// 1,000 spawned then awaited, on a 2-worker runtime.
+fn task_spawn(c: &mut Criterion) {
+    let mut g = group(c, "task_spawn_1000");
+    g.throughput(Throughput::Elements(1000));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    g.bench_function("conex::tasks::spawn", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let ts: Vec<_> = (0..1000u64)
+                    .map(|i| conex::tasks::spawn(async move { i }))
+                    .collect();
+                let mut sum = 0;
+                for t in ts {
+                    sum += t.await.unwrap();
+                }
+                black_box(sum)
+            })
+        })
+    });
+    g.bench_function("tokio::spawn", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let ts: Vec<_> = (0..1000u64)
+                    .map(|i| tokio::spawn(async move { i }))
+                    .collect();
+                let mut sum = 0;
+                for t in ts {
+                    sum += t.await.unwrap();
+                }
+                black_box(sum)
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, burst, one_at_a_time, map, task_spawn);
 criterion_main!(benches);

@@ -626,3 +626,102 @@ async fn spawn_in_runs_in_the_context_given() {
     tx.send(()).unwrap();
     assert_eq!(holder.await.unwrap(), Ok(()));
 }
+
+// ------------------------------------------------------- introspection
+
+// test_tasks.test_current_task: inside a task conex started, the task
+// itself; outside any, none.
+#[tokio::test]
+async fn current_task_is_the_running_one() {
+    assert!(current_task().is_none(), "the test's body is no conex task");
+    let t = spawn_named("me", async { current_task().map(|t| (t.name(), t.done())) });
+    let me = t.info().clone();
+    assert_eq!(t.await.unwrap(), Some(("me".to_string(), false)));
+    assert!(me.done());
+    // A plain tokio task is not one of conex's.
+    assert!(
+        tokio::spawn(async { current_task() })
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A nested spawn sees its own task, not its parent's.
+    let outer = spawn_named("outer", async {
+        spawn_named("inner", async { current_task().unwrap().name() })
+            .await
+            .unwrap()
+    });
+    assert_eq!(outer.await.unwrap(), "inner");
+}
+
+// test_tasks.test_task_set_name_pylong / test_task_repr: default names
+// are Task-<n>, and a name can be changed.
+#[tokio::test]
+async fn default_names_and_renaming() {
+    let a = spawn(async {});
+    let b = spawn(async {});
+    let (na, nb) = (a.name(), b.name());
+    let num = |n: &str| n.strip_prefix("Task-").unwrap().parse::<u64>().unwrap();
+    assert!(num(&nb) > num(&na), "{na} then {nb}");
+    b.set_name("renamed");
+    assert_eq!(b.info().name(), "renamed");
+    assert!(format!("{b:?}").contains("renamed"));
+    a.await.unwrap();
+    b.await.unwrap();
+}
+
+// test_tasks.test_all_tasks (asyncio.all_tasks): the tasks not done, from
+// every way conex starts one; a done task leaves the list.
+#[tokio::test]
+async fn all_tasks_lists_the_live_ones() {
+    let gate = Arc::new(conex::threading::Event::new());
+    let g = gate.clone();
+    let plain = spawn_named("all-plain", async move { g.wait().await });
+    let g = gate.clone();
+    let eager = spawn_eager(async move { g.wait().await });
+    eager.set_name("all-eager");
+    let done_eagerly = spawn_eager(async { 5 });
+    assert!(done_eagerly.info().done(), "finished in its first poll");
+    let g = gate.clone();
+    let grouped = task_group(move |tg| async move {
+        let t = tg.spawn(async move {
+            g.wait().await;
+            Ok::<_, GroupClosedOr>(())
+        })?;
+        t.set_name("all-grouped");
+        let names: Vec<String> = all_tasks().iter().map(TaskInfo::name).collect();
+        for n in ["all-plain", "all-eager", "all-grouped"] {
+            assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+        }
+        assert!(!all_tasks().contains(done_eagerly.info()));
+        gate.set();
+        Ok::<_, GroupClosedOr>(())
+    })
+    .await;
+    assert!(grouped.is_ok());
+    plain.await.unwrap();
+    eager.await.unwrap();
+    let names: Vec<String> = all_tasks().iter().map(TaskInfo::name).collect();
+    assert!(!names.iter().any(|n| n.starts_with("all-")), "{names:?}");
+}
+
+// test_tasks.test_cancel (through the object current_task gives): a task
+// cancelled by its info is dropped at its next await.
+#[tokio::test]
+async fn task_info_cancels() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = DropFlag(dropped.clone());
+    let t = spawn_named("victim", async move {
+        let _flag = flag;
+        tokio::time::sleep(LONG).await;
+    });
+    let victim = all_tasks()
+        .into_iter()
+        .find(|i| i.name() == "victim")
+        .unwrap();
+    assert!(victim.cancel());
+    assert_eq!(t.await, Err(TaskError::Cancelled));
+    assert!(dropped.load(SeqCst));
+    assert!(victim.done());
+    assert!(!victim.cancel(), "done: nothing to cancel");
+}

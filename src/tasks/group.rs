@@ -218,6 +218,7 @@ impl<E: Send + 'static> TaskGroup<E> {
                 Err(other) => Err(other),
             }
         });
+        let (info, body) = super::introspect::track(None, body);
         let handle = runtime_handle().spawn(body);
         {
             let mut aborts = lock(&self.inner.aborts);
@@ -228,7 +229,7 @@ impl<E: Send + 'static> TaskGroup<E> {
                 aborts.push(handle.abort_handle());
             }
         }
-        Ok(Task::from_handle(handle))
+        Ok(Task::from_handle(handle).tracked(info))
     }
 
     /// Whether a task of the group has failed (the others are being

@@ -5,6 +5,8 @@
 //! | Python (asyncio) | conex |
 //! |---|---|
 //! | `create_task(coro)`, `Task` | [`spawn`], [`Task`] (`.await` it; [`Task::cancel`], [`Task::done`]) |
+//! | `create_task(coro, name=)`, `Task.get_name` / `set_name` | [`spawn_named`], [`Task::name`], [`Task::set_name`] |
+//! | `current_task()`, `all_tasks()` | [`current_task`], [`all_tasks`] → [`TaskInfo`] (name, done, cancel) for the tasks conex started |
 //! | eager task factory (3.12) | [`spawn_eager`] |
 //! | `TaskGroup` | [`task_group`] + [`TaskGroup::spawn`]; every failure in [`TaskGroupError`] |
 //! | `timeout(d)`, `timeout_at(t)`, `Timeout.reschedule` / `when` / `expired`, `wait_for` | [`timeout`], [`timeout_at`], [`TimeoutScope`] |
@@ -38,12 +40,14 @@
 //! context (contextvars), as asyncio's tasks do.
 
 mod group;
+mod introspect;
 mod runner;
 mod task;
 mod timeout;
 mod waiting;
 
 pub use group::{Failure, GroupClosed, TaskGroup, TaskGroupError, task_group};
+pub use introspect::{TaskInfo, all_tasks, current_task, spawn_named};
 pub use runner::{RunError, Runner, run};
 pub use task::{Task, TaskError, shield, sleep, spawn, spawn_eager, spawn_in, to_thread};
 pub use timeout::{Timeout, TimeoutScope, timeout, timeout_at};

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use futures::FutureExt;
 
+use super::introspect::{TaskInfo, track};
 use crate::contextvars::{InContext, TaskContext};
 use crate::threading::runtime_handle;
 
@@ -72,6 +73,8 @@ enum State<T> {
 /// ```
 pub struct Task<T> {
     state: State<T>,
+    /// Its name and state, as `current_task()` and `all_tasks()` see it.
+    info: Option<TaskInfo>,
     /// Cancel requests made through this handle, and the last message.
     cancels: std::sync::atomic::AtomicU32,
     message: std::sync::Mutex<Option<String>>,
@@ -80,6 +83,7 @@ pub struct Task<T> {
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
+            .field("name", &self.info.as_ref().map(TaskInfo::name))
             .field("done", &self.done())
             .finish_non_exhaustive()
     }
@@ -94,9 +98,39 @@ impl<T> Task<T> {
         Task::with_state(State::Finished(Some(out)))
     }
 
+    /// With its registry entry (the abort handle recorded for
+    /// [`TaskInfo::cancel`]).
+    pub(crate) fn tracked(mut self, info: TaskInfo) -> Task<T> {
+        if let State::Running(h) = &self.state {
+            info.set_abort(h.abort_handle());
+        }
+        self.info = Some(info);
+        self
+    }
+
+    /// Its name and state, as [`current_task`](super::current_task) and
+    /// [`all_tasks`](super::all_tasks) give them to anyone.
+    ///
+    /// # Panics
+    /// Never for tasks conex started (every one has its entry).
+    pub fn info(&self) -> &TaskInfo {
+        self.info.as_ref().expect("every conex task is registered")
+    }
+
+    /// Its name. Python: `Task.get_name()`.
+    pub fn name(&self) -> String {
+        self.info().name()
+    }
+
+    /// Renames it. Python: `Task.set_name(value)`.
+    pub fn set_name(&self, name: impl Into<String>) {
+        self.info().set_name(name);
+    }
+
     fn with_state(state: State<T>) -> Task<T> {
         Task {
             state,
+            info: None,
             cancels: std::sync::atomic::AtomicU32::new(0),
             message: std::sync::Mutex::new(None),
         }
@@ -243,7 +277,17 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    Task::from_handle(runtime_handle().spawn(InContext::copy_current(catching(fut))))
+    spawn_tracked(None, fut)
+}
+
+/// [`spawn`], named (or by default).
+pub(crate) fn spawn_tracked<F>(name: Option<String>, fut: F) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (info, fut) = track(name, InContext::copy_current(catching(fut)));
+    Task::from_handle(runtime_handle().spawn(fut)).tracked(info)
 }
 
 /// Starts `fut` as a task that runs in `context` itself (entered around
@@ -279,7 +323,8 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    Task::from_handle(runtime_handle().spawn(catching(context.scope(fut))))
+    let (info, fut) = track(None, catching(context.scope(fut)));
+    Task::from_handle(runtime_handle().spawn(fut)).tracked(info)
 }
 
 /// Starts `fut` and runs it at once, in the caller, until its first await
@@ -312,16 +357,23 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let mut fut = Box::pin(InContext::copy_current(catching(fut)));
+    let (info, fut) = track(None, InContext::copy_current(catching(fut)));
+    let mut fut = Box::pin(fut);
     // The first poll happens here; the task's own first poll polls again,
     // so a wake-up sent to this throwaway waker is never needed.
     let waker = futures::task::noop_waker();
     match catch_unwind(AssertUnwindSafe(|| {
         fut.as_mut().poll(&mut Context::from_waker(&waker))
     })) {
-        Ok(Poll::Ready(out)) => Task::finished(out),
-        Ok(Poll::Pending) => Task::from_handle(runtime_handle().spawn(fut)),
-        Err(p) => Task::finished(Err(TaskError::Panicked(panic_message(&*p)))),
+        Ok(Poll::Ready(out)) => {
+            drop(fut);
+            Task::finished(out).tracked(info)
+        }
+        Ok(Poll::Pending) => Task::from_handle(runtime_handle().spawn(fut)).tracked(info),
+        Err(p) => {
+            drop(fut);
+            Task::finished(Err(TaskError::Panicked(panic_message(&*p)))).tracked(info)
+        }
     }
 }
 
