@@ -725,3 +725,18 @@ async fn task_info_cancels() {
     assert!(victim.done());
     assert!(!victim.cancel(), "done: nothing to cancel");
 }
+
+// test_runners.test_run_... : the Runner's main future is a task, so
+// current_task() inside it is some (asyncio wraps it in a Task).
+#[test]
+fn runner_main_is_a_task() {
+    let r = Runner::new().unwrap();
+    let seen = r
+        .run(async {
+            let me = current_task().expect("the main task");
+            assert!(all_tasks().contains(&me));
+            me
+        })
+        .unwrap();
+    assert!(seen.done());
+}

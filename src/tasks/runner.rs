@@ -125,7 +125,7 @@ impl Runner {
                         let _ = tx.send(());
                     }
                 });
-                let run = Box::pin(self.ctx.scope(fut));
+                let run = Box::pin(super::introspect::track(None, self.ctx.scope(fut)).1);
                 let out = self.rt.block_on(futures::future::select(run, rx));
                 catch.stop();
                 match out {
@@ -140,7 +140,11 @@ impl Runner {
                 }
             });
         }
-        Ok(self.rt.block_on(self.ctx.scope(fut))?)
+        // The main future is the current task while it runs, as asyncio's
+        // Runner wraps it in one.
+        Ok(self
+            .rt
+            .block_on(super::introspect::track(None, self.ctx.scope(fut)).1)?)
     }
 
     /// The runner's runtime (Python: `Runner.get_loop()`).
