@@ -222,6 +222,54 @@ pub(crate) fn panic_str(payload: &(dyn std::any::Any + Send)) -> &str {
     }
 }
 
+/// The entry point of a program that uses conex: runs `async fn main` on
+/// a tokio runtime built after [`multiprocessing::init()`](crate::multiprocessing::init)
+/// has run, so a child process started from this binary diverts to its
+/// work before any thread exists (the fork server needs a single-threaded
+/// process to fork from, and a spawned child must not run the program's
+/// `main`). Use it where `#[tokio::main]` would go.
+///
+/// Options, as `#[tokio::main]`'s: `flavor = "multi_thread"` (the default)
+/// or `"current_thread"`, and `worker_threads = N` (multi-thread only;
+/// else tokio's default, one per core).
+///
+/// ```
+/// #[conex::main(worker_threads = 2)]
+/// async fn main() {
+///     let t = conex::tasks::spawn(async { 6 * 7 });
+///     assert_eq!(t.await, Ok(42));
+/// }
+/// ```
+pub use conex_macros::main;
+
+/// What `#[conex::main]` expands to (not part of the API).
+#[doc(hidden)]
+pub mod __main {
+    /// `multiprocessing::init()` where there is one.
+    pub fn init() {
+        #[cfg(all(feature = "multiprocessing", any(unix, windows)))]
+        crate::multiprocessing::init();
+    }
+
+    /// The program's runtime.
+    ///
+    /// # Panics
+    /// If the OS refuses tokio its threads or its I/O driver.
+    pub fn runtime(multi: bool, workers: Option<usize>) -> tokio::runtime::Runtime {
+        let mut b = if multi {
+            tokio::runtime::Builder::new_multi_thread()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        };
+        if let Some(n) = workers {
+            b.worker_threads(n);
+        }
+        b.enable_all()
+            .build()
+            .expect("#[conex::main]: cannot build the tokio runtime")
+    }
+}
+
 pub mod _thread;
 pub mod contextvars;
 #[cfg(feature = "futures")]

@@ -740,3 +740,32 @@ fn runner_main_is_a_task() {
         .unwrap();
     assert!(seen.done());
 }
+
+// #[conex::main]: #[tokio::main]'s options, the body's value passed out.
+mod entry_current {
+    #[conex::main(flavor = "current_thread")]
+    pub async fn main() -> tokio::runtime::RuntimeFlavor {
+        tokio::runtime::Handle::current().runtime_flavor()
+    }
+}
+
+mod entry_workers {
+    #[conex::main(worker_threads = 3)]
+    pub async fn main() -> Result<usize, String> {
+        let n = tokio::runtime::Handle::current().metrics().num_workers();
+        // A task of conex's runs on it.
+        let t = conex::tasks::spawn(async { 1 })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(n + t - 1)
+    }
+}
+
+#[test]
+fn conex_main_builds_the_runtime_asked_for() {
+    assert_eq!(
+        entry_current::main(),
+        tokio::runtime::RuntimeFlavor::CurrentThread
+    );
+    assert_eq!(entry_workers::main(), Ok(3));
+}

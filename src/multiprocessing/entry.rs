@@ -32,6 +32,10 @@ use super::context::ROLE_ENV;
 ///     assert_eq!(p.blocking().result().unwrap(), 3_628_800);
 /// }
 /// ```
+///
+/// An async `main` uses [`#[conex::main]`](crate::main) instead of
+/// `#[tokio::main]`: it calls `init()` before the runtime's threads start
+/// (inside `#[tokio::main]` it would run after them).
 pub fn init() {
     let Some(role) = std::env::var_os(ROLE_ENV) else {
         super::context::mark_initialised();

@@ -88,9 +88,10 @@ static CHILDREN: Mutex<Vec<Weak<Core>>> = Mutex::new(Vec::new());
 ///     a + b
 /// }
 ///
-/// #[tokio::main]
+/// // `init()` runs before the runtime's threads start: a child diverts to
+/// // `add` there.
+/// #[conex::main]
 /// async fn main() {
-///     conex::multiprocessing::init(); // first thing: a child diverts here
 ///     let p = Process::new(add, (2, 40));
 ///     p.start().unwrap();
 ///     p.join().await.unwrap();
