@@ -82,7 +82,7 @@
 
 #[cfg(all(unix, any(feature = "subprocess", feature = "multiprocessing")))]
 mod io;
-mod runtime;
+pub mod runtime;
 mod shim;
 #[cfg(unix)]
 mod sys;
